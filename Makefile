@@ -1,0 +1,40 @@
+# riskmap — two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STORE  ?= data/demo.gpkg
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test install install-test demo lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed
+
+$(STORE): | $(VENV)/.installed
+	$(VENV)/bin/riskmap demo --out $(STORE)
+
+demo: $(STORE)
+
+## make run: set up, build the demo district if absent, serve on http://$(HOST):$(PORT)
+run: $(VENV)/.installed $(STORE)
+	$(VENV)/bin/riskmap serve --store $(STORE) --host $(HOST) --port $(PORT)
+
+## make test: set up with test extras and run the whole suite
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check geo layers api maps tests bench
+
+bench: $(VENV)/.installed
+	$(PY) bench/pipeline_check.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

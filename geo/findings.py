@@ -1,0 +1,101 @@
+"""The common findings schema shared by every analysis (pipelines, hazmat routes, fire lanes).
+
+A finding says *what* (``kind``, ``message_*``), *where* (geometry, ``chainage_*``,
+``station``), *which rule* (``rule_id``, ``rule_source``) and *by how much* (the measured
+numbers: ``distance_m``, ``required_m``, ``shortfall_m`` …). ``finding_id`` is derived from
+the kind and the ids of the objects involved, so it is stable between runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "FINDING_COLUMNS",
+    "SEVERITIES",
+    "make_findings",
+    "empty_findings",
+    "finding_ids",
+    "format_station",
+]
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+# Columns every findings frame has, in this order; analyses add their own measured columns.
+FINDING_COLUMNS = (
+    "finding_id",
+    "kind",
+    "severity",
+    "layer",
+    "feature_id",
+    "other_layer",
+    "other_id",
+    "rule_id",
+    "rule_source",
+    "chainage_from_m",
+    "chainage_to_m",
+    "station",
+    "message_zh",
+    "message_en",
+)
+
+
+def format_station(chainage_m: float | None) -> str | None:
+    """Chainage in metres → station ``K12+345.6`` (None stays None)."""
+    if chainage_m is None or not np.isfinite(chainage_m):
+        return None
+    tenths = int(round(float(chainage_m) * 10))
+    km, rest = divmod(tenths, 10000)
+    return f"K{km}+{rest // 10:03d}.{rest % 10}"
+
+
+def finding_ids(kind: str, *id_columns: Sequence[object]) -> list[str]:
+    """Stable ids ``kind:id1:id2…`` from the ids of the objects involved."""
+    parts = [pd.Series(col, dtype="object").astype(str).to_numpy() for col in id_columns]
+    out = []
+    for row in zip(*parts, strict=True):
+        out.append(":".join((kind, *row)))
+    return out
+
+
+def empty_findings(crs: object) -> gpd.GeoDataFrame:
+    """An empty findings frame with the common columns."""
+    return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in FINDING_COLUMNS},
+                            geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+
+
+def make_findings(
+    frame: pd.DataFrame,
+    *,
+    kind: str,
+    geometry: object,
+    crs: object,
+    id_columns: Sequence[str],
+) -> gpd.GeoDataFrame:
+    """Assemble a findings GeoDataFrame from ``frame``.
+
+    ``frame`` holds the analysis columns (at least ``severity``, ``layer``, ``feature_id``,
+    ``rule_id``, ``rule_source``, ``message_zh``, ``message_en``); missing common columns
+    are added as nulls. ``finding_id`` is ``kind`` joined with ``id_columns``. Rows are
+    sorted by ``finding_id`` so output is deterministic.
+    """
+    df = pd.DataFrame(frame).copy()
+    df["kind"] = kind
+    df["finding_id"] = finding_ids(kind, *(df[c].to_numpy() for c in id_columns))
+    for c in FINDING_COLUMNS:
+        if c not in df.columns:
+            df[c] = None
+    if "station" in df.columns and df["station"].isna().all() and df["chainage_from_m"].notna().any():
+        df["station"] = [format_station(v) for v in df["chainage_from_m"]]
+    bad = set(df["severity"].dropna()) - set(SEVERITIES)
+    if bad:
+        raise ValueError(f"unknown severity {sorted(bad)}; expected one of {SEVERITIES}")
+    extra = [c for c in df.columns if c not in FINDING_COLUMNS]
+    gdf = gpd.GeoDataFrame(df[list(FINDING_COLUMNS) + extra], geometry=gpd.GeoSeries(
+        np.asarray(geometry, dtype=object) if not isinstance(geometry, gpd.GeoSeries) else geometry.values,
+        index=df.index, crs=crs), crs=crs)
+    return gdf.sort_values("finding_id", kind="stable").reset_index(drop=True)

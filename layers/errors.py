@@ -1,0 +1,91 @@
+"""Domain exceptions. They subclass builtins and know nothing of HTTP; the API maps them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "RiskmapError",
+    "Problem",
+    "LayerValidationError",
+    "UnknownLayerError",
+    "CRSError",
+    "InputFileError",
+    "StoreError",
+    "LayerNotFoundError",
+    "RuleError",
+]
+
+
+class RiskmapError(Exception):
+    """Base of every riskmap error."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found while validating a layer."""
+
+    layer: str
+    feature: str | None
+    field: str | None
+    received: object
+    expected: str
+    note: str = ""
+
+    def __str__(self) -> str:
+        where = f"layer {self.layer!r}"
+        if self.feature is not None:
+            where += f", feature {self.feature!r}"
+        if self.field is None:
+            return f"{where}: {self.note or self.expected}"
+        received = self.received
+        text = f"{where}: {self.field} is {received!r}; expected {self.expected}"
+        return text + (f" ({self.note})" if self.note else "")
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "layer": self.layer,
+            "feature": self.feature,
+            "field": self.field,
+            "received": None if self.received is None else str(self.received),
+            "expected": self.expected,
+            "message": str(self),
+        }
+
+
+class LayerValidationError(RiskmapError, ValueError):
+    """A layer failed validation; ``problems`` lists every problem found."""
+
+    def __init__(self, layer: str, problems: list[Problem]) -> None:
+        self.layer = layer
+        self.problems = list(problems)
+        shown = "\n".join(f"  - {p}" for p in self.problems[:50])
+        more = len(self.problems) - 50
+        tail = f"\n  … and {more} more" if more > 0 else ""
+        super().__init__(
+            f"layer {layer!r}: {len(self.problems)} problem(s), nothing imported:\n{shown}{tail}"
+        )
+
+
+class UnknownLayerError(RiskmapError, ValueError):
+    """A layer name that is not part of the schema."""
+
+
+class CRSError(RiskmapError, ValueError):
+    """Missing, wrong or unusable coordinate reference system, or swapped axes."""
+
+
+class InputFileError(RiskmapError, ValueError):
+    """A file that cannot be read as geodata (broken, unsupported, empty, too large)."""
+
+
+class RuleError(RiskmapError, ValueError):
+    """A rule table that is malformed."""
+
+
+class StoreError(RiskmapError, RuntimeError):
+    """The store cannot be opened or written."""
+
+
+class LayerNotFoundError(RiskmapError, LookupError):
+    """The store has no such layer."""
