@@ -1,0 +1,149 @@
+"""Service settings (pydantic-settings, env prefix ``RISKMAP_``), built once at the app edge.
+
+API keys come from ``RISKMAP_API_KEYS`` and are hashed (SHA-256) as soon as they are read; the
+plain keys are not kept. Two forms are accepted:
+
+- ``role:key,role:key,…`` or ``role:name:key,…`` (``name`` is the "who" in the audit log);
+- JSON: ``[{"role": "planner", "key": "…", "name": "alice"}, …]`` or ``{"key": "role", …}``.
+
+Roles: ``public``, ``planner``, ``police``, ``fire``, ``admin``. There are no default keys: with
+none configured every request is anonymous (role ``anonymous_role``, default ``public``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["ROLES", "ApiKey", "Settings", "hash_key", "parse_api_keys"]
+
+ROLES: tuple[str, ...] = ("public", "planner", "police", "fire", "admin")
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 hex digest of an API key (what is stored and compared)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One configured key, hashed: ``role`` and ``name`` (the "who" written to the audit log)."""
+
+    digest: str
+    role: str
+    name: str
+
+
+def _check_role(role: str) -> str:
+    role = role.strip()
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r} in RISKMAP_API_KEYS; expected one of "
+                         + ", ".join(ROLES))
+    return role
+
+
+def parse_api_keys(text: str) -> list[ApiKey]:
+    """Parse the ``RISKMAP_API_KEYS`` text (see module docstring) into hashed keys."""
+    text = text.strip()
+    if not text:
+        return []
+    entries: list[tuple[str, str, str | None]] = []
+    if text[0] in "[{":
+        try:
+            data: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"RISKMAP_API_KEYS is not valid JSON: {exc.msg}") from None
+        if isinstance(data, dict):
+            entries = [(str(role), str(key), None) for key, role in data.items()]
+        elif isinstance(data, list):
+            for item in data:
+                if not isinstance(item, dict) or "role" not in item or "key" not in item:
+                    raise ValueError("RISKMAP_API_KEYS JSON list items need 'role' and 'key'")
+                entries.append((str(item["role"]), str(item["key"]), item.get("name")))
+        else:
+            raise ValueError("RISKMAP_API_KEYS JSON must be an object or a list")
+    else:
+        for i, raw in enumerate(text.split(",")):
+            raw = raw.strip()
+            if not raw:
+                continue
+            parts = raw.split(":")
+            if len(parts) < 2:
+                raise ValueError(f"RISKMAP_API_KEYS entry {i + 1} is not 'role:key' or "
+                                 "'role:name:key'")
+            if len(parts) == 2:
+                entries.append((parts[0], parts[1], None))
+            else:
+                entries.append((parts[0], ":".join(parts[2:]), parts[1]))
+    out = []
+    seen: set[str] = set()
+    for i, (role, key, name) in enumerate(entries):
+        role = _check_role(role)
+        if len(key) < 8:
+            raise ValueError(f"RISKMAP_API_KEYS entry {i + 1} (role {role}): key shorter than "
+                             "8 characters")
+        digest = hash_key(key)
+        if digest in seen:
+            raise ValueError(f"RISKMAP_API_KEYS entry {i + 1}: duplicate key")
+        seen.add(digest)
+        out.append(ApiKey(digest=digest, role=role, name=name or f"{role}-{digest[:8]}"))
+    return out
+
+
+class Settings(BaseSettings):
+    """riskmap service settings; every field can be set as ``RISKMAP_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKMAP_", extra="ignore")
+
+    store: str = Field("data/demo.gpkg", description="store path (.gpkg) or postgresql:// URL")
+    title: str = "riskmap"
+    description: str = "District safety layers and findings (OGC API – Features)"
+    api_keys: SecretStr | None = Field(
+        None, description="role:key[,…] or JSON; hashed on load, never echoed")
+    anonymous_role: str = Field("public", description="role of requests without a key")
+    default_limit: int = Field(100, ge=1, description="items per page when limit is absent")
+    max_limit: int = Field(10_000, ge=1, description="larger limits are clamped to this")
+    max_request_bytes: int = Field(1_000_000, ge=1024, description="largest request body")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated allowed origins ('*' for any)")
+    analysis_cache_size: int = Field(16, ge=1, description="analysis results kept in memory")
+
+    _keys: dict[str, ApiKey] = PrivateAttr(default_factory=dict)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = v.strip()
+            if v.startswith("["):
+                return json.loads(v)
+            return [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+    @field_validator("anonymous_role")
+    @classmethod
+    def _anon_role(cls, v: str) -> str:
+        return _check_role(v)
+
+    @model_validator(mode="after")
+    def _hash_keys(self) -> Settings:
+        if self.api_keys is not None:
+            keys = parse_api_keys(self.api_keys.get_secret_value())
+            self._keys = {k.digest: k for k in keys}
+            self.api_keys = None  # the plain keys are not kept
+        if self.default_limit > self.max_limit:
+            raise ValueError("default_limit must not exceed max_limit")
+        return self
+
+    def lookup_key(self, key: str) -> ApiKey | None:
+        """The configured key matching ``key`` (compared by hash), or None."""
+        return self._keys.get(hash_key(key))
+
+    @property
+    def key_count(self) -> int:
+        return len(self._keys)
