@@ -36,5 +36,12 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/pipeline_check.py
 
+## make postgis: install (apt) and start a local PostgreSQL+PostGIS on 127.0.0.1:55432 for the
+## server-backed tests; use it with: eval "$$(make -s postgis)" && make test
+.PHONY: postgis
+postgis:
+	@url=$$(bash .ci/postgis.sh | tail -n 1) && test -n "$$url" && \
+	  echo "export RISKMAP_TEST_POSTGIS_URL=$$url"
+
 clean:
 	rm -rf $(VENV) data .pytest_cache

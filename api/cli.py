@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "api.commands.data",
     "api.commands.demo",
     "api.commands.serve",
+    "api.commands.db",
 )
 
 

@@ -1,0 +1,501 @@
+"""PostGIS store: the store interface of :mod:`layers.store` on a PostgreSQL/PostGIS database.
+
+Open it with ``open_store("postgresql://user@host:5432/db?schema=riskmap")`` (``schema``
+defaults to ``riskmap``). Each layer is a table in that schema with a ``geometry`` column in
+EPSG:4490 and a GiST index; bbox reads filter with ``geometry && ST_MakeEnvelope(…)`` so they go
+through the index. A write replaces all given layers in ONE transaction: new tables are filled
+by ``COPY`` under temporary names, then — holding the row lock on ``riskmap_meta.data_version``,
+which serialises writers — the old tables are dropped, the new ones renamed, the catalogue
+updated and the data version bumped. Readers see the old layers or the new ones, never a mix.
+
+Data crosses the wire as CSV written and parsed by Arrow (geometry as hex EWKB), so neither
+direction loops over features in Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import shapely
+from pyproj import CRS
+
+from geo.crs import STORAGE_CRS
+from layers.errors import LayerNotFoundError, StoreError
+from layers.store import Bbox, LayerInfo, _bbox_to_storage
+
+__all__ = ["DEFAULT_SCHEMA", "PostGISStore", "init_store", "split_url"]
+
+DEFAULT_SCHEMA = "riskmap"
+SRID = 4490
+_GEOM = "geometry"
+_FID = "riskmap_fid"
+_BATCH_ROWS = 100_000
+_RESERVED = re.compile(r"^riskmap_", re.IGNORECASE)
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """Split ``postgresql://…?schema=NAME`` into the libpq URL (without ``schema``) and schema."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = DEFAULT_SCHEMA
+    rest = []
+    for key, value in query:
+        if key == "schema":
+            schema = value
+        else:
+            rest.append((key, value))
+    if not schema or len(schema) > 60:
+        raise StoreError(f"store URL {_masked(url)}: schema {schema!r} must be 1–60 characters")
+    return urlunsplit(parts._replace(query=urlencode(rest))), schema
+
+
+def _masked(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - psycopg is a dependency
+        raise StoreError("PostGIS stores need psycopg (pip install 'psycopg[binary]')") from exc
+    return psycopg
+
+
+# -- type mapping ------------------------------------------------------------------------------
+def _pg_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
+        return "text"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_integer(t):
+        return "bigint"
+    if pa.types.is_floating(t):
+        return "double precision"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz is not None else "timestamp"
+    raise TypeError(t)
+
+
+_ARROW_OF: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "boolean": pa.bool_(),
+    "bigint": pa.int64(),
+    "double precision": pa.float64(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _arrow_column(name: str, values: pd.Series) -> pa.Array:
+    """An Arrow array for one attribute column; anything without a SQL type becomes text."""
+    try:
+        arr = pa.array(values, from_pandas=True)
+        _pg_type(arr.type)
+        if pa.types.is_timestamp(arr.type) and arr.type.tz is not None:
+            arr = arr.cast(pa.timestamp("us", tz="UTC"))
+        return arr
+    except (pa.ArrowException, TypeError, ValueError):
+        text = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                for v in values.tolist()]
+        return pa.array(text, type=pa.string())
+
+
+def _geometry_type(geoms: np.ndarray) -> tuple[str, np.ndarray]:
+    """Layer geometry type as GeoPackage reports it, and the geometries (promoted to Multi*
+    when a layer mixes X and MultiX, as pyogrio does)."""
+    present = geoms[~shapely.is_missing(geoms)]
+    if present.size == 0:
+        return "Unknown", geoms
+    kinds = set(shapely.get_type_id(present).tolist())
+    has_z = bool(shapely.has_z(present).any())
+    names = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint",
+             5: "MultiLineString", 6: "MultiPolygon", 7: "GeometryCollection"}
+    single_to_multi = {0: 4, 1: 5, 3: 6}
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        out = names.get(kind, "Unknown")
+    elif len(kinds) == 2 and any(single_to_multi.get(k) in kinds for k in kinds):
+        single = min(kinds)
+        out = names[single_to_multi[single]]
+        geoms = geoms.copy()
+        ids = shapely.get_type_id(geoms)
+        idx = np.flatnonzero(ids == single)
+        make = {0: shapely.multipoints, 1: shapely.multilinestrings, 3: shapely.multipolygons}
+        geoms[idx] = make[single](geoms[idx], indices=np.arange(idx.size))
+    else:
+        out = "Unknown"
+    if has_z and out != "Unknown":
+        out += " Z"
+    return out, geoms
+
+
+class _Encoded:
+    """A layer ready for COPY: column definitions and CSV batches."""
+
+    def __init__(self, name: str, gdf: gpd.GeoDataFrame) -> None:
+        self.name = name
+        geom_col = gdf.geometry.name
+        attrs = gdf.drop(columns=[geom_col])
+        for col in attrs.columns:
+            if not isinstance(col, str):
+                raise StoreError(f"layer {name!r}: column name {col!r} is not text")
+            if col.lower() in (_GEOM, _FID):
+                raise StoreError(f"layer {name!r}: column name {col!r} is reserved; rename it")
+        arrays = [_arrow_column(c, attrs[c]) for c in attrs.columns]
+        self.columns: list[tuple[str, str]] = [
+            (c, _pg_type(a.type)) for c, a in zip(attrs.columns, arrays, strict=True)
+        ]
+        self.geometry_type, geoms = _geometry_type(np.asarray(gdf.geometry.values, dtype=object))
+        ewkb = shapely.to_wkb(shapely.set_srid(geoms, SRID), hex=True, include_srid=True)
+        arrays.append(pa.array(ewkb, type=pa.string()))
+        self.table = pa.Table.from_arrays(arrays, names=[*attrs.columns, _GEOM])
+        self.count = len(gdf)
+        present = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+        bounds = shapely.total_bounds(present) if present.size else None
+        self.bbox: Bbox | None = (
+            tuple(float(v) for v in bounds)  # type: ignore[assignment]
+            if bounds is not None and np.all(np.isfinite(bounds)) else None
+        )
+
+    def csv_batches(self) -> Iterator[bytes]:
+        opts = pacsv.WriteOptions(include_header=False)
+        for batch in self.table.to_batches(max_chunksize=_BATCH_ROWS):
+            buf = io.BytesIO()
+            pacsv.write_csv(pa.Table.from_batches([batch]), buf, opts)
+            yield buf.getvalue()
+
+
+# -- the store ---------------------------------------------------------------------------------
+class PostGISStore:
+    """A store in one schema of a PostgreSQL/PostGIS database.
+
+    The schema and its catalogue are created on first write (or by ``riskmap db init``).
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None, connect_timeout: int = 10) -> None:
+        self._conninfo, url_schema = split_url(url)
+        self.schema = schema or url_schema
+        self.url = _masked(url)
+        self.connect_timeout = connect_timeout
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"PostGISStore({self.url!r}, schema={self.schema!r})"
+
+    # -- connections -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        """A connection with ``search_path`` = the store's schema, then ``public``.
+
+        The block runs in a transaction that commits on success and rolls back on error.
+        """
+        psycopg = _psycopg()
+        try:
+            conn = psycopg.connect(self._conninfo, connect_timeout=self.connect_timeout,
+                                   application_name="riskmap")
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostGIS store {self.url}: {exc}") from exc
+        try:
+            with conn:
+                with conn.cursor() as cur:
+                    cur.execute(self._sql("SET search_path TO {}, public"))
+                yield conn
+        finally:
+            conn.close()
+
+    def _sql(self, template: str, *names: str) -> Any:
+        from psycopg import sql
+
+        return sql.SQL(template).format(sql.Identifier(self.schema),
+                                        *(sql.Identifier(n) for n in names))
+
+    def _initialised(self, cur: Any) -> bool:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL",
+                    (f'"{self.schema}".riskmap_layers',))
+        return bool(cur.fetchone()[0])
+
+    def init(self) -> list[str]:
+        """Create the schema and apply pending migrations; return the names applied."""
+        from layers.migrations import apply_migrations
+
+        psycopg = _psycopg()
+        with self.connect() as conn, conn.cursor() as cur:
+            try:
+                cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")
+                if cur.fetchone() is None:
+                    cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            except psycopg.Error as exc:
+                raise StoreError(f"{self.url}: the postgis extension is not installed and "
+                                 f"cannot be created ({exc}); ask the database owner to run "
+                                 "CREATE EXTENSION postgis") from exc
+            applied = apply_migrations(cur, self.schema)
+        self._ready = True
+        return [f"{m.version:04d}_{m.name}" for m in applied]
+
+    def _ensure_ready(self) -> None:
+        if self._ready:
+            return
+        from layers.migrations import LATEST, applied_versions
+
+        with self.connect() as conn, conn.cursor() as cur:
+            current = max(applied_versions(cur), default=0) if self._initialised(cur) else 0
+        if current < LATEST:
+            self.init()
+        self._ready = True
+
+    # -- reading ---------------------------------------------------------------------------
+    def _catalogue(self, cur: Any, layer: str | None = None) -> list[tuple[Any, ...]]:
+        if not self._initialised(cur):
+            return []
+        query = ("SELECT name, geometry_type, feature_count, minx, miny, maxx, maxy, columns "
+                 "FROM riskmap_layers")
+        if layer is None:
+            cur.execute(query + " ORDER BY ordinal")
+        else:
+            cur.execute(query + " WHERE name = %s", (layer,))
+        return list(cur.fetchall())
+
+    def has_layer(self, layer: str) -> bool:
+        with self.connect() as conn, conn.cursor() as cur:
+            return bool(self._catalogue(cur, layer))
+
+    def layers(self) -> list[LayerInfo]:
+        with self.connect() as conn, conn.cursor() as cur:
+            rows = self._catalogue(cur)
+        return [
+            LayerInfo(name=r[0], count=int(r[2]), crs=f"EPSG:{SRID}", geometry_type=r[1],
+                      bbox=(r[3], r[4], r[5], r[6]) if r[3] is not None and r[2] else None)
+            for r in rows
+        ]
+
+    def read(
+        self,
+        layer: str,
+        *,
+        crs: CRS | str | int | None = None,
+        bbox: Bbox | None = None,
+        bbox_crs: CRS | str | int | None = None,
+        columns: list[str] | None = None,
+    ) -> gpd.GeoDataFrame:
+        """Read ``layer``; ``bbox`` (in ``bbox_crs``, default EPSG:4490) uses the GiST index."""
+        psycopg = _psycopg()
+        with self.connect() as conn, conn.cursor() as cur:
+            if not self._catalogue(cur, layer):
+                raise LayerNotFoundError(f"store {self.url} has no layer {layer!r}")
+            try:
+                # Hold the table for the rest of this transaction: a concurrent write swaps it
+                # only after we are done, and the catalogue row read below matches it.
+                cur.execute(self._sql("LOCK TABLE {}.{} IN ACCESS SHARE MODE", layer))
+            except psycopg.errors.UndefinedTable as exc:
+                raise LayerNotFoundError(f"store {self.url} has no layer {layer!r}") from exc
+            stored = [(str(n), str(t)) for n, t in self._catalogue(cur, layer)[0][7]]
+            if columns is not None:
+                known = {n for n, _ in stored}
+                unknown = [c for c in columns if c not in known]
+                if unknown:
+                    raise StoreError(f"layer {layer!r} has no column(s) {unknown}; it has "
+                                     f"{sorted(known)}")
+                wanted = set(columns)
+                stored = [(n, t) for n, t in stored if n in wanted]
+            query, params = self._select(layer, stored, bbox, bbox_crs)
+            chunks = []
+            with cur.copy(query, params) as copy:
+                for chunk in copy:
+                    chunks.append(bytes(chunk))
+        gdf = _decode(b"".join(chunks), stored)
+        if crs is not None:
+            gdf = gdf.to_crs(crs)
+        return gdf
+
+    def _select(self, layer: str, stored: list[tuple[str, str]], bbox: Bbox | None,
+                bbox_crs: CRS | str | int | None) -> tuple[Any, tuple[Any, ...]]:
+        from psycopg import sql
+
+        items = []
+        for name, pgtype in stored:
+            ident = sql.Identifier(name)
+            if pgtype == "timestamptz":  # ISO 8601 that Arrow parses
+                items.append(sql.SQL("to_char({} AT TIME ZONE 'UTC', "
+                                     "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')").format(ident))
+            else:
+                items.append(ident)
+        items.append(sql.Identifier(_GEOM))
+        text_cols = [sql.Identifier(f"c{i}") for i, (_, t) in enumerate(stored) if t == "text"]
+        inner = sql.SQL("SELECT {} FROM {}.{}").format(
+            sql.SQL(", ").join(
+                sql.SQL("{} AS {}").format(item, sql.Identifier(f"c{i}"))
+                for i, item in enumerate(items)
+            ),
+            sql.Identifier(self.schema), sql.Identifier(layer),
+        )
+        params: tuple[Any, ...] = ()
+        if bbox is not None:
+            minx, miny, maxx, maxy = _bbox_to_storage(bbox, bbox_crs)
+            inner += sql.SQL(" WHERE {} && ST_MakeEnvelope({}, {}, {}, {}, {})").format(
+                sql.Identifier(_GEOM), *(sql.Literal(float(v)) for v in (minx, miny, maxx, maxy)),
+                sql.Literal(SRID))
+        inner += sql.SQL(" ORDER BY {}").format(sql.Identifier(_FID))
+        # FORCE_QUOTE on text columns tells an empty string ("") from NULL (nothing).
+        options = sql.SQL("FORMAT csv")
+        if text_cols:
+            options += sql.SQL(", FORCE_QUOTE ({})").format(sql.SQL(", ").join(text_cols))
+        return sql.SQL("COPY ({}) TO STDOUT ({})").format(inner, options), params
+
+    def explain_read(self, layer: str, bbox: Bbox) -> str:
+        """The query plan of a bbox read of ``layer`` (to check that it uses the index)."""
+        from psycopg import sql
+
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("EXPLAIN SELECT * FROM {}.{} WHERE {} && "
+                                "ST_MakeEnvelope(%s, %s, %s, %s, {})").format(
+                sql.Identifier(self.schema), sql.Identifier(layer), sql.Identifier(_GEOM),
+                sql.Literal(SRID)), tuple(bbox))
+            return "\n".join(r[0] for r in cur.fetchall())
+
+    def version(self) -> str:
+        """Changes with every write (used as a cache key)."""
+        with self.connect() as conn, conn.cursor() as cur:
+            if not self._initialised(cur):
+                return "empty"
+            cur.execute("SELECT value FROM riskmap_meta WHERE key = 'data_version'")
+            row = cur.fetchone()
+        return f"pg-{self.schema}-{row[0] if row else 0}"
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, layers: Mapping[str, gpd.GeoDataFrame]) -> None:
+        """Write (replacing) every given layer in one transaction.
+
+        Each frame must carry a CRS; it is stored in EPSG:4490.
+        """
+        encoded = []
+        for name, gdf in layers.items():
+            _check_layer_name(name)
+            if gdf.crs is None:
+                raise StoreError(f"layer {name!r} has no CRS; refusing to store it")
+            if CRS(gdf.crs) != STORAGE_CRS:
+                gdf = gdf.to_crs(STORAGE_CRS)
+            encoded.append(_Encoded(name, gdf))
+        if not encoded:
+            return
+        self._ensure_ready()
+        psycopg = _psycopg()
+        try:
+            with self.connect() as conn, conn.cursor() as cur:
+                staged = [(enc, self._stage(cur, enc)) for enc in encoded]
+                # The swap: serialised between writers by the data_version row lock.
+                cur.execute("SELECT value FROM riskmap_meta WHERE key = 'data_version' "
+                            "FOR UPDATE")
+                version = int(cur.fetchone()[0]) + 1
+                for enc, tmp in staged:
+                    self._swap(cur, enc, tmp, version)
+                cur.execute("UPDATE riskmap_meta SET value = %s WHERE key = 'data_version'",
+                            (str(version),))
+        except psycopg.Error as exc:
+            raise StoreError(f"writing {', '.join(e.name for e in encoded)} to {self.url} "
+                             f"failed; the store is unchanged: {exc}") from exc
+
+    def _stage(self, cur: Any, enc: _Encoded) -> str:
+        from psycopg import sql
+
+        tmp = f"riskmap_tmp_{uuid.uuid4().hex[:16]}"
+        coldefs = [sql.SQL("{} bigint GENERATED ALWAYS AS IDENTITY").format(sql.Identifier(_FID))]
+        coldefs += [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in enc.columns]
+        coldefs.append(sql.SQL("{} geometry(Geometry, {})").format(sql.Identifier(_GEOM),
+                                                                 sql.Literal(SRID)))
+        cur.execute(sql.SQL("CREATE TABLE {}.{} ({})").format(
+            sql.Identifier(self.schema), sql.Identifier(tmp), sql.SQL(", ").join(coldefs)))
+        names = sql.SQL(", ").join(sql.Identifier(n) for n in [*(c for c, _ in enc.columns), _GEOM])
+        with cur.copy(sql.SQL("COPY {}.{} ({}) FROM STDIN (FORMAT csv)").format(
+                sql.Identifier(self.schema), sql.Identifier(tmp), names)) as copy:
+            for chunk in enc.csv_batches():
+                copy.write(chunk)
+        cur.execute(sql.SQL("ALTER TABLE {}.{} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+            sql.Identifier(self.schema), sql.Identifier(tmp), sql.Identifier(f"{tmp}_pkey"),
+            sql.Identifier(_FID)))
+        cur.execute(sql.SQL("CREATE INDEX {} ON {}.{} USING gist ({})").format(
+            sql.Identifier(f"{tmp}_gix"), sql.Identifier(self.schema), sql.Identifier(tmp),
+            sql.Identifier(_GEOM)))
+        cur.execute(sql.SQL("ANALYZE {}.{}").format(sql.Identifier(self.schema),
+                                                    sql.Identifier(tmp)))
+        return tmp
+
+    def _swap(self, cur: Any, enc: _Encoded, tmp: str, version: int) -> None:
+        from psycopg import sql
+
+        schema = sql.Identifier(self.schema)
+        name = enc.name
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(schema, sql.Identifier(name)))
+        cur.execute(sql.SQL("ALTER TABLE {}.{} RENAME TO {}").format(
+            schema, sql.Identifier(tmp), sql.Identifier(name)))
+        cur.execute(sql.SQL("ALTER TABLE {}.{} RENAME CONSTRAINT {} TO {}").format(
+            schema, sql.Identifier(name), sql.Identifier(f"{tmp}_pkey"),
+            sql.Identifier(f"{name}_pkey")))
+        cur.execute(sql.SQL("ALTER INDEX {}.{} RENAME TO {}").format(
+            schema, sql.Identifier(f"{tmp}_gix"), sql.Identifier(f"{name}_gix")))
+        bbox = enc.bbox or (None, None, None, None)
+        cur.execute(
+            "INSERT INTO riskmap_layers (name, geometry_type, feature_count, minx, miny, maxx, "
+            "maxy, columns, data_version, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now()) "
+            "ON CONFLICT (name) DO UPDATE SET geometry_type = EXCLUDED.geometry_type, "
+            "feature_count = EXCLUDED.feature_count, minx = EXCLUDED.minx, "
+            "miny = EXCLUDED.miny, maxx = EXCLUDED.maxx, maxy = EXCLUDED.maxy, "
+            "columns = EXCLUDED.columns, data_version = EXCLUDED.data_version, "
+            "updated_at = EXCLUDED.updated_at",
+            (name, enc.geometry_type, enc.count, *bbox, json.dumps(enc.columns), version),
+        )
+
+
+def _check_layer_name(name: str) -> None:
+    if not isinstance(name, str) or not name or len(name) > 50:
+        raise StoreError(f"layer name {name!r}: expected 1–50 characters")
+    if _RESERVED.match(name):
+        raise StoreError(f"layer name {name!r}: names starting with 'riskmap_' are reserved")
+
+
+def _decode(data: bytes, stored: list[tuple[str, str]]) -> gpd.GeoDataFrame:
+    """CSV from ``COPY … TO STDOUT`` → GeoDataFrame in EPSG:4490 (types as GeoPackage reads)."""
+    names = [f"c{i}" for i in range(len(stored) + 1)]
+    types = {f"c{i}": _ARROW_OF[t] for i, (_, t) in enumerate(stored)}
+    types[names[-1]] = pa.string()
+    if data:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False,
+                null_values=[""], true_values=["t"], false_values=["f"],
+            ),
+        )
+    else:
+        table = pa.Table.from_arrays([pa.array([], type=types[n]) for n in names], names=names)
+    geoms = shapely.from_wkb(table.column(names[-1]).to_numpy(zero_copy_only=False))
+    df = table.drop_columns([names[-1]]).to_pandas()
+    df.columns = [n for n, _ in stored]
+    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=STORAGE_CRS), crs=STORAGE_CRS)
+
+
+def init_store(url: str) -> tuple[PostGISStore, list[str]]:
+    """Open the PostGIS store at ``url`` and apply pending migrations (``riskmap db init``)."""
+    store = PostGISStore(url)
+    return store, store.init()
