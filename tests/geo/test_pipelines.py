@@ -1,0 +1,234 @@
+"""Occupancy and setback findings on crafted geometry, with exact answers."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import LineString, MultiLineString, box
+
+from geo.findings import FINDING_COLUMNS
+from geo.pipelines import check_pipelines, find_occupancy, find_setbacks
+from layers.errors import CRSError
+from layers.rules import load_rules
+
+CRS = "EPSG:4548"
+X0, Y0 = 500_000.0, 3_800_000.0
+RULES = load_rules("pipelines")
+OCC = RULES.rows("occupancy")
+SB = RULES.rows("setback")
+
+
+def pipes(*rows: dict) -> gpd.GeoDataFrame:
+    base = {"kind": "long_distance", "medium": "natural_gas", "pressure_mpa": 6.3,
+            "diameter_mm": 610.0, "wall_mm": np.nan, "status": "in_service"}
+    recs = [{**base, **r} for r in rows]
+    geoms = [r.pop("geometry") for r in recs]
+    return gpd.GeoDataFrame(recs, geometry=geoms, crs=CRS)
+
+
+def blds(*rows: tuple[str, object, str]) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"id": [r[0] for r in rows], "use": [r[2] for r in rows]},
+                            geometry=[r[1] for r in rows], crs=CRS)
+
+
+def east(y: float = Y0, length: float = 2000.0) -> LineString:
+    return LineString([(X0, y), (X0 + length, y)])
+
+
+def above(x: float, gap: float, y: float = Y0, w: float = 20.0, h: float = 15.0) -> shapely.Polygon:
+    """A footprint whose south wall is ``gap`` m north of the line y."""
+    return box(x, y + gap, x + w, y + gap + h)
+
+
+def check(p: gpd.GeoDataFrame, b: gpd.GeoDataFrame, **kw) -> gpd.GeoDataFrame:
+    return check_pipelines(p, b, occupancy_rules=kw.get("occ", OCC),
+                           setback_rules=kw.get("sb", SB))
+
+
+def test_4_99_is_occupancy_5_01_is_not() -> None:
+    p = pipes({"id": "P-GAS-01", "geometry": east()})
+    b = blds(("B-IN", above(X0 + 500, 4.99), "residential"),
+             ("B-OUT", above(X0 + 800, 5.01), "residential"),
+             ("B-EXACT", above(X0 + 1100, 5.0), "residential"))
+    f = check(p, b)
+    assert f["finding_id"].tolist() == ["occupancy:P-GAS-01:B-IN"]
+    row = f.iloc[0]
+    assert row["distance_m"] == pytest.approx(4.99, abs=1e-9)
+    assert row["required_m"] == 5.0
+    assert row["shortfall_m"] == pytest.approx(0.01, abs=1e-9)
+    assert (row["chainage_from_m"], row["chainage_to_m"]) == (500.0, 520.0)
+    assert row["station"] == "K0+510.0"
+    assert row["rule_id"] == "ppl_art30_corridor"
+    assert row["severity"] == "critical"
+    # 20 m wide footprint, 0.01 m deep inside the 5 m corridor
+    assert row["overlap_m2"] == pytest.approx(0.2, abs=0.01)
+    assert "4.99 m" in row["message_zh"] and "K0+510.0" in row["message_zh"]
+    assert "4.99 m" in row["message_en"] and "Art. 30" in row["message_en"]
+    assert list(f.columns[: len(FINDING_COLUMNS)]) == list(FINDING_COLUMNS)
+
+
+def test_pipe_crossing_a_footprint() -> None:
+    p = pipes({"id": "P-OIL-01", "medium": "crude_oil", "geometry": east()})
+    b = blds(("B-X", box(X0 + 300, Y0 - 10, X0 + 320, Y0 + 10), "shed"))
+    f = check(p, b)
+    assert f["finding_id"].tolist() == ["occupancy:P-OIL-01:B-X"]
+    assert f["distance_m"].iat[0] == 0.0
+    assert f["overlap_m2"].iat[0] == pytest.approx(200.0, abs=1e-6)  # 20 m x 10 m corridor
+    assert (f["chainage_from_m"].iat[0], f["chainage_to_m"].iat[0]) == (300.0, 320.0)
+    assert "与管道交叉" in f["message_zh"].iat[0]
+    assert "crosses the centre line" in f["message_en"].iat[0]
+
+
+def test_multilinestring_pipeline_with_gap() -> None:
+    line = MultiLineString([[(X0 + 1100, Y0), (X0 + 2000, Y0)], [(X0, Y0), (X0 + 1000, Y0)]])
+    p = pipes({"id": "P-M", "geometry": line})
+    b = blds(("B-GAP", above(X0 + 1040, 3.0, h=5), "residential"),  # over the gap: 40 m off
+             ("B-2", above(X0 + 1500, 2.0), "residential"))
+    f = check(p, b)
+    assert f["finding_id"].tolist() == ["occupancy:P-M:B-2"]
+    assert f["distance_m"].iat[0] == pytest.approx(2.0)
+    # chainage skips the 100 m gap: x = 1500 → 1000 + 400
+    assert (f["chainage_from_m"].iat[0], f["chainage_to_m"].iat[0]) == (1400.0, 1420.0)
+
+
+def test_foundation_vs_outer_wall() -> None:
+    # medium A (0.3 MPa): 1.5 m to the foundation; sub-high B (0.6 MPa): 5.0 m to the wall
+    od = 200.0
+    p = pipes({"id": "G-MA", "kind": "urban_gas", "pressure_mpa": 0.3, "diameter_mm": od,
+               "geometry": east(Y0)},
+              {"id": "G-SB", "kind": "urban_gas", "pressure_mpa": 0.6, "diameter_mm": od,
+               "geometry": east(Y0 + 1000)})
+    r = od / 2000
+    b = blds(("F-BAD", above(X0 + 100, r + 1.4), "residential"),
+             ("F-OK", above(X0 + 300, r + 1.6), "residential"),
+             ("W-BAD", above(X0 + 100, r + 4.5, Y0 + 1000), "residential"),
+             ("W-OK", above(X0 + 300, r + 5.5, Y0 + 1000), "residential"))
+    f = check(p, b).set_index("finding_id")
+    assert sorted(f.index) == ["setback:G-MA:F-BAD", "setback:G-SB:W-BAD"]
+    fa, wa = f.loc["setback:G-MA:F-BAD"], f.loc["setback:G-SB:W-BAD"]
+    assert (fa["rule_id"], fa["measure"], fa["required_m"]) == (
+        "gb50028_medium_a_foundation", "foundation", 1.5)
+    assert (wa["rule_id"], wa["measure"], wa["required_m"]) == (
+        "gb50028_sub_high_b_wall", "outer_wall", 5.0)
+    assert fa["clear_distance_m"] == pytest.approx(1.4)
+    assert fa["shortfall_m"] == pytest.approx(0.1)
+    assert wa["shortfall_m"] == pytest.approx(0.5)
+    assert "基础" in fa["message_zh"] and "foundation" in fa["message_en"]
+    assert "外墙" in wa["message_zh"] and "outer wall" in wa["message_en"]
+
+
+@pytest.mark.parametrize(("wall", "required", "rule"), [
+    (np.nan, 13.5, "gb50028_sub_high_a_wall"),
+    (9.4, 13.5, "gb50028_sub_high_a_wall"),
+    (9.5, 6.5, "gb50028_sub_high_a_wall_9_5mm"),
+    (11.0, 6.5, "gb50028_sub_high_a_wall_9_5mm"),
+    (11.9, 3.0, "gb50028_sub_high_a_wall_11_9mm"),
+])  # fmt: skip
+def test_wall_thickness_reduction(wall: float, required: float, rule: str) -> None:
+    od = 323.9
+    p = pipes({"id": "P-GAS-U03", "kind": "urban_gas", "pressure_mpa": 1.2,
+               "diameter_mm": od, "wall_mm": wall, "geometry": east()})
+    b = blds(("B-SHORT", above(X0 + 100, od / 2000 + required - 0.5), "residential"),
+             ("B-OK", above(X0 + 400, od / 2000 + required + 0.5), "residential"))
+    f = check(p, b)
+    assert f["finding_id"].tolist() == ["setback:P-GAS-U03:B-SHORT"]
+    assert f["rule_id"].iat[0] == rule
+    assert f["required_m"].iat[0] == required
+    assert f["clear_distance_m"].iat[0] == pytest.approx(required - 0.5, abs=1e-9)
+    assert f["shortfall_m"].iat[0] == pytest.approx(0.5, abs=1e-9)
+
+
+def test_oil_setbacks_by_building_use_and_occupancy_reported_once() -> None:
+    od = 508.0
+    p = pipes({"id": "P-OIL-01", "medium": "crude_oil", "diameter_mm": od, "geometry": east()})
+    r = od / 2000
+    b = blds(("RES-14", above(X0 + 100, r + 14.5), "residential"),
+             ("RES-15", above(X0 + 200, r + 15.5), "residential"),
+             ("IND-19", above(X0 + 300, r + 19.5), "industrial"),
+             ("IND-21", above(X0 + 400, r + 20.5), "industrial"),
+             ("SHED-6", above(X0 + 500, r + 6.0), "shed"),  # no oil setback for sheds
+             ("OCC", above(X0 + 600, 3.0), "residential"))
+    f = check(p, b)
+    assert f["finding_id"].tolist() == [
+        "occupancy:P-OIL-01:OCC", "setback:P-OIL-01:IND-19", "setback:P-OIL-01:RES-14"]
+    sb = f[f["kind"] == "setback"].set_index("feature_id")
+    assert sb.loc["RES-14", "rule_id"] == "gb50253_oil_crowded_buildings"
+    assert sb.loc["IND-19", "rule_id"] == "gb50253_oil_factories"
+    assert sb["shortfall_m"].round(9).tolist() == [0.5, 0.5]
+    assert sb["severity"].tolist() == ["medium", "medium"]
+    assert len(find_occupancy(p, b, occupancy_rules=OCC)) == 1
+    assert find_setbacks(p, b, occupancy_rules=OCC, setback_rules=SB)["feature_id"].tolist() == [
+        "IND-19", "RES-14"]
+
+
+def test_urban_gas_occupancy_crossing_and_protection_zone() -> None:
+    od = 160.0
+    p = pipes({"id": "G-LOW", "kind": "urban_gas", "pressure_mpa": 0.005, "diameter_mm": od,
+               "geometry": east()})
+    thr = od / 2000 + 0.5  # 0.58 m from the centre line
+    b = blds(("CROSS", box(X0 + 100, Y0 - 5, X0 + 110, Y0 + 5), "residential"),
+             ("IN-ZONE", above(X0 + 300, thr - 0.01), "residential"),
+             ("SETBACK", above(X0 + 500, thr + 0.1), "residential"),  # clear 0.6 < 0.7
+             ("OK", above(X0 + 700, od / 2000 + 0.71), "residential"))
+    f = check(p, b)
+    assert f["finding_id"].tolist() == ["occupancy:G-LOW:CROSS", "occupancy:G-LOW:IN-ZONE",
+                                        "setback:G-LOW:SETBACK"]
+    assert f["rule_id"].tolist()[:2] == ["urban_gas_protection_zone"] * 2
+    assert f["required_m"].iat[0] == pytest.approx(thr)
+
+
+def test_unconfirmed_rows_are_inactive_by_default(tmp_path) -> None:
+    od = 406.4
+    p = pipes({"id": "G-HB", "kind": "urban_gas", "pressure_mpa": 2.0, "diameter_mm": od,
+               "geometry": east()})
+    b = blds(("B", above(X0 + 100, od / 2000 + 10.0), "residential"))
+    assert check(p, b).empty
+    district = tmp_path / "district.toml"
+    district.write_text('[[setback]]\nid = "gb50028_high_b_wall"\nactive = true\n')
+    rules = load_rules("pipelines", override=district)
+    f = check(p, b, sb=rules.rows("setback"))
+    assert f["rule_id"].tolist() == ["gb50028_high_b_wall"]
+    assert f["shortfall_m"].iat[0] == pytest.approx(5.0)
+
+
+def test_distances_match_brute_force_on_a_long_diagonal_line() -> None:
+    rng = np.random.default_rng(7)
+    line = LineString([(X0, Y0), (X0 + 30_000, Y0 + 20_000), (X0 + 31_000, Y0 + 40_000)])
+    p = pipes({"id": "P-LONG", "medium": "crude_oil", "diameter_mm": 508.0, "geometry": line})
+    # buildings scattered along the line, some near, most far
+    t = rng.uniform(0, 1, 3000)
+    pts = shapely.line_interpolate_point(line, t, normalized=True)
+    off = rng.uniform(-40, 40, (3000, 2))
+    xy = shapely.get_coordinates(pts) + off
+    geoms = shapely.box(xy[:, 0], xy[:, 1], xy[:, 0] + 8, xy[:, 1] + 6)
+    b = gpd.GeoDataFrame({"id": [f"B{i:04d}" for i in range(3000)], "use": "residential"},
+                         geometry=geoms, crs=CRS)
+    f = check(p, b)
+    d = shapely.distance(geoms, line)
+    clear = d - 508.0 / 2000
+    want_occ = {f"B{i:04d}" for i in np.flatnonzero(d < 5.0)}
+    want_sb = {f"B{i:04d}" for i in np.flatnonzero((d >= 5.0) & (clear < 15.0))}
+    assert set(f.loc[f["kind"] == "occupancy", "feature_id"]) == want_occ
+    assert set(f.loc[f["kind"] == "setback", "feature_id"]) == want_sb
+    idx = f["feature_id"].str[1:].astype(int).to_numpy()
+    np.testing.assert_allclose(f["distance_m"].to_numpy(), d[idx], atol=1e-9)
+
+
+def test_deterministic_and_stable_ids() -> None:
+    p = pipes({"id": "P1", "geometry": east()}, {"id": "P2", "geometry": east(Y0 + 6)})
+    b = blds(("A", above(X0 + 10, 1.0), "residential"), ("C", above(X0 + 50, 2.0), "school"))
+    f1 = check(p, b)
+    f2 = check(p.iloc[::-1], b.iloc[::-1])
+    assert f1["finding_id"].tolist() == ["occupancy:P1:A", "occupancy:P1:C",
+                                         "occupancy:P2:A", "occupancy:P2:C"]
+    assert f1.drop(columns="geometry").equals(f2.drop(columns="geometry"))
+
+
+def test_abandoned_pipelines_are_skipped_and_crs_enforced() -> None:
+    p = pipes({"id": "P1", "status": "abandoned", "geometry": east()})
+    b = blds(("A", above(X0 + 10, 1.0), "residential"))
+    assert check(p, b).empty
+    with pytest.raises(CRSError, match="degrees"):
+        check(p.to_crs(4490), b.to_crs(4490))
