@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import install_error_handlers
+from api.openapi30 import install_openapi30
 from api.settings import Settings
 from layers.store import Store, open_store
 
@@ -25,7 +26,7 @@ __all__ = ["OPTIONAL_ROUTERS", "ROUTERS", "BodyLimit", "create_app"]
 log = logging.getLogger("riskmap.api")
 
 # Always included, in this order.
-ROUTERS = ("landing",)
+ROUTERS = ("landing", "conformance", "collections")
 # Included when the module exists (added by other parts of the project).
 OPTIONAL_ROUTERS = ("maps",)
 
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             expose_headers=["Content-Crs", "Link"],
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    install_openapi30(app)
     return app
 
 

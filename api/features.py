@@ -1,0 +1,331 @@
+"""Feature sources behind the collections: store layers (paged through the GeoPackage R-tree)
+and in-memory frames (analysis results, non-GeoPackage stores), plus GeoJSON serialisation.
+
+Routers build an :class:`ItemsQuery` from the request and ask a :class:`Source` for a
+:class:`Page`; :func:`feature_collection_bytes` writes it out in the requested CRS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS, Transformer
+
+from api.crs import OgcCrs, transform_geoms
+from geo.crs import STORAGE_CRS
+from layers import gpkg_query as gq
+from layers.store import GeoPackageStore, Store
+
+__all__ = [
+    "FrameSource",
+    "ItemsQuery",
+    "NearFilter",
+    "Page",
+    "Source",
+    "StoreLayerSource",
+    "feature_bytes",
+    "feature_collection_bytes",
+    "json_value",
+]
+
+
+@dataclass(frozen=True)
+class NearFilter:
+    """Features within ``within_m`` metres of ``target`` (a geometry in ``crs``, metric)."""
+
+    target: shapely.Geometry
+    crs: CRS
+    within_m: float
+
+    def storage_bounds(self) -> tuple[float, float, float, float]:
+        minx, miny, maxx, maxy = self.target.bounds
+        d = self.within_m
+        t = Transformer.from_crs(self.crs, STORAGE_CRS, always_xy=True)
+        return t.transform_bounds(minx - d, miny - d, maxx + d, maxy + d, densify_pts=21)
+
+    def mask(self, geoms_storage: np.ndarray) -> np.ndarray:
+        if len(geoms_storage) == 0:
+            return np.zeros(0, dtype=bool)
+        t = Transformer.from_crs(STORAGE_CRS, self.crs, always_xy=True)
+        proj = shapely.transform(geoms_storage, lambda c: np.column_stack(
+            t.transform(c[:, 0], c[:, 1])))
+        return np.asarray(shapely.dwithin(proj, self.target, self.within_m), dtype=bool)
+
+
+@dataclass
+class ItemsQuery:
+    """What to return: spatial region (storage lon/lat), near filter, equality filters, page."""
+
+    region: shapely.Geometry | None = None
+    near: NearFilter | None = None
+    where: dict[str, object] = field(default_factory=dict)
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass
+class Page:
+    """One page of features in storage coordinates; ``matched`` may be None (not counted)."""
+
+    columns: list[str]
+    records: list[tuple[object, ...]]
+    geometries: np.ndarray
+    ids: list[object]
+    matched: int | None
+
+
+class Source(Protocol):
+    """A collection's features."""
+
+    def columns(self) -> list[tuple[str, str]]: ...
+
+    def page(self, q: ItemsQuery) -> Page: ...
+
+    def feature(self, feature_id: str) -> Page | None: ...
+
+
+def _id_index(columns: list[str]) -> int | None:
+    return columns.index("id") if "id" in columns else None
+
+
+# --- store layers ---------------------------------------------------------------------------
+class StoreLayerSource:
+    """A layer of a GeoPackage store, queried with sqlite3 through its R-tree."""
+
+    def __init__(self, store: GeoPackageStore, layer: str) -> None:
+        self.path = store.path
+        self.layer = layer
+
+    def _meta(self, con: Any) -> gq.LayerMeta:
+        return gq.describe(con, self.layer)
+
+    def columns(self) -> list[tuple[str, str]]:
+        with gq.connect(self.path) as con:
+            return [(c.name, c.kind) for c in self._meta(con).columns]
+
+    def _spatial_fids(self, con: Any, meta: gq.LayerMeta, q: ItemsQuery) -> np.ndarray:
+        bounds: tuple[float, float, float, float] | None = None
+        if q.region is not None:
+            bounds = q.region.bounds
+        if q.near is not None:
+            nb = q.near.storage_bounds()
+            bounds = nb if bounds is None else (max(bounds[0], nb[0]), max(bounds[1], nb[1]),
+                                                min(bounds[2], nb[2]), min(bounds[3], nb[3]))
+            if bounds[0] > bounds[2] or bounds[1] > bounds[3]:
+                return np.empty(0, dtype=np.int64)
+        assert bounds is not None
+        fids, env = gq.candidates(con, meta, bounds, where=q.where)
+        if len(fids) == 0:
+            return fids
+        sure = np.zeros(len(fids), dtype=bool)
+        if q.region is not None and q.near is None:
+            boxes = shapely.box(env[:, 0], env[:, 1], env[:, 2], env[:, 3])
+            shapely.prepare(q.region)
+            sure = shapely.within(boxes, q.region)
+        check = fids[~sure]
+        if len(check):
+            geoms = gq.read_rows(con, meta, fids=check).geometries
+            ok = np.ones(len(check), dtype=bool)
+            if q.region is not None:
+                ok &= shapely.intersects(geoms, q.region)
+            if q.near is not None:
+                ok &= q.near.mask(geoms)
+            keep = np.concatenate([fids[sure], check[ok]])
+            keep.sort()
+            return keep
+        return fids
+
+    def page(self, q: ItemsQuery) -> Page:
+        with gq.connect(self.path) as con:
+            meta = self._meta(con)
+            if q.region is not None or q.near is not None:
+                fids = self._spatial_fids(con, meta, q)
+                rows = gq.read_rows(con, meta, fids=fids[q.offset:q.offset + q.limit])
+                matched: int | None = len(fids)
+            else:
+                rows = gq.read_rows(con, meta, where=q.where, limit=q.limit, offset=q.offset)
+                matched = gq.count(con, meta, where=q.where)
+        return self._to_page(rows, matched)
+
+    def _to_page(self, rows: gq.Rows, matched: int | None) -> Page:
+        cols = [c.name for c in rows.columns]
+        i = _id_index(cols)
+        ids: list[object] = ([r[i] if r[i] is not None else int(f)
+                              for r, f in zip(rows.records, rows.fids, strict=True)]
+                             if i is not None else [int(f) for f in rows.fids])
+        return Page(cols, rows.records, rows.geometries, ids, matched)
+
+    def feature(self, feature_id: str) -> Page | None:
+        with gq.connect(self.path) as con:
+            meta = self._meta(con)
+            fid = gq.fid_of(con, meta, "id", feature_id)
+            if fid is None and meta.column("id") is None and feature_id.isdigit():
+                fid = int(feature_id)
+            if fid is None:
+                return None
+            rows = gq.read_rows(con, meta, fids=[fid])
+        if not rows.records:
+            return None
+        return self._to_page(rows, 1)
+
+
+# --- in-memory frames -----------------------------------------------------------------------
+def _kind_of(dtype: Any) -> str:
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "int"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    return "str"
+
+
+class FrameSource:
+    """A GeoDataFrame held in memory (analysis results), reprojected to storage lon/lat."""
+
+    def __init__(self, frame: gpd.GeoDataFrame, *, id_column: str | None = None) -> None:
+        gdf = frame if frame.crs is None or CRS(frame.crs) == STORAGE_CRS else frame.to_crs(
+            STORAGE_CRS)
+        self.frame = gdf.reset_index(drop=True)
+        self.id_column = id_column if id_column in self.frame.columns else (
+            "id" if "id" in self.frame.columns else None)
+        geom = self.frame.geometry.name
+        self.attr_columns = [c for c in self.frame.columns if c != geom]
+        self._geoms = np.asarray(self.frame.geometry.values, dtype=object)
+
+    def columns(self) -> list[tuple[str, str]]:
+        return [(c, _kind_of(self.frame[c].dtype)) for c in self.attr_columns]
+
+    def _mask(self, q: ItemsQuery) -> np.ndarray:
+        n = len(self.frame)
+        mask = np.ones(n, dtype=bool)
+        for name, value in q.where.items():
+            col = self.frame[name]
+            mask &= (col.isna().to_numpy() if value is None
+                     else (col == value).fillna(False).to_numpy(dtype=bool))
+        if q.region is not None and n:
+            hits = self.frame.sindex.query(q.region, predicate="intersects")
+            m = np.zeros(n, dtype=bool)
+            m[hits] = True
+            mask &= m
+        if q.near is not None and n:
+            idx = np.flatnonzero(mask)
+            ok = q.near.mask(self._geoms[idx])
+            mask[:] = False
+            mask[idx[ok]] = True
+        return mask
+
+    def _page_of(self, idx: np.ndarray, matched: int | None) -> Page:
+        sub = self.frame.iloc[idx]
+        records = list(sub[self.attr_columns].itertuples(index=False, name=None))
+        ids: list[object] = (sub[self.id_column].tolist() if self.id_column is not None
+                             else [int(i) for i in idx])
+        return Page(list(self.attr_columns), records, self._geoms[idx], ids, matched)
+
+    def page(self, q: ItemsQuery) -> Page:
+        idx = np.flatnonzero(self._mask(q))
+        return self._page_of(idx[q.offset:q.offset + q.limit], len(idx))
+
+    def feature(self, feature_id: str) -> Page | None:
+        if self.id_column is not None:
+            hits = np.flatnonzero((self.frame[self.id_column].astype(str) == feature_id)
+                                  .to_numpy())
+        elif feature_id.isdigit() and int(feature_id) < len(self.frame):
+            hits = np.asarray([int(feature_id)])
+        else:
+            hits = np.empty(0, dtype=int)
+        if len(hits) == 0:
+            return None
+        return self._page_of(hits[:1], 1)
+
+
+def source_for(store: Store, layer: str) -> Source:
+    """The source serving ``layer`` of ``store`` (R-tree paging for GeoPackage stores)."""
+    if isinstance(store, GeoPackageStore):
+        return StoreLayerSource(store, layer)
+    return FrameSource(store.read(layer))
+
+
+__all__.append("source_for")
+
+
+# --- serialisation --------------------------------------------------------------------------
+def json_value(v: object) -> object:
+    """A JSON-safe scalar (NaN → null, numpy → Python, dates → ISO text)."""
+    if v is None:
+        return None
+    if isinstance(v, (bool, str, int)):
+        return v
+    if isinstance(v, float):
+        return None if math.isnan(v) or math.isinf(v) else v
+    if isinstance(v, np.generic):
+        return json_value(v.item())
+    if isinstance(v, (pd.Timestamp, dt.datetime, dt.date)):
+        return None if pd.isna(v) else v.isoformat()
+    if v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, (list, tuple, dict)):
+        return json.loads(json.dumps(v, default=str))
+    return str(v)
+
+
+def _geometry_texts(geoms: np.ndarray, crs: OgcCrs) -> list[str]:
+    if len(geoms) == 0:
+        return []
+    oriented = shapely.orient_polygons(geoms, exterior_cw=False)
+    out = transform_geoms(oriented, crs)
+    texts = shapely.to_geojson(out)
+    return ["null" if t is None else str(t) for t in texts]
+
+
+def _features(page: Page, crs: OgcCrs, props: Callable[[tuple[object, ...]], dict[str, object]]
+              ) -> list[str]:
+    geo = _geometry_texts(page.geometries, crs)
+    out = []
+    for fid, rec, g in zip(page.ids, page.records, geo, strict=True):
+        out.append('{"type":"Feature","id":' + json.dumps(json_value(fid)) + ',"geometry":' + g
+                   + ',"properties":' + json.dumps(props(rec), ensure_ascii=False,
+                                                   allow_nan=False) + "}")
+    return out
+
+
+def _props_fn(columns: list[str]) -> Callable[[tuple[object, ...]], dict[str, object]]:
+    def fn(rec: tuple[object, ...]) -> dict[str, object]:
+        return {c: json_value(v) for c, v in zip(columns, rec, strict=True)}
+    return fn
+
+
+def feature_collection_bytes(page: Page, crs: OgcCrs, *, links: list[Mapping[str, Any]],
+                             number_matched: bool = True) -> bytes:
+    """The page as a GeoJSON FeatureCollection with OGC paging members."""
+    feats = _features(page, crs, _props_fn(page.columns))
+    head: dict[str, Any] = {"type": "FeatureCollection"}
+    tail: dict[str, Any] = {
+        "links": list(links),
+        "timeStamp": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace(
+            "+00:00", "Z"),
+        "numberReturned": len(feats),
+    }
+    if number_matched and page.matched is not None:
+        tail["numberMatched"] = page.matched
+    text = (json.dumps(head)[:-1] + ',"features":[' + ",".join(feats) + "],"
+            + json.dumps(tail, ensure_ascii=False)[1:])
+    return text.encode("utf-8")
+
+
+def feature_bytes(page: Page, crs: OgcCrs, *, links: list[Mapping[str, Any]]) -> bytes:
+    """The first feature of ``page`` as a GeoJSON Feature with links."""
+    text = _features(page, crs, _props_fn(page.columns))[0]
+    return (text[:-1] + ',"links":' + json.dumps(list(links), ensure_ascii=False) + "}").encode(
+        "utf-8")
