@@ -115,6 +115,19 @@ class DijkstraResult:
     predecessor: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Structure:
+    """Cached CSR layout of the edges sorted by (row, col, edge id)."""
+
+    order: np.ndarray
+    starts: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    multi: np.ndarray
+    multi_members: np.ndarray
+    multi_pos: np.ndarray
+
+
 @dataclass
 class RoadGraph:
     """A directed road graph in a projected metric CRS.
@@ -139,6 +152,7 @@ class RoadGraph:
     edges: gpd.GeoDataFrame
     _tree: shapely.STRtree | None = field(default=None, init=False, repr=False)
     _twin: np.ndarray | None = field(default=None, init=False, repr=False)
+    _structures: dict[bool, _Structure] = field(default_factory=dict, init=False, repr=False)
 
     # -- sizes ------------------------------------------------------------------------------
     @property
@@ -179,13 +193,39 @@ class RoadGraph:
         return self._twin
 
     # -- matrices ---------------------------------------------------------------------------
-    def matrix_with_edges(self, weights: np.ndarray) -> tuple[sparse.csr_matrix, np.ndarray]:
+    def _structure(self, transpose: bool) -> _Structure:
+        key = bool(transpose)
+        if key not in self._structures:
+            rows, cols = (self.v, self.u) if transpose else (self.u, self.v)
+            ids = np.arange(self.n_edges, dtype=np.int64)
+            order = np.lexsort((ids, cols, rows))
+            r, c = rows[order], cols[order]
+            new = np.ones(len(r), dtype=bool)
+            new[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+            starts = np.flatnonzero(new)
+            size = np.diff(np.append(starts, len(r)))
+            multi = np.flatnonzero(size > 1)
+            members = np.repeat(multi, size[multi])
+            offs = np.concatenate([np.arange(k) for k in size[multi]]) if len(multi) else \
+                np.zeros(0, dtype=np.int64)
+            member_pos = starts[members] + offs
+            self._structures[key] = _Structure(
+                order=order, starts=starts, rows=r[starts], cols=c[starts],
+                multi=multi, multi_members=members, multi_pos=member_pos)
+        return self._structures[key]
+
+    def matrix_with_edges(
+        self, weights: np.ndarray, *, transpose: bool = False
+    ) -> tuple[sparse.csr_matrix, np.ndarray]:
         """``(matrix, entry_edge)``: the n×n CSR cost matrix and, aligned with its ``data``,
         the edge (row position) whose weight each entry holds.
 
         Parallel edges keep the smallest weight (ties: the lowest edge id). Edges with a
         non-finite weight (inf/NaN) are left out; weights must be >= 0 (0 is stored as 1e-9
-        because csgraph reads an explicit zero as a missing edge).
+        because csgraph reads an explicit zero as a missing edge). ``transpose`` gives the
+        matrix of the reversed graph (entry ``[v, u]`` for edge ``u→v``), for searches
+        towards a target. The sparsity structure is cached, so a new weight array costs
+        O(edges) vectorised work.
         """
         w = np.asarray(weights, dtype=float)
         if w.shape != (self.n_edges,):
@@ -195,19 +235,30 @@ class RoadGraph:
         if np.any(w[finite] < 0):
             raise ValueError("weights must be >= 0; got a negative weight "
                              f"on edge {int(np.flatnonzero(finite & (w < 0))[0])}")
-        ids = np.flatnonzero(finite)
-        u, v = self.u[ids], self.v[ids]
-        ww = np.maximum(w[ids], _MIN_WEIGHT)
-        order = np.lexsort((ids, ww, v, u))
-        u, v, ww, ids = u[order], v[order], ww[order], ids[order]
-        first = np.ones(len(u), dtype=bool)
-        first[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
-        u, v, ww, ids = u[first], v[first], ww[first], ids[first]
+        st = self._structure(transpose)
+        ws = np.where(finite, np.maximum(w, _MIN_WEIGHT), np.inf)[st.order]
         n = self.n_nodes
+        if len(ws) == 0:
+            return sparse.csr_matrix((n, n)), np.zeros(0, dtype=np.int64)
+        gmin = np.minimum.reduceat(ws, st.starts)
+        entry = st.order[st.starts].copy()
+        if len(st.multi):
+            # lowest weight, then lowest edge id, inside each parallel group
+            mw = ws[st.multi_pos]
+            me = st.order[st.multi_pos]
+            o = np.lexsort((me, mw, st.multi_members))
+            g = st.multi_members[o]
+            first = np.ones(len(g), dtype=bool)
+            first[1:] = g[1:] != g[:-1]
+            entry[g[first]] = me[o][first]
+        keep = np.isfinite(gmin)
+        rows, cols = st.rows, st.cols
+        if not keep.all():
+            gmin, entry, rows, cols = gmin[keep], entry[keep], rows[keep], cols[keep]
         indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(u, minlength=n), out=indptr[1:])
-        m = sparse.csr_matrix((ww, v.astype(np.int64), indptr), shape=(n, n))
-        return m, ids
+        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+        m = sparse.csr_matrix((gmin, cols, indptr), shape=(n, n))
+        return m, entry
 
     def matrix(self, weights: np.ndarray | None = None) -> sparse.csr_matrix:
         """The n×n CSR cost matrix for ``weights`` (default ``length_m``).
