@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "RiskmapError",
+    "MISSING",
     "Problem",
     "LayerValidationError",
     "UnknownLayerError",
@@ -19,6 +20,27 @@ __all__ = [
 
 class RiskmapError(Exception):
     """Base of every riskmap error."""
+
+
+class _Missing:
+    """Sentinel for a value that is absent (no field, or an empty value)."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "missing"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING = _Missing()
+"""``Problem.received`` when the value is absent: the message reads "<field> is missing"."""
 
 
 @dataclass(frozen=True)
@@ -38,8 +60,8 @@ class Problem:
             where += f", feature {self.feature!r}"
         if self.field is None:
             return f"{where}: {self.note or self.expected}"
-        received = self.received
-        text = f"{where}: {self.field} is {received!r}; expected {self.expected}"
+        received = "missing" if self.received is MISSING else repr(self.received)
+        text = f"{where}: {self.field} is {received}; expected {self.expected}"
         return text + (f" ({self.note})" if self.note else "")
 
     def as_dict(self) -> dict[str, object]:
@@ -47,7 +69,8 @@ class Problem:
             "layer": self.layer,
             "feature": self.feature,
             "field": self.field,
-            "received": None if self.received is None else str(self.received),
+            "received": None if self.received is None or self.received is MISSING
+            else str(self.received),
             "expected": self.expected,
             "message": str(self),
         }
