@@ -49,6 +49,8 @@ class AnalysisDef:
     roles: frozenset[str]
     run: Callable[[Store], gpd.GeoDataFrame]
     findings: bool = True
+    owner: str = "planner"
+    layers: tuple[str, ...] = ()
 
 
 ANALYSES: list[AnalysisDef] = []
@@ -128,7 +130,32 @@ def result(store: Store, analysis_id: str) -> gpd.GeoDataFrame:
 
         raise NotFound(f"no analysis {analysis_id!r}; available: "
                        + ", ".join(d.id for d in available()))
-    return cache_for(store).get((analysis_id, store.version()), lambda: defn.run(store))
+    return cache_for(store).get((analysis_id, layers_version(store)), lambda: defn.run(store))
+
+
+def layers_version(store: Store) -> str:
+    """A version that changes when a layer is rewritten but not on registry writes.
+
+    GeoPackage layer writes replace the file (new inode) and stamp ``gpkg_contents``; the
+    registry edits its own tables in place, which must not invalidate analysis results.
+    """
+    from layers.store import GeoPackageStore
+
+    if not isinstance(store, GeoPackageStore):
+        return store.version()
+    import sqlite3
+
+    try:
+        st = store.path.stat()
+        con = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
+        try:
+            stamp = con.execute("SELECT COUNT(*), MAX(last_change) FROM gpkg_contents WHERE "
+                                "data_type = 'features'").fetchone()
+        finally:
+            con.close()
+    except (OSError, sqlite3.Error):
+        return store.version()
+    return f"{st.st_ino:x}-{stamp[0]}-{stamp[1]}"
 
 
 def finding_queryables() -> dict[str, Queryable]:
@@ -146,8 +173,11 @@ def collection_defs(catalog: Catalog) -> list[CollectionDef]:
 
     store = catalog.store
     out = []
+    have = {i.name for i in catalog.infos()}
     for d in available():
-        cached = cache_for(store).peek((d.id, store.version()))
+        if not set(d.layers) <= have:
+            continue
+        cached = cache_for(store).peek((d.id, layers_version(store)))
         extent = None
         if cached is not None and len(cached):
             b = cached.to_crs(4490).total_bounds if cached.crs is not None else None
@@ -173,3 +203,101 @@ def _maybe(store: Store, layer: str) -> gpd.GeoDataFrame | None:
 
 def _import(name: str) -> Any:
     return importlib.import_module(name)
+
+
+def _projected(store: Store, layers: tuple[str, ...], *, anchor: str
+               ) -> dict[str, gpd.GeoDataFrame | None]:
+    """Read ``layers`` (absent → None) in the analysis CRS of layer ``anchor``."""
+    from geo.crs import analysis_crs
+
+    base = store.read(anchor)
+    crs = analysis_crs(base) if len(base) else analysis_crs((117.0, 35.0))
+    out: dict[str, gpd.GeoDataFrame | None] = {anchor: base.to_crs(crs)}
+    for name in layers:
+        if name != anchor:
+            out[name] = store.read(name, crs=crs) if store.has_layer(name) else None
+    return out
+
+
+def _run_pipeline_findings(store: Store) -> gpd.GeoDataFrame:
+    from geo.pipelines import check_pipelines
+    from layers.rules import load_rules
+
+    rules = load_rules("pipelines")
+    d = _projected(store, ("pipelines", "buildings"), anchor="pipelines")
+    pipes, blds = d["pipelines"], d["buildings"]
+    assert pipes is not None
+    if blds is None:
+        from geo.findings import empty_findings
+
+        return empty_findings(pipes.crs)
+    return check_pipelines(pipes, blds, occupancy_rules=rules.rows("occupancy"),
+                           setback_rules=rules.rows("setback"))
+
+
+def _run_location_classes(store: Store) -> gpd.GeoDataFrame:
+    from geo.location_class import location_classes
+    from layers.rules import load_rules
+
+    rules = load_rules("location_class")
+    d = _projected(store, ("pipelines", "buildings", "sites"), anchor="pipelines")
+    pipes, blds = d["pipelines"], d["buildings"]
+    assert pipes is not None and blds is not None
+    if "kind" in pipes.columns:
+        pipes = pipes[pipes["kind"] == "long_distance"]
+    return location_classes(
+        pipes, blds, rule=rules.one("location_class"), household_rule=rules.one("households"),
+        sites=d["sites"], gathering_rule=rules.one("gathering_places"),
+        design_factor_rule=rules.one("design_factor"))
+
+
+def _fire_run(store: Store) -> Any:
+    fire = _import("api.commands.fire")
+    return cache_for(store).get(("_fire_run", layers_version(store)),
+                                lambda: fire.run_fire(store))
+
+
+def _fire_part(attr: str) -> Callable[[Store], gpd.GeoDataFrame]:
+    def run(store: Store) -> gpd.GeoDataFrame:
+        value = getattr(_fire_run(store), attr)
+        if value is None:
+            from geo.findings import empty_findings
+
+            return empty_findings(4490)
+        return value
+
+    return run
+
+
+_FIRE_ROLES = frozenset({"fire", "planner", "admin"})
+_FIRE_LAYERS = ("roads", "buildings", "fire_stations")
+_FIRE_MODULES = ("api.commands.fire", "geo.coverage", "geo.compounds", "geo.fire_lanes")
+
+for _d in (
+    AnalysisDef("pipeline_findings", "Pipeline occupancy and setback findings / 管道占压与间距不足",
+                "Buildings over pipelines (occupancy) and closer than the setback distance "
+                "(GB 50253 / GB 50251 / GB 50028 / 石油天然气管道保护法).",
+                ("geo.pipelines", "layers.rules"), _PLANNERS, _run_pipeline_findings,
+                layers=("pipelines", "buildings")),
+    AnalysisDef("location_classes", "Pipeline location classes / 地区等级",
+                "GB 50251-2015 §4.2 location class ranges along long-distance pipelines.",
+                ("geo.location_class", "layers.rules"), _PLANNERS, _run_location_classes,
+                findings=False, layers=("pipelines", "buildings")),
+    AnalysisDef("fire_findings", "Fire-lane and coverage findings / 消防通道与覆盖问题",
+                "Fire-lane defects, dead ends, buildings beyond engine or micro-station reach, "
+                "hydrant gaps, faulty hydrants.", _FIRE_MODULES, _FIRE_ROLES,
+                _fire_part("findings"), owner="fire", layers=_FIRE_LAYERS),
+    AnalysisDef("building_coverage", "Building fire coverage / 建筑消防覆盖",
+                "Per building: engine and micro-station arrival times and coverage.",
+                _FIRE_MODULES, _FIRE_ROLES, _fire_part("buildings"), findings=False,
+                owner="fire", layers=_FIRE_LAYERS),
+    AnalysisDef("compound_report", "Old compounds report / 老旧小区一区一策",
+                "Per old residential compound: risk rank and measures.", _FIRE_MODULES,
+                _FIRE_ROLES, _fire_part("compounds"), findings=False, owner="fire",
+                layers=(*_FIRE_LAYERS, "compounds")),
+    AnalysisDef("service_areas", "Fire station service areas / 消防站服务范围",
+                "3/5/8-minute service areas of the fire stations.", _FIRE_MODULES,
+                _FIRE_ROLES, _fire_part("service_areas"), findings=False, owner="fire",
+                layers=_FIRE_LAYERS),
+):
+    register(_d)

@@ -25,6 +25,7 @@ from layers.errors import (
     StoreError,
     UnknownLayerError,
 )
+from layers.registry import IllegalTransition, RecordNotFound, RegistryError
 
 __all__ = [
     "STATUS_CODES",
@@ -82,6 +83,9 @@ STATUS_CODES: dict[type[BaseException], int] = {
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
+    IllegalTransition: 409,
+    RegistryError: 400,
+    RecordNotFound: 404,
     LayerValidationError: 422,
     InputFileError: 422,
     UnknownLayerError: 404,

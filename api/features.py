@@ -35,6 +35,7 @@ __all__ = [
     "feature_bytes",
     "feature_collection_bytes",
     "json_value",
+    "source_for",
 ]
 
 
@@ -198,8 +199,9 @@ class FrameSource:
         gdf = frame if frame.crs is None or CRS(frame.crs) == STORAGE_CRS else frame.to_crs(
             STORAGE_CRS)
         self.frame = gdf.reset_index(drop=True)
-        self.id_column = id_column if id_column in self.frame.columns else (
-            "id" if "id" in self.frame.columns else None)
+        if id_column not in self.frame.columns:
+            id_column = next((c for c in ("finding_id", "id") if c in self.frame.columns), None)
+        self.id_column = id_column
         geom = self.frame.geometry.name
         self.attr_columns = [c for c in self.frame.columns if c != geom]
         self._geoms = np.asarray(self.frame.geometry.values, dtype=object)
@@ -256,8 +258,6 @@ def source_for(store: Store, layer: str) -> Source:
         return StoreLayerSource(store, layer)
     return FrameSource(store.read(layer))
 
-
-__all__.append("source_for")
 
 
 # --- serialisation --------------------------------------------------------------------------

@@ -1,0 +1,460 @@
+"""The hazard registry over HTTP: the two lists, workflow transitions, sync, audit, stats."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+import geopandas as gpd
+import numpy as np
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api import analysis as an
+from api.auth import Principal, get_principal, require_read
+from api.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from api.ogc import check_params
+from layers.registry import (
+    DETECTIONS,
+    MEASURE_STATUSES,
+    MONITORING_TARGETS,
+    STATUSES,
+    Actor,
+    Registry,
+)
+from layers.store import GeoPackageStore, Store
+
+__all__ = ["registry_of", "router"]
+
+router = APIRouter(prefix="/registry", tags=["Hazard registry"])
+
+_STAFF = frozenset({"planner", "police", "fire", "admin"})
+_PLANNERS = frozenset({"planner", "admin"})
+
+
+def registry_of(request: Request) -> Registry:
+    """The registry stored in the app's GeoPackage store."""
+    store: Store = request.app.state.store
+    if not isinstance(store, GeoPackageStore):
+        from layers.errors import StoreError
+
+        raise StoreError("the hazard registry needs a GeoPackage store")
+    return Registry(store.path, lock=store.lock)
+
+
+RegistryDep = Annotated[Registry, Depends(registry_of)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+HazardId = Annotated[str, Path(description="hazard id (= the finding_id it came from)")]
+
+
+# --- models ---------------------------------------------------------------------------------
+class Attachment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    href: str = Field(min_length=1, description="reference (URL or document number), not a file")
+    name: str | None = None
+    type: str | None = None
+
+
+class Hazard(BaseModel):
+    """A hazard record (问题隐患清单)."""
+
+    hazard_id: str
+    analysis: str
+    kind: str
+    severity: str | None = None
+    layer: str | None = None
+    feature_id: str | None = None
+    other_layer: str | None = None
+    other_id: str | None = None
+    rule_id: str | None = None
+    rule_source: str | None = None
+    station: str | None = None
+    message_zh: str | None = None
+    message_en: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    owner_role: str
+    status: Literal["identified", "rectifying", "rectified", "verified", "closed"]
+    detection: Literal["detected", "no_longer_detected"]
+    department: str | None = None
+    deadline: str | None = None
+    measures: str | None = None
+    notes: str | None = None
+    attachments: list[dict[str, str]] = Field(default_factory=list)
+    first_detected: str | None = None
+    last_detected: str | None = None
+    created_at: str
+    updated_at: str
+    rectified_at: str | None = None
+    closed_at: str | None = None
+
+
+class HazardList(BaseModel):
+    hazards: list[Hazard]
+    numberMatched: int
+    numberReturned: int
+
+
+class HazardFields(BaseModel):
+    """Editable fields of a hazard."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    department: str | None = Field(None, max_length=200)
+    deadline: dt.date | None = None
+    measures: str | None = Field(None, max_length=10_000)
+    notes: str | None = Field(None, max_length=10_000)
+    attachments: list[Attachment] | None = Field(None, max_length=100)
+    severity: Literal["critical", "high", "medium", "low", "info"] | None = None
+
+
+class RegisterRequest(HazardFields):
+    """Register the finding ``finding_id`` of analysis ``analysis`` as a hazard."""
+
+    finding_id: str = Field(min_length=1, max_length=500)
+    analysis: str = Field(min_length=1, max_length=100)
+
+
+class TransitionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: Literal["identified", "rectifying", "rectified", "verified", "closed"]
+    note: str | None = Field(None, max_length=10_000)
+
+
+class SyncResult(BaseModel):
+    analysis: str
+    registered: int
+    still_detected: int
+    redetected: int
+    no_longer_detected: int
+
+
+class AuditEntry(BaseModel):
+    seq: int
+    at: str
+    who: str
+    role: str
+    action: str
+    record_type: str
+    record_id: str
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+class AuditList(BaseModel):
+    entries: list[AuditEntry]
+    numberMatched: int
+    numberReturned: int
+
+
+class MeasureFields(BaseModel):
+    """A measure (制度措施清单)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, min_length=1, max_length=500)
+    department: str | None = Field(None, max_length=200)
+    kind: str | None = Field(None, max_length=100)
+    status: Literal["planned", "in_progress", "in_effect", "withdrawn"] | None = None
+    deadline: dt.date | None = None
+    description: str | None = Field(None, max_length=10_000)
+    hazard_ids: list[str] | None = Field(None, max_length=10_000)
+
+
+class Measure(BaseModel):
+    measure_id: str
+    title: str
+    department: str | None = None
+    kind: str | None = None
+    status: str
+    deadline: str | None = None
+    description: str | None = None
+    hazard_ids: list[str] = Field(default_factory=list)
+    owner_role: str
+    created_at: str
+    updated_at: str
+
+
+class MeasureList(BaseModel):
+    measures: list[Measure]
+
+
+class RateRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    total: int
+    rectified: int
+    closed: int
+    open: int
+    no_longer_detected: int
+    rate: float | None = None
+
+
+class MonitoringYear(BaseModel):
+    year: int
+    target: float
+    met: bool | None = None
+
+
+class Monitoring(BaseModel):
+    """Video-monitoring coverage of people-dense HCAs (from the ``hca`` layer)."""
+
+    people_dense_hca: int
+    monitored: int
+    coverage: float | None = None
+    targets: list[MonitoringYear]
+    current_target: float | None = None
+    met: bool | None = None
+
+
+class Stats(BaseModel):
+    """Aggregate statistics (readable by every role, including public)."""
+
+    total: int
+    rectified: int
+    rate: float | None = None
+    by_kind: dict[str, RateRow]
+    by_department: dict[str, RateRow]
+    by_year: dict[str, RateRow]
+    monitoring: Monitoring | None = None
+
+
+# --- helpers --------------------------------------------------------------------------------
+def _actor(p: Principal) -> Actor:
+    return Actor(who=p.name, role=p.role)
+
+
+def _staff(p: Principal) -> None:
+    require_read(p, _STAFF, "the hazard registry")
+
+
+def _visible_roles(p: Principal) -> list[str] | None:
+    return None if p.role in _PLANNERS else [p.role]
+
+
+def _require_owner(p: Principal, owner: str, what: str) -> None:
+    if p.is_admin or p.role == owner:
+        return
+    if not p.authenticated:
+        raise Unauthorized(f"{what} requires an API key with role {owner} or admin")
+    raise Forbidden(f"role {p.role!r} may not change {what}; it belongs to role {owner!r}")
+
+
+def _analysis_def(analysis_id: str) -> an.AnalysisDef:
+    d = next((d for d in an.available() if d.id == analysis_id), None)
+    if d is None:
+        raise NotFound(f"no analysis {analysis_id!r}; available: "
+                       + (", ".join(x.id for x in an.available()) or "none"))
+    return d
+
+
+def _finding_records(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    if frame.empty:
+        return []
+    pts = frame.geometry.to_crs(4490).representative_point() if frame.crs is not None else None
+    recs = frame.drop(columns=frame.geometry.name).to_dict("records")
+    if pts is not None:
+        xs, ys = pts.x.to_numpy(), pts.y.to_numpy()
+        for r, x, y in zip(recs, xs, ys, strict=True):
+            r["lon"] = None if not np.isfinite(x) else round(float(x), 7)
+            r["lat"] = None if not np.isfinite(y) else round(float(y), 7)
+    return recs
+
+
+def _fields(body: BaseModel, exclude: set[str] | None = None) -> dict[str, Any]:
+    d = body.model_dump(exclude_unset=True, exclude=exclude or set())
+    if "deadline" in d and d["deadline"] is not None:
+        d["deadline"] = d["deadline"].isoformat()
+    return d
+
+
+# --- hazards --------------------------------------------------------------------------------
+@router.get("/hazards", response_model=HazardList, operation_id="listHazards",
+            summary="Hazard records (the caller's own role's, all for planner/admin)")
+def list_hazards(
+    request: Request, reg: RegistryDep, principal: PrincipalDep,
+    status: Annotated[Literal["identified", "rectifying", "rectified", "verified", "closed"]
+                      | None, Query()] = None,
+    detection: Annotated[Literal["detected", "no_longer_detected"] | None, Query()] = None,
+    kind: Annotated[str | None, Query(max_length=100)] = None,
+    analysis: Annotated[str | None, Query(max_length=100)] = None,
+    department: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, description="clamped to the maximum page size")] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HazardList:
+    check_params(request, ("status", "detection", "kind", "analysis", "department", "limit",
+                           "offset"))
+    _staff(principal)
+    assert status is None or status in STATUSES
+    assert detection is None or detection in DETECTIONS
+    where = {k: v for k, v in (("status", status), ("detection", detection), ("kind", kind),
+                               ("analysis", analysis), ("department", department))
+             if v is not None}
+    limit = min(limit, request.app.state.settings.max_limit)
+    rows, total = reg.hazards(where=where, roles=_visible_roles(principal), limit=limit,
+                              offset=offset)
+    return HazardList(hazards=[Hazard(**r) for r in rows], numberMatched=total,
+                      numberReturned=len(rows))
+
+
+@router.get("/hazards/{hazard_id}", response_model=Hazard, operation_id="getHazard",
+            summary="One hazard record")
+def get_hazard(request: Request, hazard_id: HazardId, reg: RegistryDep,
+               principal: PrincipalDep) -> Hazard:
+    check_params(request, ())
+    _staff(principal)
+    rec = reg.hazard(hazard_id)
+    roles = _visible_roles(principal)
+    if roles is not None and rec["owner_role"] not in roles:
+        raise Forbidden(f"hazard {hazard_id!r} belongs to role {rec['owner_role']!r}")
+    return Hazard(**rec)
+
+
+@router.post("/hazards", response_model=Hazard, status_code=201, operation_id="registerHazard",
+             summary="Register a finding as a hazard (idempotent)")
+def register_hazard(request: Request, body: RegisterRequest, reg: RegistryDep,
+                    principal: PrincipalDep) -> Hazard:
+    check_params(request, ())
+    d = _analysis_def(body.analysis)
+    _require_owner(principal, d.owner, f"hazards of analysis {d.id!r}")
+    frame = an.result(request.app.state.store, d.id)
+    if "finding_id" not in frame.columns:
+        raise BadRequest(f"analysis {d.id!r} does not produce findings")
+    hit = frame[frame["finding_id"] == body.finding_id]
+    if hit.empty:
+        raise NotFound(f"analysis {d.id!r} has no finding {body.finding_id!r} in the current "
+                       "data")
+    rec = _finding_records(hit)[0]
+    rec["finding_id"] = body.finding_id
+    fields = _fields(body, exclude={"finding_id", "analysis"})
+    return Hazard(**reg.register(rec, analysis=d.id, owner_role=d.owner,
+                                 actor=_actor(principal), fields=fields or None))
+
+
+@router.patch("/hazards/{hazard_id}", response_model=Hazard, operation_id="updateHazard",
+              summary="Change department, deadline, measures, notes, attachments")
+def update_hazard(request: Request, hazard_id: HazardId, body: HazardFields, reg: RegistryDep,
+                  principal: PrincipalDep) -> Hazard:
+    check_params(request, ())
+    _staff(principal)
+    rec = reg.hazard(hazard_id)
+    _require_owner(principal, rec["owner_role"], f"hazard {hazard_id!r}")
+    fields = _fields(body)
+    if "attachments" in fields and fields["attachments"] is not None:
+        fields["attachments"] = [{k: v for k, v in a.items() if v is not None}
+                                 for a in fields["attachments"]]
+    return Hazard(**reg.update(hazard_id, fields, actor=_actor(principal)))
+
+
+@router.post("/hazards/{hazard_id}/transition", response_model=Hazard,
+             operation_id="transitionHazard",
+             summary="Move a hazard along identified → rectifying → rectified → verified → "
+                     "closed (409 when not allowed)",
+             responses={409: {"description": "illegal transition"}})
+def transition_hazard(request: Request, hazard_id: HazardId, body: TransitionRequest,
+                      reg: RegistryDep, principal: PrincipalDep) -> Hazard:
+    check_params(request, ())
+    _staff(principal)
+    rec = reg.hazard(hazard_id)
+    _require_owner(principal, rec["owner_role"], f"hazard {hazard_id!r}")
+    return Hazard(**reg.transition(hazard_id, body.to, actor=_actor(principal), note=body.note))
+
+
+@router.post("/sync/{analysis_id}", response_model=SyncResult, operation_id="syncRegistry",
+             summary="Re-run an analysis and update the registry (new → registered, "
+                     "vanished → no longer detected)")
+def sync(request: Request, analysis_id: Annotated[str, Path(max_length=100)], reg: RegistryDep,
+         principal: PrincipalDep) -> SyncResult:
+    check_params(request, ())
+    d = _analysis_def(analysis_id)
+    _require_owner(principal, d.owner, f"hazards of analysis {d.id!r}")
+    frame = an.result(request.app.state.store, d.id)
+    if "finding_id" not in frame.columns:
+        raise BadRequest(f"analysis {d.id!r} does not produce findings")
+    counts = reg.sync(d.id, _finding_records(frame), owner_role=d.owner,
+                      actor=_actor(principal))
+    return SyncResult(analysis=d.id, **counts)
+
+
+# --- audit ----------------------------------------------------------------------------------
+@router.get("/audit", response_model=AuditList, operation_id="listAudit",
+            summary="Append-only audit log (planner/admin)")
+def audit(request: Request, reg: RegistryDep, principal: PrincipalDep,
+          record_id: Annotated[str | None, Query(max_length=500)] = None,
+          limit: Annotated[int, Query(ge=1)] = 100,
+          offset: Annotated[int, Query(ge=0)] = 0) -> AuditList:
+    check_params(request, ("record_id", "limit", "offset"))
+    require_read(principal, _PLANNERS, "the audit log")
+    rows, total = reg.audit(record_id=record_id,
+                            limit=min(limit, request.app.state.settings.max_limit),
+                            offset=offset)
+    return AuditList(entries=[AuditEntry(**r) for r in rows], numberMatched=total,
+                     numberReturned=len(rows))
+
+
+# --- measures -------------------------------------------------------------------------------
+@router.get("/measures", response_model=MeasureList, operation_id="listMeasures",
+            summary="Measures list (制度措施清单)")
+def list_measures(request: Request, reg: RegistryDep, principal: PrincipalDep) -> MeasureList:
+    check_params(request, ())
+    _staff(principal)
+    return MeasureList(measures=[Measure(**m) for m in reg.measures(
+        roles=_visible_roles(principal))])
+
+
+@router.put("/measures/{measure_id}", response_model=Measure, operation_id="putMeasure",
+            summary="Create or update a measure")
+def put_measure(request: Request, measure_id: Annotated[str, Path(max_length=200,
+                                                                  pattern=r"^[\w.:-]+$")],
+                body: MeasureFields, reg: RegistryDep, principal: PrincipalDep) -> Measure:
+    check_params(request, ())
+    _staff(principal)
+    if principal.role == "public":
+        raise Forbidden("role 'public' may not change measures")
+    try:
+        existing = reg.measure(measure_id)
+    except LookupError:
+        existing = None
+    owner = existing["owner_role"] if existing else ("planner" if principal.is_admin
+                                                     else principal.role)
+    _require_owner(principal, owner, f"measure {measure_id!r}")
+    fields = _fields(body)
+    if fields.get("status") is not None:
+        assert fields["status"] in MEASURE_STATUSES
+    return Measure(**reg.put_measure(measure_id, fields, owner_role=owner,
+                                     actor=_actor(principal)))
+
+
+# --- stats ----------------------------------------------------------------------------------
+def _monitoring(store: Store, today: dt.date) -> Monitoring | None:
+    if not store.has_layer("hca"):
+        return None
+    cols = None
+    hca = store.read("hca", columns=cols)
+    if "people_dense" in hca.columns:
+        dense = hca[hca["people_dense"].fillna(False).astype(bool)]
+    else:
+        dense = hca
+    monitored = (int(dense["video_monitored"].fillna(False).astype(bool).sum())
+                 if "video_monitored" in dense.columns else 0)
+    n = len(dense)
+    cov = round(monitored / n, 4) if n else None
+    years = [MonitoringYear(year=y, target=t, met=None if cov is None else cov >= t)
+             for y, t in sorted(MONITORING_TARGETS.items())]
+    due = [t for y, t in MONITORING_TARGETS.items() if dt.date(y, 12, 31) <= today]
+    current = max(due) if due else None
+    return Monitoring(people_dense_hca=n, monitored=monitored, coverage=cov, targets=years,
+                      current_target=current,
+                      met=None if cov is None or current is None else cov >= current)
+
+
+@router.get("/stats", response_model=Stats, operation_id="getRegistryStats",
+            summary="Rectification rate by kind / department / year vs the plan's targets; "
+                    "HCA video-monitoring coverage vs 30/70/100 %")
+def stats(request: Request, reg: RegistryDep) -> Stats:
+    check_params(request, ())
+    today = dt.date.today()
+    s = reg.rectification_stats(today=today)
+    return Stats(**s, monitoring=_monitoring(request.app.state.store, today))
