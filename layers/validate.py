@@ -31,7 +31,7 @@ import shapely
 from pyproj import CRS
 
 from geo.crs import _CHINA, STORAGE_CRS, check_lonlat, to_analysis
-from layers.errors import MISSING, CRSError, LayerValidationError, Problem
+from layers.errors import MISSING, CRSError, LayerValidationError, Problem, RiskmapError
 from layers.schema import PRESSURE_CLASSES, FieldSpec, LayerSchema, get_schema
 
 __all__ = [
@@ -157,6 +157,7 @@ def validate_layer(
     for spec in schema.fields:
         if spec.name != "id":
             clean[spec.name] = _check_field(df, spec, labels, out)
+    _check_across_fields(clean, labels, out)
 
     geom = _check_geometry(df, schema, labels, out, report, crs)
 
@@ -207,7 +208,8 @@ def _match_field_names(
 
 
 def _labels_from(ids: pd.Series) -> np.ndarray:
-    rows = pd.Series([f"row {i + 1}" for i in range(len(ids))], index=ids.index, dtype=object)
+    """Feature labels for messages: the id, or ``row N`` (1-based) where the id is missing."""
+    rows = "row " + pd.Series(np.arange(1, len(ids) + 1), index=ids.index).astype(str)
     return ids.astype(object).where(ids.notna(), rows).to_numpy(dtype=object)
 
 
@@ -269,8 +271,8 @@ def _coerce(raw: pd.Series, spec: FieldSpec) -> tuple[pd.Series, np.ndarray]:
     present = text.notna().to_numpy()
     if spec.enum is not None:
         lookup = {_norm_key(v): v for v in spec.enum}
-        vals = text.map(lambda v: lookup.get(_norm_key(v)) if isinstance(v, str) else None,
-                        na_action="ignore").astype("string")
+        keys = text.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+        vals = keys.map(lookup).astype("string")
         return vals, present & vals.isna().to_numpy()
     if spec.type == "str":
         return text, np.zeros(len(raw), dtype=bool)
@@ -304,8 +306,8 @@ def _coerce(raw: pd.Series, spec: FieldSpec) -> tuple[pd.Series, np.ndarray]:
             r"^(\d{4}-\d{2})-(\d)(?=T|\s|$)", r"\1-0\2", regex=True)
         stamps = pd.to_datetime(iso, errors="coerce", format="ISO8601")
     bad = present & stamps.isna().to_numpy()
-    dates = pd.Series([d.date() if pd.notna(d) else None for d in stamps], index=raw.index,
-                      dtype=object)
+    dates = pd.Series(stamps.dt.date.to_numpy(dtype=object), index=raw.index, dtype=object)
+    dates = dates.where(stamps.notna().to_numpy(), None)
     return dates, bad
 
 
@@ -346,6 +348,33 @@ def _check_field(
         vals = vals.copy()
         vals[missing] = spec.default
     return vals
+
+
+_HOURS_EXPECTED = "time windows HH:MM-HH:MM separated by ';', e.g. 07:00-09:00;17:00-19:00"
+
+
+def _check_across_fields(clean: dict[str, pd.Series], labels: np.ndarray, out: _Collector) -> None:
+    """Checks that need more than one value: hours syntax, start_m <= end_m."""
+    from geo.zones import parse_hours
+
+    hours = clean.get("hours")
+    if hours is not None:
+        bad_values = []
+        for value in hours.dropna().unique():  # distinct values only: few per layer
+            try:
+                parse_hours(str(value))
+            except (RiskmapError, ValueError):
+                bad_values.append(value)
+        for i in np.flatnonzero(hours.isin(bad_values).to_numpy(dtype=bool)):
+            out.add(int(i), labels[i], "hours", str(hours.iloc[i]), _HOURS_EXPECTED,
+                    "empty means always")
+    if "start_m" in clean and "end_m" in clean:
+        start = clean["start_m"].to_numpy(dtype=float, na_value=np.nan)
+        end = clean["end_m"].to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            reversed_ = end < start
+        for i in np.flatnonzero(reversed_):
+            out.add(int(i), labels[i], "end_m", _py(end[i]), f"a number >= start_m ({start[i]:g})")
 
 
 # --- geometry ------------------------------------------------------------------------------------

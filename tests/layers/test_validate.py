@@ -443,3 +443,22 @@ def test_unknown_layer() -> None:
 
     with pytest.raises(UnknownLayerError, match="unknown layer 'pipes'; expected one of "):
         validate_layer(frame("pipelines"), "pipes")
+
+
+def test_hours_syntax() -> None:
+    gdf = frame("restricted_zones", n=3, hours="07:00-09:00;17:00-19:00")
+    gdf.loc[1, "hours"] = "morning"
+    gdf.loc[2, "hours"] = None
+    got = problems(gdf, "restricted_zones")
+    assert got == ["layer 'restricted_zones', feature 'Z-1-1': hours is 'morning'; expected "
+                   "time windows HH:MM-HH:MM separated by ';', e.g. 07:00-09:00;17:00-19:00 "
+                   "(empty means always)"]
+    gdf.loc[1, "hours"] = "22:00-06:00"
+    clean, _ = validate_layer(gdf, "restricted_zones")
+    assert clean["hours"].tolist() == ["07:00-09:00;17:00-19:00", "22:00-06:00", ""]
+
+
+def test_hca_end_before_start() -> None:
+    got = problems(frame("hca", start_m=1200.0, end_m=800.0), "hca")
+    assert got == ["layer 'hca', feature 'H-1': end_m is 800.0; expected a number >= start_m "
+                   "(1200)"]
