@@ -33,8 +33,10 @@ __all__ = [
     "Pieces",
     "chainage",
     "chainage_range",
+    "cover_max",
     "format_station",
     "line_reference",
+    "merge_intervals",
     "pieces",
     "point_at",
     "substring",
@@ -272,3 +274,55 @@ def pieces(refs: Sequence[LineRef], *, max_length_m: float = 200.0) -> Pieces:
     coords = np.stack([p0, p1], axis=1)
     geoms = shapely.linestrings(coords)
     return Pieces(geoms, line[seg], start[seg] + t0[:, 0] * ln[seg])
+
+
+# --- interval algebra along the chainage -----------------------------------------------------
+def cover_max(a: np.ndarray, b: np.ndarray, key: np.ndarray, m: int) -> np.ndarray:
+    """For m cells and ranges [a, b) of cells with integer ``key`` >= 0: the max key covering
+    each cell, -1 where none does. Vectorised: each range is written as two power-of-two
+    blocks of a sparse table, which is then pushed down level by level (O((n + m) log m))."""
+    levels = max(1, int(np.ceil(np.log2(max(m, 1)))) + 1)
+    table = np.full((levels, m), -1, dtype=np.int64)
+    a, b, key = np.asarray(a), np.asarray(b), np.asarray(key, dtype=np.int64)
+    ok = b > a
+    a, b, key = a[ok], b[ok], key[ok]
+    lvl = np.floor(np.log2(np.maximum(b - a, 1))).astype(np.intp)
+    np.maximum.at(table, (lvl, a), key)
+    np.maximum.at(table, (lvl, b - (1 << lvl)), key)
+    for j in range(levels - 1, 0, -1):
+        half = 1 << (j - 1)
+        row = table[j]
+        np.maximum(table[j - 1], row, out=table[j - 1])
+        np.maximum(table[j - 1][half:], row[: m - half], out=table[j - 1][half:])
+    return table[0]
+
+
+def merge_intervals(
+    group: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, gap_m: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Merge overlapping intervals (or closer than ``gap_m``) within each integer group.
+
+    Returns (group, lo, hi, label) where ``label[i]`` is the merged interval of input i.
+    """
+    group = np.asarray(group, dtype=np.int64)
+    lo = np.asarray(lo, dtype=float)
+    hi = np.asarray(hi, dtype=float)
+    if len(lo) == 0:
+        e = np.empty(0)
+        return group[:0], e, e, np.empty(0, dtype=np.intp)
+    order = np.lexsort((lo, group))
+    g, a, z = group[order], lo[order], hi[order]
+    span = float(np.nanmax(np.abs(np.r_[a, z]))) * 2 + gap_m + 1.0
+    offset = (g - g.min()) * span
+    run = np.maximum.accumulate(z + offset) - offset
+    new = np.r_[True, (g[1:] != g[:-1]) | (a[1:] > run[:-1] + gap_m)]
+    lab = np.cumsum(new) - 1
+    n = lab[-1] + 1
+    out_lo = np.full(n, np.inf)
+    out_hi = np.full(n, -np.inf)
+    np.minimum.at(out_lo, lab, a)
+    np.maximum.at(out_hi, lab, z)
+    out_g = g[new]
+    label = np.empty(len(lo), dtype=np.intp)
+    label[order] = lab
+    return out_g, out_lo, out_hi, label
