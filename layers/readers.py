@@ -492,9 +492,9 @@ def _hazmat(tags: Mapping[str, str]) -> str | None:
         if (k == "hazmat" or k.startswith("hazmat:")) and v in _HAZMAT_VALUES:
             found.append(_HAZMAT_VALUES[v])
     for k in ("hgv", "motor_vehicle", "access"):
-        v = tags.get(k)
-        if v in ("no", "private", "destination", "delivery"):
-            found.append("no" if v == "no" else "destination")
+        val = tags.get(k)
+        if val in ("no", "private", "destination", "delivery"):
+            found.append("no" if val == "no" else "destination")
     if not found:
         return None
     return max(found, key=_HAZMAT_RANK.__getitem__)

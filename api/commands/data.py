@@ -69,9 +69,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         raise
     print(result.summary())
-    for note in result.notes:
+    for note in result.notes[:_NOTES_SHOWN]:
         print(f"  note: {note}")
+    if len(result.notes) > _NOTES_SHOWN:
+        print(f"  … and {len(result.notes) - _NOTES_SHOWN} more note(s)")
     return 0
+
+
+_NOTES_SHOWN = 20
 
 
 def _write_problems(path: Path, exc: LayerValidationError) -> None:

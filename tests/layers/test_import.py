@@ -32,13 +32,23 @@ def snapshot(store: GeoPackageStore) -> tuple[str, dict[str, list[object]]]:
     return sha256(store.path), content
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> GeoPackageStore:
-    s = GeoPackageStore(tmp_path / "district.gpkg")
+def _make_store(path: Path) -> GeoPackageStore:
+    s = GeoPackageStore(path)
     import_file(s, "pipelines", DATA / "pipelines.geojson")
     import_file(s, "hydrants", DATA / "hydrants_lonlat.csv", crs="EPSG:4490",
                 mapping={"编号": "id"})
     return s
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> GeoPackageStore:
+    return _make_store(tmp_path / "district.gpkg")
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> GeoPackageStore:
+    """For tests whose imports must fail (and so never change it)."""
+    return _make_store(tmp_path_factory.mktemp("shared") / "district.gpkg")
 
 
 def test_import_writes_typed_layer(store: GeoPackageStore) -> None:
@@ -67,7 +77,9 @@ def test_failed_import_leaves_store_unchanged(store: GeoPackageStore, tmp_path: 
 
 
 @pytest.mark.parametrize("layer", LAYER_NAMES)
-def test_not_geodata_is_refused_and_store_unchanged(store: GeoPackageStore, layer: str) -> None:
+def test_not_geodata_is_refused_and_store_unchanged(shared_store: GeoPackageStore,
+                                                    layer: str) -> None:
+    store = shared_store
     before = snapshot(store)
     p = DATA / "not_geodata.gpkg"
     with pytest.raises(InputFileError) as info:

@@ -309,3 +309,40 @@ def test_parse_mapping() -> None:
         "YALI": "pressure_mpa", "GJ": "diameter_mm"}
     with pytest.raises(ValueError, match=r"--map 'YALI': expected SOURCE_FIELD=OUR_FIELD"):
         parse_mapping(["YALI"])
+
+
+def test_geojson_in_gk_coordinates_with_crs_option(tmp_path: Path) -> None:
+    # A legacy GeoJSON in the GK zone without a "crs" member: GDAL assumes WGS 84, so
+    # validation says the numbers are not degrees; --crs fixes it.
+    import geopandas as gpd
+
+    src = gpd.GeoDataFrame({"id": ["C-1"], "range_m": [80.0]},
+                           geometry=[shapely.Point(117.25, 34.8)], crs=4490).to_crs(4548)
+    p = tmp_path / "cams.geojson"
+    p.write_text(src.to_json(drop_id=True).replace('"crs"', '"_crs"'))
+    with pytest.raises(LayerValidationError) as info:
+        validate_layer(read_file(p), "cameras")
+    assert info.value.problems[0].note.startswith("these are not degrees")
+    clean, _ = validate_layer(read_file(p, crs="EPSG:4548"), "cameras")
+    pt = clean.geometry.iloc[0]
+    assert metres((pt.x, pt.y), (117.25, 34.8)) < 0.01
+
+
+def test_geopackage_layer_named_like_target(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    p = tmp_path / "x.gpkg"
+    gdf = gpd.GeoDataFrame({"id": ["C-1"]}, geometry=[shapely.Point(117.25, 34.8)], crs=4490)
+    gdf.to_file(p, layer="cameras")
+    gdf.to_file(p, layer="other")
+    assert read_file(p, target="cameras")["id"].tolist() == ["C-1"]
+
+
+def test_plain_shapefile_without_prj_needs_crs(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    p = tmp_path / "h.shp"
+    with pytest.warns(UserWarning, match="'crs' was not provided"):
+        gpd.GeoDataFrame({"id": ["H-1"]}, geometry=[shapely.Point(117.25, 34.8)]).to_file(p)
+    assert read_file(p).crs is None
+    assert read_file(p, crs="EPSG:4490").crs.to_epsg() == 4490
