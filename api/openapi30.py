@@ -10,7 +10,22 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["downgrade", "install_openapi30"]
+__all__ = ["add_error_responses", "downgrade", "install_openapi30"]
+
+_ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["code", "description"],
+    "properties": {"code": {"type": "string"}, "description": {"type": "string"}},
+}
+_ERRORS = {
+    "400": "Unknown or malformed parameter or body",
+    "401": "An API key is needed (or the key given is unknown)",
+    "403": "The caller's role may not read or change this",
+    "404": "No such collection, feature, record or analysis input",
+    "503": "The store cannot be read",
+}
+_WRITE_ERRORS = {"409": "Illegal status transition", "413": "Request body too large"}
 
 
 def _schema(node: Any) -> Any:
@@ -92,13 +107,37 @@ def downgrade(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def add_error_responses(doc: dict[str, Any]) -> dict[str, Any]:
+    """Document the error statuses every operation can return (validation errors are 400,
+    not FastAPI's 422), all with the ``Error`` body."""
+    doc.setdefault("components", {}).setdefault("schemas", {})["Error"] = _ERROR_SCHEMA
+    ref = {"$ref": "#/components/schemas/Error"}
+    for path_item in doc.get("paths", {}).values():
+        for method, op in path_item.items():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            resp = op["responses"]
+            resp.pop("422", None)
+            codes = dict(_ERRORS)
+            if method in ("post", "put", "patch"):
+                codes.update(_WRITE_ERRORS)
+            for code, text in codes.items():
+                entry = resp.setdefault(code, {})
+                entry.setdefault("description", text)
+                entry["content"] = {"application/json": {"schema": ref}}
+    comps = doc["components"]["schemas"]
+    comps.pop("HTTPValidationError", None)
+    comps.pop("ValidationError", None)
+    return doc
+
+
 def install_openapi30(app: Any) -> None:
     """Make ``app.openapi()`` return (and cache) the 3.0 document."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = downgrade(original())
+            app.openapi_schema = add_error_responses(downgrade(original()))
         return app.openapi_schema  # type: ignore[no-any-return]
 
     app.openapi = openapi

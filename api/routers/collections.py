@@ -49,7 +49,8 @@ def get_catalog(request: Request) -> Catalog:
 
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-CollectionId = Annotated[str, PathParam(description="collection id", pattern=r"^[A-Za-z0-9_.-]+$")]
+CollectionId = Annotated[str, PathParam(description="collection id", pattern=r"^[A-Za-z0-9_.-]+$",
+                                         examples=["buildings"])]
 
 
 # --- models ---------------------------------------------------------------------------------
