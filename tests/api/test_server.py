@@ -97,8 +97,8 @@ def test_ogrinfo_pages_through_a_layer(server):
     for text, geom in zip(polys, want, strict=True):
         xs, ys = zip(*(map(float, p.split()) for p in text.split(",")), strict=True)
         minx, miny, maxx, maxy = geom.bounds
-        assert min(xs) == pytest.approx(minx, abs=1e-7)
-        assert max(ys) == pytest.approx(maxy, abs=1e-7)
+        assert (min(xs), min(ys), max(xs), max(ys)) == pytest.approx(
+            (minx, miny, maxx, maxy), abs=1e-7)
 
 
 def test_ogrinfo_bbox(server):
