@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from geo.route_check import RouteCheckParams
 from geo.routing import RoutingParams
 from layers.errors import RuleError
 from layers.rules import Rule, load_rules
@@ -24,7 +25,8 @@ __all__ = ["CheckRule", "HazmatRules", "load_hazmat_rules"]
 
 _SEVERITIES = ("critical", "high", "medium", "low", "info")
 _CHECK_IDS = ("forbidden_zone", "permit_zone", "bridge_tunnel_zone", "hazmat_no_road",
-              "off_network", "min_stretch_m")
+              "off_network")
+_CHECK_PARAMS = ("min_stretch_m", "road_match_m")
 _ROUTING_IDS = ("corridor_m", "snap_max_m", "graph_snap_m", "avoid_penalty",
                 "alternative_max_stretch", "alternative_max_overlap", "sensitive_site_kinds")
 
@@ -45,6 +47,7 @@ class HazmatRules:
     """Hazmat routing parameters plus the designated-route check rules (by id)."""
 
     routing: RoutingParams
+    check: RouteCheckParams
     checks: Mapping[str, CheckRule]
     rows: Mapping[str, Rule] = field(default_factory=dict, repr=False)
 
@@ -127,9 +130,13 @@ def load_hazmat_rules(path: str | os.PathLike[str] | None = None) -> HazmatRules
     missing = [k for k in _CHECK_IDS if k not in checks]
     if missing:
         problems.append(f"missing or inactive hazmat check rule(s): {', '.join(missing)}")
-    for k in ("off_network", "min_stretch_m"):
-        if k in checks and checks[k].value is None:
-            problems.append(f"hazmat check {k!r} needs a value in metres")
+    if "off_network" in checks and checks["off_network"].value is None:
+        problems.append("hazmat check 'off_network' needs a value in metres")
+    cparams = {r.id: r for r in rs.rows("hazmat_check_param")}
+    missing = [k for k in _CHECK_PARAMS if k not in cparams]
+    if missing:
+        problems.append(f"missing or inactive hazmat check parameter(s): {', '.join(missing)}")
+    cvals = {k: _num(cparams[k], "value", problems) for k in _CHECK_PARAMS if k in cparams}
     if problems:
         raise RuleError(f"{len(problems)} problem(s) in the hazmat rules:\n"
                         + "\n".join(f"  - {p}" for p in problems))
@@ -140,4 +147,11 @@ def load_hazmat_rules(path: str | os.PathLike[str] | None = None) -> HazmatRules
         avoid_penalty=vals["avoid_penalty"], max_stretch=vals["alternative_max_stretch"],
         max_overlap=vals["alternative_max_overlap"], sensitive_site_kinds=tuple(kinds),
     )
-    return HazmatRules(routing=params, checks=checks, rows=rows)
+    check = RouteCheckParams(
+        off_network_m=float(checks["off_network"].value),  # type: ignore[arg-type]
+        road_match_m=cvals["road_match_m"], min_stretch_m=cvals["min_stretch_m"],
+        severity={k: c.severity for k, c in checks.items()},
+        source={k: c.source for k, c in checks.items()},
+    )
+    return HazmatRules(routing=params, check=check, checks=checks,
+                       rows={**rows, **cparams})
