@@ -15,7 +15,10 @@ COMMAND_MODULES = (
     "api.commands.data",
     "api.commands.demo",
     "api.commands.serve",
+    "api.commands.pipelines",
+    "api.commands.fire",
     "api.commands.db",
+    "api.commands.maps",
 )
 
 

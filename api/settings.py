@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated allowed origins ('*' for any)")
     analysis_cache_size: int = Field(16, ge=1, description="analysis results kept in memory")
+    map_basemap: str = Field("none", description="map basemap: none, osm, tianditu, gaode, local")
+    map_tile_url: str | None = Field(None, description="local tile URL template for basemap=local")
+    tianditu_key: SecretStr | None = Field(None, description="Tianditu key (basemap=tianditu)")
 
     _keys: dict[str, ApiKey] = PrivateAttr(default_factory=dict)
 

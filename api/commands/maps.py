@@ -1,0 +1,94 @@
+"""``riskmap map NAME --store STORE --out FILE.html|.pdf|.png``: export an audience map.
+
+``.html`` is one standalone file (assets inlined; large layers reduced to the features that
+findings refer to, with a note saying what was left out). ``.pdf`` / ``.png`` render the page
+in headless Chromium (Debian ``chromium``) — e.g. the police publish view for the notice:
+``riskmap map police --publish --out routes.pdf``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["register", "run"]
+
+
+def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ignore[type-arg]
+    from maps.base import BASEMAPS
+    from maps.sources import MAP_NAMES
+
+    p = sub.add_parser("map", help="export an audience map (HTML, PDF or PNG)",
+                       description=__doc__)
+    p.add_argument("name", choices=MAP_NAMES, help="which map")
+    p.add_argument("--store", required=True, help="GeoPackage path or postgresql:// URL")
+    p.add_argument("--out", required=True, help="output file: .html, .pdf or .png")
+    p.add_argument("--findings", action="append", default=[], metavar="FILE",
+                   help="findings file from `riskmap check …` (repeatable); by default the "
+                        "available analyses are run on the store")
+    p.add_argument("--no-analysis", action="store_true",
+                   help="do not run analyses (only --findings files)")
+    p.add_argument("--basemap", choices=tuple(BASEMAPS), default=None,
+                   help="basemap (default: $RISKMAP_MAP_BASEMAP or none)")
+    p.add_argument("--tile-url", default=None, help="local tile URL template (basemap local)")
+    p.add_argument("--lang", choices=("zh", "en"), default="zh")
+    p.add_argument("--publish", action="store_true",
+                   help="police: the clean public view (no internal findings)")
+    p.add_argument("--authority", default=None, help="publish view: issuing authority")
+    p.add_argument("--notice", default=None, help="publish view: notice number")
+    p.add_argument("--date", default=None, help="publish view: date (default today)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from api.settings import Settings
+    from layers.store import open_store
+    from maps.offline import render_html
+    from maps.sources import build, read_findings, read_layers
+
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (".html", ".htm", ".pdf", ".png"):
+        raise SystemExit(f"riskmap map: --out {out.name!r}: expected .html, .pdf or .png")
+    if args.publish and args.name != "police":
+        raise SystemExit("riskmap map: --publish is only offered for the police map")
+    settings = Settings(store=args.store)
+    from api.routers.maps import analysis_inputs, map_options
+
+    options = map_options(settings, mode="standalone", basemap=args.basemap, lang=args.lang)
+    if args.tile_url:
+        options = replace(options, tile_url=args.tile_url)
+    store = open_store(args.store)
+    frames = [read_findings(args.findings)] if args.findings else []
+    extra: dict = {}
+    if not args.no_analysis and not args.publish:
+        found, extra = analysis_inputs(store, args.name)
+        frames.append(found)
+    from maps.compose import concat_findings
+
+    findings = None if args.publish else concat_findings([f for f in frames if f is not None])
+    layers = read_layers(store, args.name, options=options, findings=findings)
+    layers.update(extra)
+    kwargs: dict = {}
+    if args.name == "police":
+        kwargs = {"publish": args.publish, "authority": args.authority, "notice": args.notice,
+                  "date": args.date, "route_url": None}
+    m = build(args.name, layers, findings, options=options, **kwargs)
+    html = render_html(m, mode="inline")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix in (".html", ".htm"):
+        out.write_text(html, encoding="utf-8")
+    else:
+        from maps.browser import export_page
+
+        with tempfile.TemporaryDirectory() as tmp:
+            page = Path(tmp) / "map.html"
+            page.write_text(html, encoding="utf-8")
+            export_page(page.as_uri(), out)
+    size = os.path.getsize(out)
+    print(f"riskmap: wrote {out} ({size / 1e6:.2f} MB)")
+    return 0

@@ -1,0 +1,145 @@
+"""Audience maps: ``/maps/{name}`` (HTML) and the vendored assets under ``/static/maps/…``.
+
+Each map is built per request from the store (small layers inline, large ones loaded by the
+browser from ``/collections/{id}/items?bbox=…``) and the analysis results cached per store
+version (:mod:`api.analysis`). Pages reference only the app and the chosen tile URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import geopandas as gpd
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from api.auth import get_principal, require_read
+from api.errors import BadRequest, NotFound
+from api.ogc import check_params
+from maps.base import STATIC_PREFIX, MapOptions
+from maps.compose import concat_findings
+from maps.offline import asset_path, render_html
+from maps.sources import MAP_NAMES, build, read_layers
+
+__all__ = ["MAP_ROLES", "analysis_inputs", "install", "map_options", "router"]
+
+log = logging.getLogger("riskmap.api")
+
+router = APIRouter(tags=["Maps"])
+
+# Who may open each map (admin opens all). The police publish view is public.
+MAP_ROLES: dict[str, frozenset[str]] = {
+    "planner": frozenset({"planner"}),
+    "police": frozenset({"police"}),
+    "fire": frozenset({"fire"}),
+    "overview": frozenset({"planner"}),
+}
+
+# Analysis collection ids (api.analysis) feeding each map: substrings of the id → use.
+# "findings" frames are merged; other results become named layers of the builder.
+_ANALYSIS_USE: dict[str, tuple[tuple[str, str], ...]] = {
+    "planner": (("hca-segment", "hca_computed"), ("hca_segment", "hca_computed"),
+                ("location", "location_classes"), ("pipeline", "findings"),
+                ("occupancy", "findings"), ("setback", "findings"), ("hca", "findings")),
+    "police": (("route", "findings"),),
+    "fire": (("service", "service_areas"), ("compound", "compound_report"),
+             ("lane", "findings"), ("coverage", "findings"), ("hydrant", "findings"),
+             ("fire", "findings")),
+    "overview": (("pipeline", "findings"), ("hca", "findings"), ("route", "findings"),
+                 ("lane", "findings"), ("coverage", "findings"), ("hydrant", "findings")),
+}
+
+
+def analysis_inputs(store: Any, name: str) -> tuple[gpd.GeoDataFrame | None, dict[str, Any]]:
+    """Findings and extra layers for map ``name`` from the analyses that are available."""
+    try:
+        from api import analysis
+    except ImportError:  # pragma: no cover
+        return None, {}
+    frames: list[gpd.GeoDataFrame] = []
+    extra: dict[str, Any] = {}
+    for defn in analysis.available():
+        use = next((u for key, u in _ANALYSIS_USE.get(name, ()) if key in defn.id), None)
+        if use is None or (use == "findings") != bool(defn.findings):
+            continue
+        try:
+            res = analysis.result(store, defn.id)
+        except Exception as exc:  # a failing analysis must not take the map down
+            log.warning("map %s: analysis %s failed: %s", name, defn.id, exc)
+            continue
+        if use == "findings":
+            frames.append(res)
+        else:
+            extra.setdefault(use, res)
+    return concat_findings(frames), extra
+
+
+def map_options(settings: Any, *, mode: str, basemap: str | None = None,
+                lang: str | None = None, api_base: str = "") -> MapOptions:
+    """Map options from settings (tile URL, Tianditu key) and request choices."""
+    return MapOptions(
+        basemap=basemap or getattr(settings, "map_basemap", None) or "none",
+        tile_url=getattr(settings, "map_tile_url", None),
+        tianditu_key=_secret(getattr(settings, "tianditu_key", None)),
+        lang="en" if lang == "en" else "zh",
+        mode=mode,  # type: ignore[arg-type]
+        api_base=api_base,
+    )
+
+
+def _secret(v: Any) -> str | None:
+    if v is None:
+        return None
+    return v.get_secret_value() if hasattr(v, "get_secret_value") else str(v)
+
+
+@router.get("/maps/{name}", response_class=HTMLResponse, operation_id="getMap",
+            summary="An audience map (planner, police, fire, overview) as an HTML page",
+            responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}})
+def get_map(request: Request, name: str) -> HTMLResponse:
+    check_params(request, ("basemap", "lang", "publish"))
+    if name not in MAP_NAMES:
+        raise NotFound(f"no map {name!r}; available: {', '.join(MAP_NAMES)}")
+    q = request.query_params
+    publish = q.get("publish", "false").lower() in ("1", "true", "yes")
+    if publish and name != "police":
+        raise BadRequest("publish=true is only offered for the police map")
+    principal = get_principal(request)
+    roles = frozenset({"public"}) | MAP_ROLES[name] if publish else MAP_ROLES[name]
+    require_read(principal, roles, f"map {name}")
+    basemap = q.get("basemap")
+    lang = q.get("lang")
+    if lang not in (None, "zh", "en"):
+        raise BadRequest(f"lang={lang!r}; expected zh or en")
+    root = request.scope.get("root_path", "").rstrip("/")
+    try:
+        options = map_options(request.app.state.settings, mode="served", basemap=basemap,
+                              lang=lang, api_base=root)
+        options.tiles()
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    store = request.app.state.store
+    findings, extra = (None, {}) if publish else analysis_inputs(store, name)
+    layers: dict[str, Any] = read_layers(store, name, options=options, findings=findings)
+    layers.update(extra)
+    kwargs: dict[str, Any] = {}
+    if name == "police":
+        kwargs = {"publish": publish, "route_url": f"{root}/routes"}
+    m = build(name, layers, findings, options=options, **kwargs)
+    html = render_html(m, mode="served", static_prefix=root + STATIC_PREFIX)
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get(STATIC_PREFIX + "/{path:path}", include_in_schema=False)
+def static_asset(path: str) -> FileResponse:
+    try:
+        p = asset_path(path)
+    except FileNotFoundError:
+        raise NotFound(f"no map asset {path!r}") from None
+    return FileResponse(p, headers={"Cache-Control": "public, max-age=86400"})
+
+
+def install(app: FastAPI) -> None:
+    """Include the maps router (called by ``api.app.create_app``)."""
+    app.include_router(router)

@@ -1,0 +1,951 @@
+/* riskmap.js — map controls for riskmap's audience maps (MIT, part of riskmap).
+ *
+ * One entry point, RiskMap.init(map, config), draws every layer of a map from a plain config
+ * object written by maps/base.py: inline GeoJSON layers or layers loaded from the API by bbox
+ * as the view moves (BboxLoader), categorical / graduated styling, popups built from field
+ * lists in the current language, a grouped layer control, a legend of the visible layers,
+ * search by id/name, a measure tool, fullscreen, mouse coordinates, a zh/en switch, the
+ * hazmat route request form and the print/publish header. No network access except the app's
+ * own API (relative URLs) and the configured tile layer.
+ */
+(function (global) {
+  'use strict';
+  var L = global.L;
+
+  // ---------------------------------------------------------------- helpers
+  function esc(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c];
+    });
+  }
+  function tr(label, lang) {
+    if (label === null || label === undefined) { return ''; }
+    if (typeof label === 'string') { return label; }
+    return label[lang] !== undefined ? label[lang] : (label.zh !== undefined ? label.zh : label.en);
+  }
+  function fmtNum(v, digits) {
+    if (typeof v !== 'number' || !isFinite(v)) { return String(v); }
+    var d = digits === undefined ? 2 : digits;
+    return v.toLocaleString('en-US', {maximumFractionDigits: d, minimumFractionDigits: 0});
+  }
+  function el(tag, cls, parent) {
+    var e = L.DomUtil.create(tag, cls || '', parent);
+    return e;
+  }
+  var UI = {
+    layers: {zh: '图层', en: 'Layers'},
+    legend: {zh: '图例', en: 'Legend'},
+    search: {zh: '搜索编号或名称…', en: 'Search id or name…'},
+    noMatch: {zh: '无结果', en: 'No match'},
+    measure: {zh: '测量', en: 'Measure'},
+    measureHelp: {zh: '单击添加点，双击结束', en: 'Click to add points, double-click to finish'},
+    distance: {zh: '距离', en: 'Distance'},
+    area: {zh: '面积', en: 'Area'},
+    fullscreen: {zh: '全屏', en: 'Fullscreen'},
+    zoomIn: {zh: '放大至 {z} 级以上加载', en: 'zoom to {z}+ to load'},
+    loading: {zh: '加载中…', en: 'loading…'},
+    shown: {zh: '显示 {n} / {m}', en: 'showing {n} of {m}'},
+    loadError: {zh: '加载失败', en: 'failed to load'},
+    origin: {zh: '起点', en: 'Origin'},
+    destination: {zh: '终点', en: 'Destination'},
+    departAt: {zh: '出发时间', en: 'Departure'},
+    alternatives: {zh: '备选路线数', en: 'Alternatives'},
+    objective: {zh: '优化目标', en: 'Objective'},
+    time: {zh: '时间', en: 'time'},
+    length: {zh: '距离', en: 'distance'},
+    risk: {zh: '风险', en: 'risk'},
+    pick: {zh: '在地图上点击', en: 'click on the map'},
+    route: {zh: '规划路线', en: 'Find route'},
+    routeTitle: {zh: '危化品车辆路线申请', en: 'Hazmat route request'},
+    refused: {zh: '拒绝通行道路', en: 'Refused roads'},
+    zones: {zh: '经过区域', en: 'Zones passed'},
+    riskScore: {zh: '风险值', en: 'Risk score'},
+    minutes: {zh: '分钟', en: 'min'},
+    noRoute: {zh: '无可行路线', en: 'No route'},
+    issued: {zh: '发布机关', en: 'Issued by'},
+    notice: {zh: '通告编号', en: 'Notice no.'},
+    date: {zh: '日期', en: 'Date'}
+  };
+
+  // ---------------------------------------------------------------- GCJ-02 (display only)
+  var GA = 6378245.0, GEE = 0.00669342162296594323;
+  function outOfChina(lon, lat) {
+    return lon < 72.004 || lon > 137.8347 || lat < 0.8293 || lat > 55.8271;
+  }
+  function gcjDelta(lon, lat) {
+    var x = lon - 105.0, y = lat - 35.0, PI = Math.PI;
+    var dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * Math.sqrt(Math.abs(x)) +
+      (20.0 * Math.sin(6.0 * x * PI) + 20.0 * Math.sin(2.0 * x * PI)) * 2.0 / 3.0 +
+      (20.0 * Math.sin(y * PI) + 40.0 * Math.sin(y / 3.0 * PI)) * 2.0 / 3.0 +
+      (160.0 * Math.sin(y / 12.0 * PI) + 320 * Math.sin(y * PI / 30.0)) * 2.0 / 3.0;
+    var dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * Math.sqrt(Math.abs(x)) +
+      (20.0 * Math.sin(6.0 * x * PI) + 20.0 * Math.sin(2.0 * x * PI)) * 2.0 / 3.0 +
+      (20.0 * Math.sin(x * PI) + 40.0 * Math.sin(x / 3.0 * PI)) * 2.0 / 3.0 +
+      (150.0 * Math.sin(x / 12.0 * PI) + 300.0 * Math.sin(x / 30.0 * PI)) * 2.0 / 3.0;
+    var radlat = lat / 180.0 * PI, magic = 1 - GEE * Math.sin(radlat) * Math.sin(radlat);
+    var sq = Math.sqrt(magic);
+    dlat = (dlat * 180.0) / ((GA * (1 - GEE)) / (magic * sq) * PI);
+    dlon = (dlon * 180.0) / (GA / sq * Math.cos(radlat) * PI);
+    return [dlon, dlat];
+  }
+  function toGcj(lon, lat) {
+    if (outOfChina(lon, lat)) { return [lon, lat]; }
+    var d = gcjDelta(lon, lat);
+    return [lon + d[0], lat + d[1]];
+  }
+  function fromGcj(lon, lat) {
+    var wl = lon, wb = lat;
+    for (var i = 0; i < 6; i++) {
+      var t = toGcj(wl, wb);
+      wl += lon - t[0]; wb += lat - t[1];
+    }
+    return [wl, wb];
+  }
+  function shiftCoords(c) {
+    if (typeof c[0] === 'number') { return toGcj(c[0], c[1]); }
+    return c.map(shiftCoords);
+  }
+  function shiftGeojson(fc) {
+    (fc.features || []).forEach(function (f) {
+      var g = f.geometry;
+      if (!g) { return; }
+      if (g.type === 'GeometryCollection') {
+        g.geometries.forEach(function (h) { h.coordinates = shiftCoords(h.coordinates); });
+      } else { g.coordinates = shiftCoords(g.coordinates); }
+    });
+    return fc;
+  }
+
+  // ---------------------------------------------------------------- styling
+  function classColor(cls, props) {
+    if (!cls) { return null; }
+    var v = props ? props[cls.field] : undefined;
+    if (cls.type === 'categorical') {
+      for (var i = 0; i < cls.classes.length; i++) {
+        if (String(cls.classes[i].value) === String(v)) { return cls.classes[i].color; }
+      }
+      return cls['default'] || '#888888';
+    }
+    if (cls.type === 'graduated') {
+      if (typeof v !== 'number' || !isFinite(v)) { return cls['default'] || '#888888'; }
+      var b = cls.breaks;  // n+1 edges for n colours; values beyond clamp to the ends
+      for (var j = 0; j < cls.colors.length; j++) {
+        if (v < b[j + 1]) { return cls.colors[j]; }
+      }
+      return cls.colors[cls.colors.length - 1];
+    }
+    return null;
+  }
+  function featureStyle(spec, props) {
+    var s = L.extend({}, spec.style || {});
+    var c = classColor(spec.classify, props);
+    if (c) {
+      s.color = spec.kind === 'polygon' && spec.style && spec.style.strokeFixed ? s.color : c;
+      s.fillColor = c;
+    }
+    var st = spec.styleBy;  // per-class overrides, e.g. dash for unregistered HCAs
+    if (st && props && st.values[String(props[st.field])]) {
+      L.extend(s, st.values[String(props[st.field])]);
+    }
+    return s;
+  }
+
+  // ---------------------------------------------------------------- popups
+  function fieldValue(f, v, lang) {
+    if (v === null || v === undefined || v === '' || (typeof v === 'number' && !isFinite(v))) {
+      return null;
+    }
+    if (f.enum && f.enum[String(v)]) { v = tr(f.enum[String(v)], lang); }
+    if (typeof v === 'boolean') { v = v ? (lang === 'en' ? 'yes' : '是') : (lang === 'en' ? 'no' : '否'); }
+    if (f.type === 'list') {
+      var items = Array.isArray(v) ? v : String(v).split(/\n|;\s*/);
+      items = items.filter(function (x) { return String(x).trim() !== ''; });
+      if (!items.length) { return null; }
+      return '<ul>' + items.map(function (x) {
+        return '<li>' + esc(typeof x === 'object' ? JSON.stringify(x) : x) + '</li>';
+      }).join('') + '</ul>';
+    }
+    if (f.type === 'percent' && typeof v === 'number') { return esc(fmtNum(v * 100, 1) + ' %'); }
+    var s = typeof v === 'number' ? fmtNum(v, f.digits) : String(v);
+    return esc(s + (f.unit ? ' ' + f.unit : ''));
+  }
+  function popupHtml(spec, props, lang) {
+    var p = spec.popup || {};
+    var h = '<div class="riskmap-popup" data-layer="' + esc(spec.id) + '">';
+    var title = tr(spec.label, lang);
+    if (p.title && props[p.title] !== undefined && props[p.title] !== null) {
+      title += ' ' + props[p.title];
+    }
+    h += '<div class="riskmap-popup-title">' + esc(title) + '</div>';
+    if (p.sentence) {
+      var s = props[tr(p.sentence, lang)];
+      if (s) { h += '<p class="riskmap-popup-sentence">' + esc(s) + '</p>'; }
+    }
+    var rows = '';
+    (p.fields || []).forEach(function (f) {
+      var v = fieldValue(f, props[f.key], lang);
+      if (v !== null) {
+        rows += '<tr data-field="' + esc(f.key) + '"><th>' + esc(tr(f.label, lang)) +
+          '</th><td>' + v + '</td></tr>';
+      }
+    });
+    if (rows) { h += '<table>' + rows + '</table>'; }
+    return h + '</div>';
+  }
+
+  // ---------------------------------------------------------------- app
+  function App(map, cfg) {
+    this.map = map;
+    this.cfg = cfg;
+    this.lang = cfg.lang || 'zh';
+    this.gcj = !!cfg.gcj;
+    this.layers = {};     // id -> {spec, layer, state}
+    this.controls = [];   // objects with a render() to call on language change
+    this.status = {};     // id -> status text for remote layers
+    this._init();
+  }
+  App.prototype._init = function () {
+    var self = this, map = this.map, cfg = this.cfg;
+    if (map.attributionControl) { map.attributionControl.setPrefix('Leaflet'); }
+    (cfg.layers || []).forEach(function (spec) { self._addLayer(spec); });
+    if (cfg.publish) { this._addPublishHeader(cfg.publish); }
+    if (cfg.title && !cfg.publish) { this._addTitle(); }
+    this._addLayerControl();
+    this._addLegend();
+    var c = cfg.controls || {};
+    if (c.search) { this._addSearch(); }
+    if (c.measure) { this._addMeasure(); }
+    if (c.fullscreen) { this._addFullscreen(); }
+    if (c.coords) { this._addCoords(); }
+    if (c.lang) { this._addLangSwitch(); }
+    (cfg.panels || []).forEach(function (p) { self._addPanel(p); });
+    if (cfg.routeForm) { this._addRouteForm(cfg.routeForm); }
+    if (cfg.bounds) {
+      var b = cfg.bounds;  // [minx, miny, maxx, maxy] lon/lat, already shifted when gcj
+      map.fitBounds([[b[1], b[0]], [b[3], b[2]]], {padding: [10, 10]});
+    }
+    map.on('moveend', function () { self._refreshRemote(); });
+    this._refreshRemote();
+    global.document.documentElement.setAttribute('lang', this.lang === 'en' ? 'en' : 'zh-CN');
+    this.ready = true;
+    map.getContainer().setAttribute('data-riskmap-ready', '1');
+  };
+  App.prototype.t = function (label) { return tr(label, this.lang); };
+
+  var PANES = {base: 350, main: 400, top: 450};  // context below, findings above
+  App.prototype._renderer = function (spec) {
+    var pane = spec.pane || (spec.group === 'findings' ? 'top' : (spec.group === 'context' ? 'base' : 'main'));
+    this.renderers = this.renderers || {};
+    if (!this.renderers[pane]) {
+      var name = 'riskmap-' + pane;
+      if (!this.map.getPane(name)) { this.map.createPane(name).style.zIndex = PANES[pane] || 400; }
+      this.renderers[pane] = L.canvas({padding: 0.3, pane: name});
+    }
+    return this.renderers[pane];
+  };
+  App.prototype._geojsonLayer = function (spec) {
+    var self = this, renderer = this._renderer(spec);
+    return L.geoJSON(null, {
+      style: function (f) { return L.extend({renderer: renderer}, featureStyle(spec, f.properties)); },
+      pointToLayer: function (f, latlng) {
+        var rf = spec.radiusField, p = f.properties || {};
+        if (rf && typeof p[rf] === 'number' && isFinite(p[rf])) {
+          return L.circle(latlng, L.extend({renderer: renderer}, featureStyle(spec, p), {radius: p[rf]}));
+        }
+        return L.circleMarker(latlng, L.extend({renderer: renderer, radius: 5},
+          featureStyle(spec, f.properties)));
+      },
+      onEachFeature: function (f, layer) {
+        if (spec.popup) {
+          layer.bindPopup(function () { return popupHtml(spec, f.properties || {}, self.lang); },
+            {maxWidth: 360});
+        }
+        if (spec.tooltip && f.properties && f.properties[spec.tooltip] !== undefined) {
+          layer.bindTooltip(esc(f.properties[spec.tooltip]), {sticky: true});
+        }
+      }
+    });
+  };
+  App.prototype._addLayer = function (spec) {
+    var layer = this._geojsonLayer(spec);
+    var entry = {spec: spec, layer: layer, index: {}};
+    if (spec.data) {
+      var data = this.gcj ? shiftGeojson(spec.data) : spec.data;
+      layer.addData(data);
+      this._indexLayer(entry);
+    }
+    this.layers[spec.id] = entry;
+    if (spec.visible !== false) { layer.addTo(this.map); }
+  };
+  App.prototype._indexLayer = function (entry) {
+    var keys = entry.spec.search || [];
+    entry.index = {};
+    entry.layer.eachLayer(function (l) {
+      var p = (l.feature && l.feature.properties) || {};
+      keys.forEach(function (k) {
+        if (p[k] !== undefined && p[k] !== null) {
+          entry.index[String(p[k]).toLowerCase()] = l;
+        }
+      });
+    });
+  };
+
+  // --- BboxLoader: remote layers fetched from the API by bbox on moveend -----------------
+  App.prototype._refreshRemote = function () {
+    var self = this;
+    Object.keys(this.layers).forEach(function (id) {
+      var e = self.layers[id];
+      if (e.spec.remote) { self._loadRemote(e); }
+    });
+  };
+  App.prototype._loadRemote = function (entry) {
+    var self = this, spec = entry.spec, r = spec.remote, map = this.map;
+    if (!map.hasLayer(entry.layer)) { return; }
+    if (map.getZoom() < (r.minZoom || 0)) {
+      entry.layer.clearLayers();
+      entry.key = null;
+      this._setStatus(spec.id, UI.zoomIn, {z: r.minZoom});
+      return;
+    }
+    var b = map.getBounds(), w = b.getWest(), s = b.getSouth(), e = b.getEast(), n = b.getNorth();
+    if (this.gcj) {  // the view is in GCJ-02; the API speaks WGS 84 / CGCS2000
+      var sw = fromGcj(w, s), ne = fromGcj(e, n);
+      w = sw[0]; s = sw[1]; e = ne[0]; n = ne[1];
+    }
+    var bbox = [w, s, e, n].map(function (v) { return v.toFixed(6); }).join(',');
+    if (entry.key === bbox) { return; }
+    entry.key = bbox;
+    if (entry.abort) { entry.abort.abort(); }
+    var ctrl = global.AbortController ? new global.AbortController() : null;
+    entry.abort = ctrl;
+    var url = r.url + (r.url.indexOf('?') < 0 ? '?' : '&') + 'bbox=' + bbox + '&limit=' + (r.limit || 5000);
+    this._setStatus(spec.id, UI.loading, {});
+    entry.pending = true;
+    global.fetch(url, {credentials: 'same-origin', headers: {'Accept': 'application/geo+json'},
+      signal: ctrl ? ctrl.signal : undefined})
+      .then(function (resp) {
+        if (!resp.ok) { throw new Error('HTTP ' + resp.status); }
+        return resp.json();
+      })
+      .then(function (fc) {
+        if (entry.key !== bbox) { return; }
+        entry.layer.clearLayers();
+        entry.layer.addData(self.gcj ? shiftGeojson(fc) : fc);
+        self._indexLayer(entry);
+        var nret = (fc.features || []).length;
+        var nmatch = typeof fc.numberMatched === 'number' ? fc.numberMatched : nret;
+        entry.pending = false;
+        entry.loaded = nret;
+        self._setStatus(spec.id, nmatch > nret ? UI.shown : null, {n: fmtNum(nret, 0), m: fmtNum(nmatch, 0)});
+        map.getContainer().setAttribute('data-loaded-' + spec.id, String(nret));
+      })
+      .catch(function (err) {
+        if (err && err.name === 'AbortError') { return; }
+        entry.pending = false;
+        self._setStatus(spec.id, UI.loadError, {});
+        if (global.console && global.console.warn) { global.console.warn('riskmap: ' + spec.id + ': ' + err); }
+      });
+  };
+  App.prototype._setStatus = function (id, label, vars) {
+    this.status[id] = label ? {label: label, vars: vars} : null;
+    if (this.legend) { this.legend.render(); }
+  };
+  App.prototype._statusText = function (id) {
+    var st = this.status[id];
+    if (!st) { return ''; }
+    var s = this.t(st.label);
+    Object.keys(st.vars || {}).forEach(function (k) { s = s.replace('{' + k + '}', st.vars[k]); });
+    return s;
+  };
+
+  // --- layer control with groups ---------------------------------------------------------
+  App.prototype._addLayerControl = function () {
+    var self = this, map = this.map, cfg = this.cfg;
+    var Ctl = L.Control.extend({
+      options: {position: 'topright'},
+      onAdd: function () {
+        var div = el('div', 'riskmap-layers leaflet-bar riskmap-box');
+        L.DomEvent.disableClickPropagation(div);
+        L.DomEvent.disableScrollPropagation(div);
+        this.div = div;
+        this.render();
+        return div;
+      },
+      render: function () {
+        var div = this.div, ctl = this;
+        div.innerHTML = '';
+        var head = el('div', 'riskmap-box-title', div);
+        head.textContent = self.t(UI.layers);
+        var body = el('div', 'riskmap-layers-body', div);
+        head.onclick = function () { L.DomUtil.hasClass(div, 'collapsed') ? L.DomUtil.removeClass(div, 'collapsed') : L.DomUtil.addClass(div, 'collapsed'); };
+        (cfg.groups || []).forEach(function (g) {
+          var ids = (cfg.layers || []).filter(function (s) { return s.group === g.id; });
+          if (!ids.length) { return; }
+          var gd = el('div', 'riskmap-layer-group', body);
+          gd.setAttribute('data-group', g.id);
+          el('div', 'riskmap-group-title', gd).textContent = self.t(g.label);
+          ids.forEach(function (spec) {
+            var lab = el('label', 'riskmap-layer-item', gd);
+            var cb = el('input', '', lab);
+            cb.type = 'checkbox';
+            cb.setAttribute('data-layer', spec.id);
+            cb.checked = map.hasLayer(self.layers[spec.id].layer);
+            el('span', '', lab).textContent = ' ' + self.t(spec.label);
+            L.DomEvent.on(cb, 'change', function () {
+              var ly = self.layers[spec.id].layer;
+              if (cb.checked) { ly.addTo(map); } else { map.removeLayer(ly); }
+              self.layers[spec.id].key = null;
+              self._refreshRemote();
+              if (self.legend) { self.legend.render(); }
+            });
+          });
+        });
+        ctl.body = body;
+      }
+    });
+    this.layerControl = new Ctl();
+    this.layerControl.addTo(map);
+    this.controls.push(this.layerControl);
+  };
+
+  // --- legend (categorical + graduated) of the visible layers ----------------------------
+  App.prototype._legendSwatch = function (spec, color, parent) {
+    var sw = el('span', 'riskmap-swatch riskmap-swatch-' + (spec.kind || 'polygon'), parent);
+    var st = spec.style || {};
+    if (spec.kind === 'line') {
+      sw.style.borderTop = (st.weight || 3) + 'px ' + (st.dashArray ? 'dashed ' : 'solid ') + color;
+    } else {
+      sw.style.background = color;
+      sw.style.opacity = spec.kind === 'point' ? 1 : Math.max(st.fillOpacity || 0.5, 0.35);
+      if (st.color && spec.kind === 'polygon') { sw.style.border = '1px solid ' + (st.strokeFixed ? st.color : color); }
+    }
+    return sw;
+  };
+  App.prototype._addLegend = function () {
+    var self = this, map = this.map, cfg = this.cfg;
+    var Ctl = L.Control.extend({
+      options: {position: 'bottomright'},
+      onAdd: function () {
+        var div = el('div', 'riskmap-legend riskmap-box');
+        L.DomEvent.disableClickPropagation(div);
+        L.DomEvent.disableScrollPropagation(div);
+        this.div = div;
+        this.render();
+        return div;
+      },
+      render: function () {
+        var div = this.div;
+        if (!div) { return; }
+        div.innerHTML = '';
+        el('div', 'riskmap-box-title', div).textContent = self.t(UI.legend);
+        (cfg.layers || []).forEach(function (spec) {
+          var entry = self.layers[spec.id];
+          if (!entry || !map.hasLayer(entry.layer) || spec.legend === false) { return; }
+          var blk = el('div', 'riskmap-legend-layer', div);
+          blk.setAttribute('data-layer', spec.id);
+          var head = el('div', 'riskmap-legend-head', blk);
+          var cls = spec.classify;
+          if (!cls) { self._legendSwatch(spec, (spec.style || {}).fillColor || (spec.style || {}).color || '#3388ff', head); }
+          el('span', '', head).textContent = self.t(spec.label) +
+            (spec.classify && spec.classify.title ? ' — ' + self.t(spec.classify.title) : '');
+          if (cls && cls.type === 'categorical') {
+            cls.classes.forEach(function (c) {
+              if (c.count === 0) { return; }  // inline layer without this class
+              var row = el('div', 'riskmap-legend-row', blk);
+              self._legendSwatch(spec, c.color, row);
+              el('span', '', row).textContent = self.t(c.label) + (c.count !== undefined ? ' (' + c.count + ')' : '');
+            });
+          } else if (cls && cls.type === 'graduated') {
+            cls.colors.forEach(function (c, i) {
+              var row = el('div', 'riskmap-legend-row riskmap-legend-grad', blk);
+              self._legendSwatch(spec, c, row);
+              var lo = cls.breaks[i], hi = cls.breaks[i + 1];
+              var txt = (i === cls.colors.length - 1 && !(hi < 1e300)) ? '≥ ' + fmtNum(lo) :
+                fmtNum(lo) + ' – ' + fmtNum(hi);
+              el('span', '', row).textContent = txt + (cls.unit ? ' ' + cls.unit : '') +
+                (cls.counts ? ' (' + cls.counts[i] + ')' : '');
+            });
+          }
+          var note = spec.note ? self.t(spec.note) : '';
+          var status = self._statusText(spec.id);
+          if (note || status) {
+            el('div', 'riskmap-legend-note', blk).textContent = [note, status].filter(Boolean).join(' · ');
+          }
+        });
+        if (cfg.footnote) { el('div', 'riskmap-legend-note riskmap-footnote', div).textContent = self.t(cfg.footnote); }
+      }
+    });
+    this.legend = new Ctl();
+    this.legend.addTo(map);
+    this.controls.push(this.legend);
+  };
+
+  // --- title / publish header ------------------------------------------------------------
+  App.prototype._addTitle = function () {
+    var self = this;
+    var Ctl = L.Control.extend({
+      options: {position: 'topleft'},
+      onAdd: function () { this.div = el('div', 'riskmap-title riskmap-box'); this.render(); return this.div; },
+      render: function () { this.div.textContent = self.t(self.cfg.title); }
+    });
+    var c = new Ctl();
+    c.addTo(this.map);
+    this.controls.push(c);
+  };
+  App.prototype._addPublishHeader = function (pub) {
+    var self = this;
+    var container = this.map.getContainer();
+    L.DomUtil.addClass(container, 'riskmap-publish');
+    var Ctl = L.Control.extend({
+      options: {position: 'topleft'},
+      onAdd: function () { this.div = el('div', 'riskmap-publish-header riskmap-box'); this.render(); return this.div; },
+      render: function () {
+        var d = this.div;
+        d.innerHTML = '';
+        el('div', 'riskmap-publish-title', d).textContent = self.t(pub.title || self.cfg.title);
+        var meta = el('div', 'riskmap-publish-meta', d);
+        [[UI.issued, pub.authority], [UI.notice, pub.notice], [UI.date, pub.date]].forEach(function (r) {
+          if (!r[1]) { return; }
+          var row = el('div', '', meta);
+          row.textContent = self.t(r[0]) + ': ' + self.t(r[1]);
+        });
+        if (pub.text) { el('div', 'riskmap-publish-text', d).textContent = self.t(pub.text); }
+      }
+    });
+    var c = new Ctl();
+    c.addTo(this.map);
+    this.controls.push(c);
+  };
+
+  // --- info panels (overview progress, compound ranking …) -------------------------------
+  App.prototype._addPanel = function (panel) {
+    var self = this;
+    var Ctl = L.Control.extend({
+      options: {position: panel.position || 'bottomleft'},
+      onAdd: function () {
+        this.div = el('div', 'riskmap-panel riskmap-box');
+        this.div.setAttribute('data-panel', panel.id || '');
+        L.DomEvent.disableClickPropagation(this.div);
+        L.DomEvent.disableScrollPropagation(this.div);
+        this.render();
+        return this.div;
+      },
+      render: function () {
+        var d = this.div;
+        d.innerHTML = '';
+        el('div', 'riskmap-box-title', d).textContent = self.t(panel.title);
+        var tbl = el('table', '', d);
+        if (panel.columns) {
+          var hr = el('tr', '', tbl);
+          panel.columns.forEach(function (c) { el('th', '', hr).textContent = self.t(c); });
+        }
+        (panel.rows || []).forEach(function (r) {
+          var tr_ = el('tr', r.status ? 'riskmap-status-' + r.status : '', tbl);
+          r.cells.forEach(function (c) { el('td', '', tr_).textContent = self.t(c); });
+        });
+        if (panel.note) { el('div', 'riskmap-legend-note', d).textContent = self.t(panel.note); }
+      }
+    });
+    var c = new Ctl();
+    c.addTo(this.map);
+    this.controls.push(c);
+  };
+
+  // --- search by id / name -----------------------------------------------------------------
+  App.prototype._addSearch = function () {
+    var self = this, map = this.map;
+    var Ctl = L.Control.extend({
+      options: {position: 'topleft'},
+      onAdd: function () {
+        var div = el('div', 'riskmap-search leaflet-bar riskmap-box');
+        L.DomEvent.disableClickPropagation(div);
+        var inp = el('input', '', div);
+        inp.type = 'search';
+        this.inp = inp;
+        var out = el('div', 'riskmap-search-results', div);
+        this.out = out;
+        L.DomEvent.on(inp, 'keydown', function (ev) {
+          if (ev.key === 'Enter') { self.search(inp.value, out); }
+        });
+        this.render();
+        return div;
+      },
+      render: function () { this.inp.placeholder = self.t(UI.search); }
+    });
+    var c = new Ctl();
+    c.addTo(map);
+    this.controls.push(c);
+  };
+  App.prototype._show = function (l) {
+    var map = this.map;
+    if (l.getBounds) { map.fitBounds(l.getBounds(), {maxZoom: 17}); } else { map.setView(l.getLatLng(), Math.max(map.getZoom(), 16)); }
+    if (l.openPopup) { l.openPopup(); }
+  };
+  App.prototype.search = function (q, out) {
+    var self = this, key = String(q || '').trim().toLowerCase();
+    out.innerHTML = '';
+    if (!key) { return; }
+    var hits = [];
+    Object.keys(this.layers).forEach(function (id) {
+      var e = self.layers[id];
+      Object.keys(e.index).forEach(function (k) {
+        if (hits.length < 10 && k.indexOf(key) >= 0) { hits.push([e, k, e.index[k]]); }
+      });
+    });
+    hits.sort(function (a, b) { return (a[1] === key ? 0 : 1) - (b[1] === key ? 0 : 1); });
+    hits.forEach(function (h) {
+      var a = el('a', 'riskmap-search-hit', out);
+      a.href = '#';
+      a.textContent = self.t(h[0].spec.label) + ': ' + h[1];
+      L.DomEvent.on(a, 'click', function (ev) {
+        L.DomEvent.preventDefault(ev);
+        if (!self.map.hasLayer(h[0].layer)) { h[0].layer.addTo(self.map); }
+        self._show(h[2]);
+      });
+    });
+    if (hits.length) {
+      if (hits[0][1] === key) { self._show(hits[0][2]); }
+      return;
+    }
+    // remote layers: GET {url}/{featureId}
+    var remote = Object.keys(this.layers).map(function (id) { return self.layers[id]; })
+      .filter(function (e) { return e.spec.remote; });
+    var tries = remote.map(function (e) {
+      return global.fetch(e.spec.remote.url + '/' + encodeURIComponent(q.trim()),
+        {credentials: 'same-origin', headers: {'Accept': 'application/geo+json'}})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (f) {
+          if (!f || !f.geometry) { return false; }
+          var fc = {type: 'FeatureCollection', features: [f]};
+          var tmp = self._geojsonLayer(e.spec).addData(self.gcj ? shiftGeojson(fc) : fc).addTo(self.map);
+          tmp.eachLayer(function (l) { self._show(l); });
+          return true;
+        }).catch(function () { return false; });
+    });
+    Promise.all(tries).then(function (r) {
+      if (r.indexOf(true) < 0) { el('div', 'riskmap-search-none', out).textContent = self.t(UI.noMatch); }
+    });
+  };
+
+  // --- measure tool (geodesic distance via map.distance; spherical polygon area) ----------
+  function sphericalArea(latlngs) {
+    var R = 6378137, a = 0, n = latlngs.length, d = Math.PI / 180;
+    if (n < 3) { return 0; }
+    for (var i = 0; i < n; i++) {
+      var p1 = latlngs[i], p2 = latlngs[(i + 1) % n];
+      a += (p2.lng - p1.lng) * d * (2 + Math.sin(p1.lat * d) + Math.sin(p2.lat * d));
+    }
+    return Math.abs(a * R * R / 2);
+  }
+  App.prototype._addMeasure = function () {
+    var self = this, map = this.map;
+    var state = {on: false, pts: [], line: null, poly: null};
+    function fmtLen(m) { return m >= 1000 ? fmtNum(m / 1000, 3) + ' km' : fmtNum(m, 1) + ' m'; }
+    function fmtArea(a) { return a >= 1e6 ? fmtNum(a / 1e6, 3) + ' km²' : fmtNum(a, 0) + ' m²'; }
+    var Ctl = L.Control.extend({
+      options: {position: 'topleft'},
+      onAdd: function () {
+        var div = el('div', 'riskmap-measure leaflet-bar');
+        var a = el('a', 'riskmap-btn', div);
+        a.href = '#';
+        a.innerHTML = '<svg width="18" height="18" viewBox="0 0 18 18" style="margin-top:6px"><path d="M2 12L12 2l4 4L6 16z M5 9l2 2 M8 6l2 2 M11 3l2 2" fill="none" stroke="#222" stroke-width="1.5"/></svg>';
+        this.a = a;
+        this.out = el('div', 'riskmap-measure-out riskmap-box', div);
+        this.out.style.display = 'none';
+        L.DomEvent.disableClickPropagation(div);
+        L.DomEvent.on(a, 'click', function (ev) { L.DomEvent.preventDefault(ev); ctl.toggle(); });
+        this.render();
+        return div;
+      },
+      render: function () { this.a.title = self.t(UI.measure); this.update(); },
+      toggle: function () {
+        state.on = !state.on;
+        state.pts = [];
+        if (state.line) { map.removeLayer(state.line); state.line = null; }
+        if (state.poly) { map.removeLayer(state.poly); state.poly = null; }
+        L.DomUtil[state.on ? 'addClass' : 'removeClass'](this.a, 'active');
+        map.getContainer().style.cursor = state.on ? 'crosshair' : '';
+        if (state.on) { map.doubleClickZoom.disable(); } else { map.doubleClickZoom.enable(); }
+        this.out.style.display = state.on ? 'block' : 'none';
+        this.update();
+      },
+      update: function () {
+        if (!this.out) { return; }
+        var len = 0;
+        for (var i = 1; i < state.pts.length; i++) { len += map.distance(state.pts[i - 1], state.pts[i]); }
+        var txt = self.t(UI.measureHelp);
+        if (state.pts.length > 1) { txt = self.t(UI.distance) + ': ' + fmtLen(len); }
+        if (state.pts.length > 2) { txt += ' · ' + self.t(UI.area) + ': ' + fmtArea(sphericalArea(state.pts)); }
+        this.out.textContent = txt;
+        this.out.setAttribute('data-length-m', len.toFixed(2));
+      }
+    });
+    var ctl = new Ctl();
+    ctl.addTo(map);
+    this.controls.push(ctl);
+    map.on('click', function (e) {
+      if (!state.on) { return; }
+      state.pts.push(e.latlng);
+      if (!state.line) { state.line = L.polyline([], {color: '#d00', weight: 2, dashArray: '4 4', interactive: false}).addTo(map); }
+      state.line.setLatLngs(state.pts);
+      if (state.pts.length > 2) {
+        if (!state.poly) { state.poly = L.polygon([], {color: '#d00', weight: 0, fillOpacity: 0.1, interactive: false}).addTo(map); }
+        state.poly.setLatLngs(state.pts);
+      }
+      ctl.update();
+      map.closePopup();
+    });
+    map.on('dblclick', function () { if (state.on) { state.on = true; ctl.toggle(); ctl.out.style.display = 'block'; } });
+    this.measure = {state: state, control: ctl};
+  };
+
+  // --- fullscreen, coordinates, language ----------------------------------------------------
+  App.prototype._addFullscreen = function () {
+    var self = this, map = this.map;
+    var Ctl = L.Control.extend({
+      options: {position: 'topleft'},
+      onAdd: function () {
+        var div = el('div', 'riskmap-fullscreen leaflet-bar');
+        var a = el('a', 'riskmap-btn', div);
+        a.href = '#';
+        a.innerHTML = '<svg width="16" height="16" viewBox="0 0 16 16" style="margin-top:7px"><path d="M1 6V1h5M10 1h5v5M15 10v5h-5M6 15H1v-5" fill="none" stroke="#222" stroke-width="2"/></svg>';
+        this.a = a;
+        L.DomEvent.disableClickPropagation(div);
+        L.DomEvent.on(a, 'click', function (ev) {
+          L.DomEvent.preventDefault(ev);
+          var c = map.getContainer(), d = global.document;
+          if (d.fullscreenElement) { d.exitFullscreen(); } else if (c.requestFullscreen) { c.requestFullscreen(); }
+        });
+        global.document.addEventListener('fullscreenchange', function () { map.invalidateSize(); });
+        this.render();
+        return div;
+      },
+      render: function () { this.a.title = self.t(UI.fullscreen); }
+    });
+    var c = new Ctl();
+    c.addTo(map);
+    this.controls.push(c);
+  };
+  App.prototype._addCoords = function () {
+    var self = this, map = this.map;
+    var Ctl = L.Control.extend({
+      options: {position: 'bottomleft'},
+      onAdd: function () { this.div = el('div', 'riskmap-coords riskmap-box'); return this.div; }
+    });
+    var c = new Ctl();
+    c.addTo(map);
+    map.on('mousemove', function (e) {
+      var lon = e.latlng.lng, lat = e.latlng.lat;
+      if (self.gcj) { var w = fromGcj(lon, lat); lon = w[0]; lat = w[1]; }
+      c.div.textContent = lon.toFixed(6) + ', ' + lat.toFixed(6) + ' (CGCS2000)';
+    });
+  };
+  App.prototype._addLangSwitch = function () {
+    var self = this, map = this.map;
+    var Ctl = L.Control.extend({
+      options: {position: 'topright'},
+      onAdd: function () {
+        var div = el('div', 'riskmap-lang leaflet-bar');
+        var a = el('a', 'riskmap-btn', div);
+        a.href = '#';
+        this.a = a;
+        L.DomEvent.disableClickPropagation(div);
+        L.DomEvent.on(a, 'click', function (ev) {
+          L.DomEvent.preventDefault(ev);
+          self.setLang(self.lang === 'zh' ? 'en' : 'zh');
+        });
+        this.render();
+        return div;
+      },
+      render: function () { this.a.textContent = self.lang === 'zh' ? 'EN' : '中'; }
+    });
+    var c = new Ctl();
+    c.addTo(map);
+    this.controls.push(c);
+  };
+  App.prototype.setLang = function (lang) {
+    this.lang = lang;
+    this.controls.forEach(function (c) { if (c.render) { c.render(); } });
+    this.map.closePopup();
+    global.document.documentElement.setAttribute('lang', lang === 'en' ? 'en' : 'zh-CN');
+  };
+
+  // --- hazmat route request form --------------------------------------------------------------
+  var ROUTE_COLORS = ['#1a9641', '#2b83ba', '#984ea3', '#ff7f00', '#a65628'];
+  App.prototype._addRouteForm = function (rf) {
+    var self = this, map = this.map;
+    var st = {pick: null, origin: null, destination: null, markers: {}, routes: L.featureGroup().addTo(map)};
+    this.routeState = st;
+    var Ctl = L.Control.extend({
+      options: {position: 'topleft'},
+      onAdd: function () {
+        var div = el('div', 'riskmap-route riskmap-box');
+        L.DomEvent.disableClickPropagation(div);
+        L.DomEvent.disableScrollPropagation(div);
+        this.div = div;
+        this.render();
+        return div;
+      },
+      render: function () {
+        var d = this.div, ctl = this;
+        d.innerHTML = '';
+        el('div', 'riskmap-box-title', d).textContent = self.t(UI.routeTitle);
+        ['origin', 'destination'].forEach(function (k) {
+          var row = el('div', 'riskmap-route-row', d);
+          var b = el('button', 'riskmap-route-pick', row);
+          b.type = 'button';
+          b.name = k;
+          b.textContent = self.t(UI[k]);
+          var span = el('span', 'riskmap-route-' + k, row);
+          span.textContent = st[k] ? st[k][0].toFixed(5) + ', ' + st[k][1].toFixed(5) : self.t(UI.pick);
+          L.DomEvent.on(b, 'click', function () { st.pick = k; map.getContainer().style.cursor = 'crosshair'; });
+        });
+        var r1 = el('div', 'riskmap-route-row', d);
+        el('label', '', r1).textContent = self.t(UI.departAt) + ' ';
+        var t = el('input', '', r1);
+        t.type = 'datetime-local';
+        t.name = 'depart_at';
+        t.value = ctl.depart || rf.departAt || '';
+        L.DomEvent.on(t, 'change', function () { ctl.depart = t.value; });
+        var r2 = el('div', 'riskmap-route-row', d);
+        el('label', '', r2).textContent = self.t(UI.alternatives) + ' ';
+        var k = el('input', '', r2);
+        k.type = 'number'; k.min = 1; k.max = 5; k.name = 'alternatives';
+        k.value = ctl.k || rf.alternatives || 3;
+        L.DomEvent.on(k, 'change', function () { ctl.k = k.value; });
+        var r3 = el('div', 'riskmap-route-row', d);
+        el('label', '', r3).textContent = self.t(UI.objective) + ' ';
+        var o = el('select', '', r3);
+        o.name = 'objective';
+        ['time', 'distance', 'risk'].forEach(function (v) {
+          var opt = el('option', '', o);
+          opt.value = v;
+          opt.textContent = self.t(UI[v === 'distance' ? 'length' : v]);
+        });
+        o.value = ctl.objective || 'time';
+        L.DomEvent.on(o, 'change', function () { ctl.objective = o.value; });
+        var go = el('button', 'riskmap-route-go', d);
+        go.type = 'button';
+        go.textContent = self.t(UI.route);
+        L.DomEvent.on(go, 'click', function () { self.requestRoute(t.value, +k.value, o.value); });
+        this.out = el('div', 'riskmap-route-out', d);
+        if (ctl.result) { self._renderRoutes(ctl.result); }
+      }
+    });
+    var ctl = new Ctl();
+    ctl.addTo(map);
+    this.controls.push(ctl);
+    this.routeControl = ctl;
+    map.on('click', function (e) {
+      if (!st.pick) { return; }
+      var k = st.pick, lon = e.latlng.lng, lat = e.latlng.lat;
+      if (self.gcj) { var w = fromGcj(lon, lat); lon = w[0]; lat = w[1]; }
+      st[k] = [lon, lat];
+      if (st.markers[k]) { map.removeLayer(st.markers[k]); }
+      st.markers[k] = L.circleMarker(e.latlng, {radius: 7, color: '#000', weight: 2,
+        fillColor: k === 'origin' ? '#2ca25f' : '#de2d26', fillOpacity: 1}).addTo(map);
+      st.pick = null;
+      map.getContainer().style.cursor = '';
+      map.closePopup();
+      ctl.render();
+    });
+  };
+  App.prototype.setRouteEnds = function (origin, destination) {  // for tests and deep links
+    this.routeState.origin = origin;
+    this.routeState.destination = destination;
+    this.routeControl.render();
+  };
+  App.prototype.requestRoute = function (departAt, k, objective) {
+    var self = this, st = this.routeState, rf = this.cfg.routeForm, ctl = this.routeControl;
+    if (!st.origin || !st.destination) { ctl.out.textContent = self.t(UI.pick); return Promise.resolve(null); }
+    var body = {origin: st.origin, destination: st.destination, alternatives: k || 3, objective: objective || 'time'};
+    if (departAt) { body.depart_at = departAt.length === 16 ? departAt + ':00' : departAt; }
+    ctl.out.textContent = self.t(UI.loading);
+    return global.fetch(rf.url, {method: 'POST', credentials: 'same-origin',
+      headers: {'Content-Type': 'application/json', 'Accept': 'application/geo+json, application/json'},
+      body: JSON.stringify(body)})
+      .then(function (r) { return r.json().then(function (j) { return {ok: r.ok, body: j}; }); })
+      .then(function (res) {
+        ctl.result = res;
+        self._renderRoutes(res);
+        return res;
+      })
+      .catch(function (err) {
+        ctl.result = {ok: false, body: {detail: String(err)}};
+        self._renderRoutes(ctl.result);
+      });
+  };
+  function routeFeatures(body) {
+    if (!body) { return []; }
+    if (body.type === 'FeatureCollection') { return body.features || []; }
+    if (body.routes) { return body.routes.type ? routeFeatures(body.routes) : body.routes; }
+    if (body.alternatives) { return body.alternatives.type ? routeFeatures(body.alternatives) : body.alternatives; }
+    if (body.type === 'Feature') { return [body]; }
+    return [];
+  }
+  function refusedText(r) {
+    if (typeof r === 'string') { return r; }
+    var id = r.road_id || r.id || r.feature_id || '';
+    var why = r.reason || r.why || r.message_zh || r.message || r.zone_id || '';
+    return id + (why ? ': ' + why : '') + (r.hours ? ' (' + r.hours + ')' : '');
+  }
+  App.prototype._renderRoutes = function (res) {
+    var self = this, st = this.routeState, out = this.routeControl.out;
+    st.routes.clearLayers();
+    out.innerHTML = '';
+    if (!res.ok) {
+      var det = res.body && (res.body.detail || res.body.message || res.body.description);
+      el('div', 'riskmap-route-error', out).textContent = self.t(UI.noRoute) + ': ' +
+        (typeof det === 'string' ? det : JSON.stringify(det));
+      return;
+    }
+    var feats = routeFeatures(res.body);
+    feats.forEach(function (f, i) {
+      var p = f.properties || f;
+      var color = ROUTE_COLORS[i % ROUTE_COLORS.length];
+      var geom = f.geometry;
+      if (geom) {
+        var fc = {type: 'FeatureCollection', features: [{type: 'Feature', geometry: JSON.parse(JSON.stringify(geom)), properties: {}}]};
+        L.geoJSON(self.gcj ? shiftGeojson(fc) : fc, {style: {color: color, weight: i === 0 ? 6 : 4, opacity: i === 0 ? 0.9 : 0.6}})
+          .addTo(st.routes);
+      }
+      var box = el('div', 'riskmap-route-alt', out);
+      box.setAttribute('data-rank', String(i + 1));
+      box.style.borderLeft = '5px solid ' + color;
+      var len = p.length_m, time = p.time_s, risk = p.risk_score !== undefined ? p.risk_score : p.risk;
+      el('div', '', box).textContent = '#' + (i + 1) + '  ' +
+        (typeof len === 'number' ? fmtLen(len) : '') + ' · ' +
+        (typeof time === 'number' ? fmtNum(time / 60, 1) + ' ' + self.t(UI.minutes) : '') +
+        (risk !== undefined ? ' · ' + self.t(UI.riskScore) + ' ' + fmtNum(risk, 0) : '');
+      var zones = p.zones || p.zones_passed;
+      if (zones && zones.length) {
+        el('div', 'riskmap-route-zones', box).textContent = self.t(UI.zones) + ': ' +
+          zones.map(function (z) { return typeof z === 'string' ? z : (z.id || z.zone_id || JSON.stringify(z)); }).join(', ');
+      }
+      var refused = p.refused || p.refused_roads;
+      if (refused && refused.length) {
+        var rr = el('div', 'riskmap-route-refused', box);
+        rr.textContent = self.t(UI.refused) + ': ';
+        var ul = el('ul', '', rr);
+        refused.slice(0, 8).forEach(function (r) { el('li', '', ul).textContent = refusedText(r); });
+      }
+    });
+    if (st.routes.getLayers().length) { self.map.fitBounds(st.routes.getBounds(), {padding: [30, 30]}); }
+    self.map.getContainer().setAttribute('data-routes', String(feats.length));
+  };
+  function fmtLen(m) { return m >= 1000 ? fmtNum(m / 1000, 2) + ' km' : fmtNum(m, 0) + ' m'; }
+
+  global.RiskMap = {
+    init: function (map, cfg) {
+      var app = new App(map, cfg);
+      global.RiskMap.apps.push(app);
+      global.RiskMap.app = app;
+      return app;
+    },
+    apps: [],
+    toGcj: toGcj,
+    fromGcj: fromGcj,
+    popupHtml: popupHtml,
+    classColor: classColor
+  };
+})(window);

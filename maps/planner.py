@@ -1,0 +1,157 @@
+"""The planners' map: pipelines, occupancy corridor, setback findings, location classes, HCAs,
+cameras and HCA monitoring coverage.
+
+Example
+-------
+>>> m = build_planner({"pipelines": pipes, "buildings": bldgs}, findings)  # doctest: +SKIP
+>>> maps.offline.render_html(m, mode="inline")                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import folium
+import geopandas as gpd
+
+from geo.crs import STORAGE_CRS, analysis_crs
+from maps.base import (
+    Categorical,
+    Field,
+    LayerSpec,
+    MapOptions,
+    findings_spec,
+    make_map,
+    text,
+)
+from maps.compose import FindingsInput, LayerInput, add, concat_findings, get, group, select_kinds
+from maps.styles import spec, with_pressure_class
+
+__all__ = ["COVERAGE_TARGETS", "build_planner", "corridor_polygons"]
+
+# Plan targets for video monitoring of people-dense HCAs (share of HCA length covered).
+COVERAGE_TARGETS = ((2020, 0.30), (2021, 0.70), (2022, 1.00))
+
+LOCATION_CLASSES = (
+    (1, "#ffffcc", "一级地区", "class 1"), (2, "#a1dab4", "二级地区", "class 2"),
+    (3, "#41b6c4", "三级地区", "class 3"), (4, "#225ea8", "四级地区", "class 4"),
+)
+
+
+def corridor_polygons(pipelines: gpd.GeoDataFrame, *, half_width_m: float = 5.0,
+                      urban_extra_m: float = 0.5) -> gpd.GeoDataFrame:
+    """Display polygons of the occupancy corridor (lon/lat).
+
+    Long-distance lines: ``half_width_m`` each side (Pipeline Protection Law Art. 30); urban
+    gas mains: OD/2 + ``urban_extra_m``. For drawing only; membership is decided by exact
+    distances in :mod:`geo.pipelines`, never by these buffers.
+    """
+    if len(pipelines) == 0:
+        return pipelines
+    proj = pipelines.to_crs(analysis_crs(pipelines))
+    od = proj["diameter_mm"].astype(float).fillna(0.0) / 2000.0 if "diameter_mm" in proj else 0.0
+    urban = proj["kind"].astype(str).eq("urban_gas") if "kind" in proj else False
+    width = (urban * (od + urban_extra_m) + (~urban) * half_width_m) if hasattr(urban, "__len__") \
+        else half_width_m
+    out = proj[["id"]].copy() if "id" in proj else proj.iloc[:, :0].copy()
+    out["half_width_m"] = width
+    out = gpd.GeoDataFrame(out, geometry=proj.geometry.buffer(width, cap_style="flat"),
+                           crs=proj.crs)
+    return out.to_crs(STORAGE_CRS)
+
+
+def build_planner(
+    layers: Mapping[str, LayerInput],
+    findings: FindingsInput = None,
+    *,
+    options: MapOptions | None = None,
+    coverage_overall: float | None = None,
+) -> folium.Map:
+    """The planner map.
+
+    ``layers``: store layers (``pipelines``, ``buildings``, ``sites``, ``hca``, ``cameras``)
+    and, when computed, ``hca_computed`` (HCA segments with ``grade``), ``location_classes``
+    (chainage ranges with ``location_class``), ``corridor`` (else drawn from pipelines).
+    ``findings``: common-schema frames (occupancy, setback, HCA diff …). ``coverage_overall``:
+    share of people-dense HCA length under camera coverage, shown against the plan targets.
+    """
+    options = options or MapOptions()
+    m, app = make_map(options, title=text("油气管道安全规划图", "Pipeline safety — planner map"))
+    fnd = concat_findings(findings)
+    flist = [fnd]
+
+    # context
+    add(app, spec("buildings", visible=True), get(layers, "buildings"), flist)
+    add(app, spec("sites"), get(layers, "sites"), flist)
+
+    # pipelines + corridor
+    pipes = get(layers, "pipelines")
+    if isinstance(pipes, gpd.GeoDataFrame):
+        pipes = with_pressure_class(pipes)
+        corridor = get(layers, "corridor")
+        if corridor is None:
+            corridor = corridor_polygons(pipes)
+        add(app, LayerSpec("corridor", "占压控制带", "Occupancy corridor", "pipelines", "polygon",
+                           style={"color": "#fd8d3c", "weight": 0.5, "fillColor": "#fdae6b",
+                                  "fillOpacity": 0.35},
+                           fields=(Field("half_width_m", "单侧宽度", "half width", "m", 2),),
+                           search=(), note=text("长输管道中心线两侧各 5 m（管道保护法第30条）；城镇燃气为管径/2+保护范围",
+                                                "5 m each side of long-distance lines (Pipeline "
+                                                "Protection Law Art. 30); OD/2 + zone for urban gas")),
+            corridor, flist)
+    add(app, spec("pipelines"), pipes, flist)
+
+    # HCAs and location classes
+    loc = get(layers, "location_classes")
+    if loc is not None:
+        add(app, LayerSpec("location_classes", "地区等级", "Location classes", "hca", "line",
+                           style={"weight": 10, "opacity": 0.55},
+                           classify=Categorical("location_class", LOCATION_CLASSES,
+                                                title=text("GB 50251 4.2", "GB 50251 4.2")),
+                           fields=(Field("pipeline_id", "管道", "pipeline"),
+                                   Field("location_class", "地区等级", "class", digits=0),
+                                   Field("households", "户数", "households", digits=0),
+                                   Field("chainage_from_m", "起点里程", "from", "m", 1),
+                                   Field("chainage_to_m", "终点里程", "to", "m", 1),
+                                   Field("station", "桩号", "station")),
+                           popup_title="pipeline_id", search=()), loc, flist)
+    computed = get(layers, "hca_computed")
+    if computed is not None:
+        add(app, spec("hca", id="hca_computed", zh="识别的高后果区", en="Computed HCAs",
+                      style={"weight": 1, "fillOpacity": 0.35},
+                      fields=(*spec("hca").fields,
+                              Field("criteria", "判定依据", "criteria", type="list"),
+                              Field("chainage_from_m", "起点里程", "from", "m", 1),
+                              Field("chainage_to_m", "终点里程", "to", "m", 1))), computed, flist)
+    add(app, spec("hca"), get(layers, "hca"), flist)
+    add(app, spec("cameras"), get(layers, "cameras"), flist)
+
+    # findings: occupancy (fixed red) and setbacks by shortfall; the rest by severity
+    occ = select_kinds(fnd, {"occupancy"})
+    setb = select_kinds(fnd, {"setback"})
+    rest = None
+    if fnd is not None:
+        rest = fnd[~fnd["kind"].isin(["occupancy", "setback"])]
+        rest = rest if len(rest) else None
+    if occ is not None:
+        group(app, "findings")
+        occ_spec = findings_spec("occupancy", zh="占压", en="Occupancy")
+        from dataclasses import replace
+        occ_spec = replace(occ_spec, classify=Categorical(
+            "kind", (("occupancy", "#67001f", "占压（压占管道控制带）", "occupancy (inside the corridor)"),)))
+        app.add_layer(occ_spec, occ)
+    if setb is not None:
+        group(app, "findings")
+        app.add_layer(findings_spec("setback", zh="安全距离不足", en="Insufficient setback",
+                                    by="shortfall"), setb)
+    if rest is not None:
+        group(app, "findings")
+        app.add_layer(findings_spec("other_findings", zh="其他问题", en="Other findings"), rest)
+
+    if coverage_overall is not None:
+        rows = [((str(y), f"{t:.0%}", f"{coverage_overall:.1%}"),
+                 "ok" if coverage_overall >= t - 1e-9 else "bad") for y, t in COVERAGE_TARGETS]
+        app.add_panel("coverage", text("人员密集型高后果区视频监控覆盖率", "Video coverage of people-dense HCAs"),
+                      rows, columns=[text("年度", "year"), text("目标", "target"),
+                                     text("现状", "current")])
+    return m
