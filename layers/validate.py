@@ -470,6 +470,13 @@ def _check_geometry(
                                  "(from --crs)", "crs"))
     src = CRS.from_user_input(src)
     report.source_crs = src.to_string()
+    datum = src.geodetic_crs.name if src.geodetic_crs is not None else ""
+    if any(old in datum for old in _LEGACY_DATUMS):
+        report.notes.append(Note(
+            layer, None, "crs",
+            f"{src.to_string()} is on the {datum} datum; PROJ converts it to CGCS2000 without a "
+            "datum shift (positions may be off by tens of metres) — convert with the "
+            "district's transformation parameters first for surveying accuracy", "crs"))
     if src.is_geographic:
         _check_degrees(geom, ok, labels, out, layer)
     if src != STORAGE_CRS:
@@ -483,6 +490,8 @@ def _check_geometry(
                     "right CRS?")
     return geom
 
+
+_LEGACY_DATUMS = ("Beijing 1954", "Xian 1980", "New Beijing")
 
 _TYPE_NAMES = {
     0: "Point", 1: "LineString", 2: "LinearRing", 3: "Polygon", 4: "MultiPoint",

@@ -462,3 +462,12 @@ def test_hca_end_before_start() -> None:
     got = problems(frame("hca", start_m=1200.0, end_m=800.0), "hca")
     assert got == ["layer 'hca', feature 'H-1': end_m is 800.0; expected a number >= start_m "
                    "(1200)"]
+
+
+def test_legacy_chinese_datum_is_noted() -> None:
+    clean, report = validate_layer(frame("cameras").to_crs(2383), "cameras")  # Xian 1980 GK
+    assert clean.crs.to_epsg() == 4490
+    assert [n.message for n in report.notes] == [
+        "EPSG:2383 is on the Xian 1980 datum; PROJ converts it to CGCS2000 without a datum "
+        "shift (positions may be off by tens of metres) — convert with the district's "
+        "transformation parameters first for surveying accuracy"]
