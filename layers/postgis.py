@@ -297,37 +297,76 @@ class PostGISStore:
         columns: list[str] | None = None,
     ) -> gpd.GeoDataFrame:
         """Read ``layer``; ``bbox`` (in ``bbox_crs``, default EPSG:4490) uses the GiST index."""
-        psycopg = _psycopg()
+        return self._read(layer, crs=crs, bbox=bbox, bbox_crs=bbox_crs, columns=columns)
+
+    def read_slice(self, layer: str, start: int, stop: int, *,
+                   columns: list[str] | None = None) -> gpd.GeoDataFrame:
+        """Features ``start`` … ``stop - 1`` of ``layer`` in stored order (for partitioned
+        readers such as the Dask engine); the primary key makes each slice an index range."""
+        return self._read(layer, columns=columns, rows=(start, stop))
+
+    def _read(
+        self,
+        layer: str,
+        *,
+        crs: CRS | str | int | None = None,
+        bbox: Bbox | None = None,
+        bbox_crs: CRS | str | int | None = None,
+        columns: list[str] | None = None,
+        rows: tuple[int, int] | None = None,
+    ) -> gpd.GeoDataFrame:
         with self.connect() as conn, conn.cursor() as cur:
-            if not self._catalogue(cur, layer):
-                raise LayerNotFoundError(f"store {self.url} has no layer {layer!r}")
-            try:
-                # Hold the table for the rest of this transaction: a concurrent write swaps it
-                # only after we are done, and the catalogue row read below matches it.
-                cur.execute(self._sql("LOCK TABLE {}.{} IN ACCESS SHARE MODE", layer))
-            except psycopg.errors.UndefinedTable as exc:
-                raise LayerNotFoundError(f"store {self.url} has no layer {layer!r}") from exc
-            stored = [(str(n), str(t)) for n, t in self._catalogue(cur, layer)[0][7]]
-            if columns is not None:
-                known = {n for n, _ in stored}
-                unknown = [c for c in columns if c not in known]
-                if unknown:
-                    raise StoreError(f"layer {layer!r} has no column(s) {unknown}; it has "
-                                     f"{sorted(known)}")
-                wanted = set(columns)
-                stored = [(n, t) for n, t in stored if n in wanted]
-            query, params = self._select(layer, stored, bbox, bbox_crs)
-            chunks = []
-            with cur.copy(query, params) as copy:
-                for chunk in copy:
-                    chunks.append(bytes(chunk))
-        gdf = _decode(b"".join(chunks), stored)
+            gdf = self.read_in(cur, layer, bbox=bbox, bbox_crs=bbox_crs, columns=columns,
+                               rows=rows)
         if crs is not None:
             gdf = gdf.to_crs(crs)
         return gdf
 
+    def read_in(
+        self,
+        cur: Any,
+        layer: str,
+        *,
+        bbox: Bbox | None = None,
+        bbox_crs: CRS | str | int | None = None,
+        columns: list[str] | None = None,
+        rows: tuple[int, int] | None = None,
+        where: Any = None,
+    ) -> gpd.GeoDataFrame:
+        """Read ``layer`` (EPSG:4490) with the cursor ``cur`` of an open transaction.
+
+        ``where`` is an extra ``psycopg.sql`` condition on the layer's table (e.g. a semi-join
+        with a temporary table of that transaction).
+        """
+        psycopg = _psycopg()
+        if not self._catalogue(cur, layer):
+            raise LayerNotFoundError(f"store {self.url} has no layer {layer!r}")
+        try:
+            # Hold the table for the rest of this transaction: a concurrent write swaps it
+            # only after we are done, and the catalogue row read below matches it.
+            cur.execute(self._sql("LOCK TABLE {}.{} IN ACCESS SHARE MODE", layer))
+        except psycopg.errors.UndefinedTable as exc:
+            raise LayerNotFoundError(f"store {self.url} has no layer {layer!r}") from exc
+        stored = [(str(n), str(t)) for n, t in self._catalogue(cur, layer)[0][7]]
+        if columns is not None:
+            known = {n for n, _ in stored}
+            unknown = [c for c in columns if c not in known]
+            if unknown:
+                raise StoreError(f"layer {layer!r} has no column(s) {unknown}; it has "
+                                 f"{sorted(known)}")
+            wanted = set(columns)
+            stored = [(n, t) for n, t in stored if n in wanted]
+        query, params = self._select(layer, stored, bbox, bbox_crs, rows, where)
+        chunks = []
+        with cur.copy(query, params) as copy:
+            for chunk in copy:
+                chunks.append(bytes(chunk))
+        return _decode(b"".join(chunks), stored)
+
     def _select(self, layer: str, stored: list[tuple[str, str]], bbox: Bbox | None,
-                bbox_crs: CRS | str | int | None) -> tuple[Any, tuple[Any, ...]]:
+                bbox_crs: CRS | str | int | None,
+                rows: tuple[int, int] | None = None,
+                where: Any = None) -> tuple[Any, tuple[Any, ...]]:
         from psycopg import sql
 
         items = []
@@ -353,6 +392,14 @@ class PostGISStore:
             inner += sql.SQL(" WHERE {} && ST_MakeEnvelope({}, {}, {}, {}, {})").format(
                 sql.Identifier(_GEOM), *(sql.Literal(float(v)) for v in (minx, miny, maxx, maxy)),
                 sql.Literal(SRID))
+        if rows is not None:
+            # identity values start at 1 and follow the COPY order of a freshly written table
+            inner += sql.SQL(" {} {} > {} AND {} <= {}").format(
+                sql.SQL("AND" if bbox is not None else "WHERE"), sql.Identifier(_FID),
+                sql.Literal(int(rows[0])), sql.Identifier(_FID), sql.Literal(int(rows[1])))
+        if where is not None:
+            inner += sql.SQL(" {} ({})").format(
+                sql.SQL("AND" if bbox is not None or rows is not None else "WHERE"), where)
         inner += sql.SQL(" ORDER BY {}").format(sql.Identifier(_FID))
         # FORCE_QUOTE on text columns tells an empty string ("") from NULL (nothing).
         options = sql.SQL("FORMAT csv")
