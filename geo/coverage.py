@@ -333,8 +333,8 @@ def reached_pieces(graph: RoadGraph, r: Reach, limit_s: float) -> gpd.GeoDataFra
 
 def _earliest(buildings: np.ndarray, pieces: gpd.GeoDataFrame, hose_m: float,
               anchor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per building: (time, station) at the stop on a piece within ``hose_m`` nearest to
-    the building's ``anchor`` point (inf / -1 when no piece is within ``hose_m``)."""
+    """Per building: the earliest (time, station) over the pieces within ``hose_m``, each
+    taken at its point nearest the building's ``anchor`` (inf / -1 when none is)."""
     nb = len(buildings)
     t = np.full(nb, np.inf)
     s = np.full(nb, -1, dtype=np.int64)
@@ -386,11 +386,12 @@ def building_coverage(
     ``hose_m`` (straight distance to the footprint) of it within ``station_reach_s`` of
     dispatch, turnout included; ``micro_covered`` likewise for micro stations on micro
     edges within ``micro_reach_s``. The test is exact: buildings are matched to the exact
-    reached part of every edge. ``engine_time_s``/``micro_time_s`` is the arrival time at
-    the stop nearest to the building's centroid among those within ``hose_m`` (within the
-    limit when covered, else up to ``horizon_s``, default twice the limit; inf beyond),
-    with the station id that gets there first. Returns a copy of ``buildings`` with these
-    columns added.
+    reached part of every edge. ``engine_time_s``/``micro_time_s`` estimates the arrival:
+    for every reached edge part within ``hose_m`` of the footprint, the time at its point
+    nearest the building's representative point; the earliest of these (within the limit
+    when covered, else up to ``horizon_s``, default twice the limit; inf beyond), with the
+    station that gets there first (``*_station_id``). Returns a copy of ``buildings`` with
+    these columns added.
     """
     require_projected(buildings, "buildings")
     geoms = buildings.geometry.values

@@ -285,13 +285,14 @@ def hydrant_spacing_gaps(
     # attach pieces to the stretch that contains them
     si, pi = shapely.STRtree(stretches).query(
         shapely.line_interpolate_point(parts, 0.5, normalized=True), predicate="dwithin",
-        distance=1e-6)
+        distance=1e-3)
     order = np.unique(pi, return_index=True)[1]
     si, pi = si[order], pi[order]
     tab = pd.DataFrame({"s": si, "peak": peaks[pi], "road": src_id[pi]})
     agg = tab.groupby("s").agg(max_distance_m=("peak", "max"),
                                road_ids=("road", lambda r: ";".join(sorted(set(r)))))
     agg = agg.reindex(np.arange(len(stretches)))
+    agg["road_ids"] = agg["road_ids"].fillna("")
     out = gpd.GeoDataFrame({
         "length_m": shapely.length(stretches),
         "max_distance_m": agg["max_distance_m"].to_numpy(dtype=float),
