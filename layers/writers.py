@@ -7,7 +7,7 @@
 - ``.csv``: the attributes plus ``lon``/``lat`` of a point on the geometry and ``wkt``, both in
   EPSG:4490, UTF-8 with BOM so spreadsheet programs show Chinese correctly.
 
-List / dict values become JSON text in GeoPackage and CSV.
+List / dict values become JSON text in GeoPackage and CSV; non-finite numbers become null.
 """
 
 from __future__ import annotations
@@ -36,6 +36,18 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, (list, tuple, dict)):
         return json.dumps(v, ensure_ascii=False, default=str)
     return v
+
+
+def _finite(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Non-finite floats (inf, -inf) become missing values."""
+    out = gdf
+    for c in gdf.columns:
+        if c != gdf.geometry.name and pd.api.types.is_float_dtype(gdf[c]):
+            vals = gdf[c].to_numpy(dtype=float)
+            if np.isinf(vals).any():
+                out = out.copy() if out is gdf else out
+                out[c] = np.where(np.isfinite(vals), vals, np.nan)
+    return out
 
 
 def _flat(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -76,6 +88,7 @@ def write_findings(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *,
     if gdf.crs is None:
         raise InputFileError(f"cannot write {p}: the findings have no CRS")
     p.parent.mkdir(parents=True, exist_ok=True)
+    gdf = _finite(gdf)
     if ext in (".geojson", ".json"):
         fc = to_geojson(gdf)
         _atomic_text(p, json.dumps(fc, ensure_ascii=False, allow_nan=False,
