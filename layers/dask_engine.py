@@ -74,23 +74,30 @@ def _pg_slice(url: str, layer: str, start: int, stop: int) -> gpd.GeoDataFrame:
     return PostGISStore(url).read_slice(layer, start, stop)
 
 
-def buildings_frame(source: str | os.PathLike[str], *, layer: str = "buildings",
+def buildings_frame(source: Any, *, layer: str = "buildings",
                     partition_rows: int = _PART_ROWS) -> Any:
     """A dask-geopandas frame of ``layer`` read lazily in partitions of ``partition_rows``.
 
-    ``source`` is a GeoPackage path, a ``postgresql://`` store URL, or a GeoParquet file or
-    directory (layer ignored).
+    ``source`` is a GeoPackage path, a ``postgresql://`` store URL, a store object, or a
+    GeoParquet file or directory (layer ignored).
     """
     return _source(source, layer=layer, partition_rows=partition_rows)[0]
 
 
-def _source(source: str | os.PathLike[str], *, layer: str = "buildings",
+def _source(source: Any, *, layer: str = "buildings",
             partition_rows: int = _PART_ROWS) -> tuple[Any, tuple[float, ...] | None]:
     """The frame and, when the store knows it, its total bounds (in the frame's CRS)."""
     import dask.dataframe as dd
     import dask_geopandas
     import pyogrio
 
+    from layers.postgis import PostGISStore, with_schema
+    from layers.store import GeoPackageStore
+
+    if isinstance(source, PostGISStore):  # its full URL (``store.url`` hides the password)
+        source = with_schema(source._url, source.schema)
+    elif isinstance(source, GeoPackageStore):
+        source = source.path
     text = str(source)
     if text.startswith(("postgresql://", "postgres://")):
         from layers.postgis import PostGISStore
@@ -223,7 +230,7 @@ def check_pipelines_dask(
     radius = max_search_radius(pipes, occupancy_rules=occupancy_rules,
                                setback_rules=setback_rules)
     bounds: Any = None
-    if isinstance(buildings, str | os.PathLike):
+    if isinstance(buildings, str | os.PathLike) or hasattr(buildings, "layers"):
         buildings, bounds = _source(buildings)
     elif isinstance(buildings, gpd.GeoDataFrame):
         bounds = buildings.total_bounds

@@ -35,7 +35,7 @@ from geo.crs import STORAGE_CRS
 from layers.errors import LayerNotFoundError, StoreError
 from layers.store import Bbox, LayerInfo, _bbox_to_storage
 
-__all__ = ["DEFAULT_SCHEMA", "PostGISStore", "init_store", "split_url"]
+__all__ = ["DEFAULT_SCHEMA", "PostGISStore", "init_store", "split_url", "with_schema"]
 
 DEFAULT_SCHEMA = "riskmap"
 SRID = 4490
@@ -59,6 +59,13 @@ def split_url(url: str) -> tuple[str, str]:
     if not schema or len(schema) > 60:
         raise StoreError(f"store URL {_masked(url)}: schema {schema!r} must be 1–60 characters")
     return urlunsplit(parts._replace(query=urlencode(rest))), schema
+
+
+def with_schema(url: str, schema: str) -> str:
+    """``url`` with its ``schema`` query parameter set to ``schema``."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "schema"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("schema", schema)])))
 
 
 def _masked(url: str) -> str:
@@ -194,6 +201,7 @@ class PostGISStore:
     def __init__(self, url: str, *, schema: str | None = None, connect_timeout: int = 10) -> None:
         self._conninfo, url_schema = split_url(url)
         self.schema = schema or url_schema
+        self._url = url
         self.url = _masked(url)
         self.connect_timeout = connect_timeout
         self._ready = False

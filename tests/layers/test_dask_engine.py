@@ -75,8 +75,9 @@ def test_postgis_source(case: dict, tmp_path: Path) -> None:
     from layers.postgis import PostGISStore
 
     with scratch_schema(postgis_url()) as url:
-        PostGISStore(url).write({"buildings": case["store"].read("buildings")})
-        ddf = buildings_frame(url, partition_rows=2_000)
+        store = PostGISStore(url)
+        store.write({"buildings": case["store"].read("buildings")})
+        ddf = buildings_frame(store, partition_rows=2_000)
         assert ddf.npartitions == 3
         got = _run(case, ddf, tmp_path / "out", scheduler="threads")
     assert_geodataframe_equal(got, case["ref"])

@@ -1,0 +1,420 @@
+"""The hazard registry in a PostGIS store, with row-level safety for concurrent editors.
+
+Same workflow, fields and audit log as the GeoPackage registry (:mod:`layers.registry`), in the
+store's schema (tables from migration 2). Records carry a ``version`` that every change bumps.
+Each change locks its row (``SELECT … FOR UPDATE``), so concurrent changes are applied one after
+the other, never over a stale copy; an editor who passes ``expected_version`` (the version they
+were shown — the API's ``If-Match``) gets :class:`EditConflict` when someone else changed the
+record in between, instead of silently overwriting that change.
+
+Example
+-------
+>>> reg = PgRegistry(PostGISStore("postgresql://riskmap@127.0.0.1:55432/riskmap_test"))
+>>> rec = reg.hazard("occupancy:P-07:B-0042")
+>>> reg.update(rec["hazard_id"], {"department": "规划局"}, actor=Actor("li", "planner"),
+...            expected_version=rec["version"])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from layers.postgis import PostGISStore
+from layers.registry import (
+    _FINDING_FIELDS,
+    DONE,
+    EDITABLE_FIELDS,
+    HAZARD_FIELDS,
+    MEASURE_STATUSES,
+    RECTIFICATION_TARGETS,
+    STATUSES,
+    TRANSITIONS,
+    Actor,
+    IllegalTransition,
+    RecordNotFound,
+    RegistryError,
+    _check_attachments,
+    _check_date,
+    _now,
+)
+
+__all__ = ["EditConflict", "PgRegistry", "registry_for"]
+
+
+class EditConflict(IllegalTransition):
+    """The record changed since the editor read it (stale ``expected_version``).
+
+    A subclass of IllegalTransition so the API answers 409 Conflict.
+    """
+
+
+def registry_for(store: Any) -> Any:
+    """The registry of ``store``: :class:`PgRegistry` for PostGIS, else the GeoPackage one."""
+    if isinstance(store, PostGISStore):
+        return PgRegistry(store)
+    from layers.registry import Registry
+
+    return Registry(store.path, lock=store.lock)
+
+
+def _json(value: Mapping[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(dict(value), ensure_ascii=False, default=str)
+
+
+class PgRegistry:
+    """The registry tables in ``store``'s schema (created by ``riskmap db init``)."""
+
+    def __init__(self, store: PostGISStore) -> None:
+        self.store = store
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """A dict-row cursor in one transaction (committed on success)."""
+        from psycopg.rows import dict_row
+
+        self.store._ensure_ready()
+        with self.store.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+            yield cur
+
+    @staticmethod
+    def _get(cur: Any, table: str, key: str, value: str, *, lock: bool = False) -> dict | None:
+        cur.execute(f"SELECT * FROM {table} WHERE {key} = %s" + (" FOR UPDATE" if lock else ""),
+                    (value,))
+        row = cur.fetchone()
+        return None if row is None else dict(row)
+
+    @staticmethod
+    def _check_version(kind: str, rid: str, rec: Mapping[str, Any],
+                       expected: int | None) -> None:
+        if expected is not None and int(expected) != int(rec["version"]):
+            raise EditConflict(
+                f"{kind} {rid!r} was changed by someone else (now version {rec['version']}, "
+                f"you edited version {expected}); reload it and apply your change again")
+
+    @staticmethod
+    def _audit(cur: Any, actor: Actor, action: str, rtype: str, rid: str,
+               before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
+               at: str) -> None:
+        cur.execute(
+            "INSERT INTO registry_audit (at, who, role, action, record_type, record_id, before,"
+            " after) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
+            (at, actor.who, actor.role, action, rtype, rid, _json(before), _json(after)))
+
+    # -- hazards -----------------------------------------------------------------------------
+    def hazard(self, hazard_id: str) -> dict[str, Any]:
+        """One hazard record (with its ``version``); RecordNotFound when absent."""
+        with self._cursor() as cur:
+            rec = self._get(cur, "registry_hazards", "hazard_id", hazard_id)
+        if rec is None:
+            raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
+        return rec
+
+    def hazards(self, *, where: Mapping[str, object] | None = None,
+                roles: Sequence[str] | None = None, limit: int = 100, offset: int = 0
+                ) -> tuple[list[dict[str, Any]], int]:
+        """Hazards matching equality filters (and owned by ``roles``, if given), paged."""
+        clauses, args = [], []
+        for k, v in (where or {}).items():
+            if k not in HAZARD_FIELDS:
+                raise RegistryError(f"unknown hazard field {k!r}")
+            clauses.append(f'"{k}" = %s')
+            args.append(v)
+        if roles is not None:
+            clauses.append("owner_role = ANY(%s)")
+            args.append(list(roles))
+        sql_where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self._cursor() as cur:
+            cur.execute(f"SELECT count(*) AS n FROM registry_hazards{sql_where}", args)
+            total = cur.fetchone()["n"]
+            cur.execute(f"SELECT * FROM registry_hazards{sql_where} ORDER BY hazard_id "
+                        "LIMIT %s OFFSET %s", [*args, limit, offset])
+            rows = [dict(r) for r in cur.fetchall()]
+        return rows, int(total)
+
+    @staticmethod
+    def _insert(cur: Any, finding: Mapping[str, Any], *, analysis: str, owner_role: str,
+                now: str) -> bool:
+        vals = {k: finding.get(k) for k in _FINDING_FIELDS}
+        for k, v in list(vals.items()):
+            if isinstance(v, float) and v != v:  # NaN
+                vals[k] = None
+            elif v is not None and k not in ("lon", "lat"):
+                vals[k] = str(v)
+        if not vals.get("kind"):
+            raise RegistryError("a finding needs a 'kind'")
+        cur.execute(
+            "INSERT INTO registry_hazards (hazard_id, analysis, owner_role, status, detection, "
+            "first_detected, last_detected, created_at, updated_at, "
+            + ", ".join(_FINDING_FIELDS) + ") VALUES (%s, %s, %s, 'identified', 'detected', "
+            "%s, %s, %s, %s, " + ", ".join(["%s"] * len(_FINDING_FIELDS)) + ") "
+            "ON CONFLICT (hazard_id) DO NOTHING",
+            (str(finding["finding_id"]), analysis, owner_role, now, now, now, now,
+             *(vals[k] for k in _FINDING_FIELDS)))
+        return bool(cur.rowcount)
+
+    @staticmethod
+    def _apply_fields(cur: Any, hazard_id: str, fields: Mapping[str, Any], now: str) -> None:
+        sets, args = [], []
+        for k, v in fields.items():
+            if k not in EDITABLE_FIELDS:
+                raise RegistryError(f"field {k!r} cannot be edited; editable: "
+                                    + ", ".join(EDITABLE_FIELDS) + " (status changes go "
+                                    "through a transition)")
+            if k == "deadline":
+                v = _check_date(k, v)
+            elif k == "attachments":
+                v = _check_attachments(v)
+            elif k == "severity" and v not in ("critical", "high", "medium", "low", "info"):
+                raise RegistryError(f"severity is {v!r}; expected critical, high, medium, low "
+                                    "or info")
+            elif v is not None:
+                v = str(v)
+            sets.append(f'"{k}" = %s' + ("::jsonb" if k == "attachments" else ""))
+            args.append(v)
+        if sets:
+            cur.execute(f"UPDATE registry_hazards SET {', '.join(sets)}, updated_at = %s, "
+                        "version = version + 1 WHERE hazard_id = %s", [*args, now, hazard_id])
+
+    def register(self, finding: Mapping[str, Any], *, analysis: str, owner_role: str,
+                 actor: Actor, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Register one finding as a hazard (idempotent: an existing record is returned)."""
+        fid = str(finding["finding_id"])
+        with self._cursor() as cur:
+            now = _now()
+            if not self._insert(cur, finding, analysis=analysis, owner_role=owner_role,
+                                now=now):
+                rec = self._get(cur, "registry_hazards", "hazard_id", fid)
+                assert rec is not None
+                return rec
+            if fields:
+                self._apply_fields(cur, fid, fields, now)
+                cur.execute("UPDATE registry_hazards SET version = 1 WHERE hazard_id = %s",
+                            (fid,))
+            after = self._get(cur, "registry_hazards", "hazard_id", fid)
+            self._audit(cur, actor, "register", "hazard", fid, None, after, now)
+            assert after is not None
+            return after
+
+    def update(self, hazard_id: str, fields: Mapping[str, Any], *, actor: Actor,
+               expected_version: int | None = None) -> dict[str, Any]:
+        """Change editable fields; EditConflict when ``expected_version`` is stale."""
+        with self._cursor() as cur:
+            before = self._get(cur, "registry_hazards", "hazard_id", hazard_id, lock=True)
+            if before is None:
+                raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
+            self._check_version("hazard", hazard_id, before, expected_version)
+            now = _now()
+            self._apply_fields(cur, hazard_id, fields, now)
+            after = self._get(cur, "registry_hazards", "hazard_id", hazard_id)
+            self._audit(cur, actor, "update", "hazard", hazard_id, before, after, now)
+            assert after is not None
+            return after
+
+    def transition(self, hazard_id: str, to: str, *, actor: Actor, note: str | None = None,
+                   expected_version: int | None = None) -> dict[str, Any]:
+        """Move a hazard to status ``to``; IllegalTransition when the workflow forbids it,
+        EditConflict when ``expected_version`` is stale."""
+        if to not in STATUSES:
+            raise RegistryError(f"status {to!r} is unknown; expected one of "
+                                + ", ".join(STATUSES))
+        with self._cursor() as cur:
+            before = self._get(cur, "registry_hazards", "hazard_id", hazard_id, lock=True)
+            if before is None:
+                raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
+            self._check_version("hazard", hazard_id, before, expected_version)
+            current = before["status"]
+            if to not in TRANSITIONS[current]:
+                allowed = ", ".join(TRANSITIONS[current]) or "none (closed)"
+                raise IllegalTransition(f"hazard {hazard_id!r} is {current}; it cannot become "
+                                        f"{to} (allowed next: {allowed})")
+            now = _now()
+            extra = ""
+            if to == "rectified":
+                extra = ", rectified_at = %(now)s"
+            elif to == "rectifying" and current == "rectified":
+                extra = ", rectified_at = NULL"
+            elif to == "closed":
+                extra = ", closed_at = %(now)s"
+            notes = before.get("notes")
+            if note:
+                notes = ((notes + "\n") if notes else "") + f"[{now} {actor.who}] {note}"
+            cur.execute("UPDATE registry_hazards SET status = %(to)s, updated_at = %(now)s, "
+                        f"notes = %(notes)s, version = version + 1{extra} "
+                        "WHERE hazard_id = %(id)s",
+                        {"to": to, "now": now, "id": hazard_id, "notes": notes})
+            after = self._get(cur, "registry_hazards", "hazard_id", hazard_id)
+            self._audit(cur, actor, f"status:{current}->{to}", "hazard", hazard_id, before,
+                        after, now)
+            assert after is not None
+            return after
+
+    def sync(self, analysis: str, findings: Sequence[Mapping[str, Any]], *, owner_role: str,
+             actor: Actor, register_new: bool = True) -> dict[str, int]:
+        """Bring the registry in line with a fresh run of ``analysis`` (see
+        :meth:`layers.registry.Registry.sync`); the analysis's rows are locked meanwhile."""
+        counts = {"registered": 0, "still_detected": 0, "redetected": 0,
+                  "no_longer_detected": 0}
+        by_id = {str(f["finding_id"]): f for f in findings}
+        with self._cursor() as cur:
+            now = _now()
+            cur.execute("SELECT * FROM registry_hazards WHERE analysis = %s ORDER BY hazard_id "
+                        "FOR UPDATE", (analysis,))
+            existing = {r["hazard_id"]: dict(r) for r in cur.fetchall()}
+            still = []
+            for hid, rec in existing.items():
+                if hid in by_id:
+                    if rec["detection"] != "detected":
+                        cur.execute("UPDATE registry_hazards SET detection = 'detected', "
+                                    "last_detected = %s, updated_at = %s, version = version + 1"
+                                    " WHERE hazard_id = %s", (now, now, hid))
+                        after = self._get(cur, "registry_hazards", "hazard_id", hid)
+                        self._audit(cur, actor, "redetected", "hazard", hid, rec, after, now)
+                        counts["redetected"] += 1
+                    else:
+                        still.append(hid)
+                elif rec["detection"] == "detected":
+                    cur.execute("UPDATE registry_hazards SET detection = 'no_longer_detected', "
+                                "updated_at = %s, version = version + 1 WHERE hazard_id = %s",
+                                (now, hid))
+                    after = self._get(cur, "registry_hazards", "hazard_id", hid)
+                    self._audit(cur, actor, "no_longer_detected", "hazard", hid, rec, after,
+                                now)
+                    counts["no_longer_detected"] += 1
+            if still:
+                cur.execute("UPDATE registry_hazards SET last_detected = %s "
+                            "WHERE hazard_id = ANY(%s)", (now, still))
+                counts["still_detected"] = len(still)
+            if register_new:
+                for hid, f in by_id.items():
+                    if hid in existing:
+                        continue
+                    if self._insert(cur, f, analysis=analysis, owner_role=owner_role, now=now):
+                        after = self._get(cur, "registry_hazards", "hazard_id", hid)
+                        self._audit(cur, actor, "register", "hazard", hid, None, after, now)
+                        counts["registered"] += 1
+        return counts
+
+    # -- measures (制度措施清单) ---------------------------------------------------------------
+    def measures(self, *, roles: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        with self._cursor() as cur:
+            if roles is None:
+                cur.execute("SELECT * FROM registry_measures ORDER BY measure_id")
+            else:
+                cur.execute("SELECT * FROM registry_measures WHERE owner_role = ANY(%s) "
+                            "ORDER BY measure_id", (list(roles),))
+            return [dict(r) for r in cur.fetchall()]
+
+    def measure(self, measure_id: str) -> dict[str, Any]:
+        with self._cursor() as cur:
+            rec = self._get(cur, "registry_measures", "measure_id", measure_id)
+        if rec is None:
+            raise RecordNotFound(f"no measure {measure_id!r} in the registry")
+        return rec
+
+    def put_measure(self, measure_id: str, fields: Mapping[str, Any], *, owner_role: str,
+                    actor: Actor, expected_version: int | None = None) -> dict[str, Any]:
+        """Create or update a measure; EditConflict when ``expected_version`` is stale."""
+        allowed = {"title", "department", "kind", "status", "deadline", "description",
+                   "hazard_ids"}
+        bad = sorted(set(fields) - allowed)
+        if bad:
+            raise RegistryError(f"unknown measure field(s) {', '.join(bad)}; expected "
+                                + ", ".join(sorted(allowed)))
+        vals = dict(fields)
+        if "status" in vals and vals["status"] not in MEASURE_STATUSES:
+            raise RegistryError(f"status is {vals['status']!r}; expected one of "
+                                + ", ".join(MEASURE_STATUSES))
+        if "deadline" in vals:
+            vals["deadline"] = _check_date("deadline", vals["deadline"])
+        if "hazard_ids" in vals:
+            ids = vals["hazard_ids"]
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise RegistryError("hazard_ids must be a list of hazard ids")
+            vals["hazard_ids"] = json.dumps(ids, ensure_ascii=False)
+        with self._cursor() as cur:
+            now = _now()
+            if not vals.get("title"):
+                cur.execute("SELECT 1 FROM registry_measures WHERE measure_id = %s",
+                            (measure_id,))
+                if cur.fetchone() is None:
+                    raise RegistryError("a new measure needs a 'title'")
+            cur.execute("INSERT INTO registry_measures (measure_id, title, owner_role, "
+                        "created_at, updated_at, version) VALUES (%s, %s, %s, %s, %s, 0) "
+                        "ON CONFLICT (measure_id) DO NOTHING",
+                        (measure_id, vals.get("title") or "", owner_role, now, now))
+            created = bool(cur.rowcount)
+            before = self._get(cur, "registry_measures", "measure_id", measure_id, lock=True)
+            assert before is not None
+            if not created:
+                self._check_version("measure", measure_id, before, expected_version)
+            sets = [f'"{k}" = %s' + ("::jsonb" if k == "hazard_ids" else "") for k in vals]
+            cur.execute(f"UPDATE registry_measures SET {', '.join([*sets, 'updated_at = %s'])}"
+                        ", version = version + 1 WHERE measure_id = %s",
+                        [*vals.values(), now, measure_id])
+            after = self._get(cur, "registry_measures", "measure_id", measure_id)
+            self._audit(cur, actor, "create" if created else "update", "measure", measure_id,
+                        None if created else before, after, now)
+            assert after is not None
+            return after
+
+    # -- audit and stats ---------------------------------------------------------------------
+    def audit(self, *, record_id: str | None = None, limit: int = 100, offset: int = 0
+              ) -> tuple[list[dict[str, Any]], int]:
+        """Audit rows, oldest first (optionally of one record)."""
+        where, args = ("", []) if record_id is None else (" WHERE record_id = %s", [record_id])
+        with self._cursor() as cur:
+            cur.execute(f"SELECT count(*) AS n FROM registry_audit{where}", args)
+            total = cur.fetchone()["n"]
+            cur.execute(f"SELECT * FROM registry_audit{where} ORDER BY seq LIMIT %s OFFSET %s",
+                        [*args, limit, offset])
+            return [dict(r) for r in cur.fetchall()], int(total)
+
+    def rectification_stats(self, *, today: dt.date | None = None) -> dict[str, Any]:
+        """Rectification rate by kind, department and year, against the plan's targets (as
+        :meth:`layers.registry.Registry.rectification_stats`)."""
+        today = today or dt.date.today()
+        with self._cursor() as cur:
+            cur.execute("SELECT kind, COALESCE(department, '') AS dep, "
+                        "substr(first_detected, 1, 4) AS year, status, detection "
+                        "FROM registry_hazards")
+            rows = [(r["kind"], r["dep"], r["year"], r["status"], r["detection"])
+                    for r in cur.fetchall()]
+
+        def agg(key_index: int) -> dict[str, dict[str, Any]]:
+            out: dict[str, dict[str, Any]] = {}
+            for r in rows:
+                k = r[key_index] or "(none)"
+                d = out.setdefault(k, {"total": 0, "rectified": 0, "closed": 0,
+                                       "open": 0, "no_longer_detected": 0})
+                d["total"] += 1
+                if r[3] in DONE:
+                    d["rectified"] += 1
+                else:
+                    d["open"] += 1
+                if r[3] == "closed":
+                    d["closed"] += 1
+                if r[4] == "no_longer_detected":
+                    d["no_longer_detected"] += 1
+            for d in out.values():
+                d["rate"] = round(d["rectified"] / d["total"], 4) if d["total"] else None
+            return dict(sorted(out.items()))
+
+        by_kind = agg(0)
+        for kind, (target, deadline) in RECTIFICATION_TARGETS.items():
+            d = by_kind.get(kind)
+            if d is None:
+                continue
+            d["target"] = target
+            d["deadline"] = deadline
+            d["met"] = d["rate"] is not None and d["rate"] >= target
+            d["overdue"] = (not d["met"]) and today.isoformat() > deadline
+        total = len(rows)
+        done = sum(1 for r in rows if r[3] in DONE)
+        return {"total": total, "rectified": done,
+                "rate": round(done / total, 4) if total else None,
+                "by_kind": by_kind, "by_department": agg(1), "by_year": agg(2)}
