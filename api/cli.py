@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "api.commands.fire",
     "api.commands.db",
     "api.commands.maps",
+    "api.commands.routes",
 )
 
 

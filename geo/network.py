@@ -153,6 +153,7 @@ class RoadGraph:
     _tree: shapely.STRtree | None = field(default=None, init=False, repr=False)
     _twin: np.ndarray | None = field(default=None, init=False, repr=False)
     _structures: dict[bool, _Structure] = field(default_factory=dict, init=False, repr=False)
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     # -- sizes ------------------------------------------------------------------------------
     @property
@@ -163,24 +164,37 @@ class RoadGraph:
     def n_edges(self) -> int:
         return len(self.edges)
 
+    def array(self, column: str) -> np.ndarray:
+        """Column of ``edges`` as a cached numpy array (treat ``edges`` as read-only)."""
+        if column not in self._arrays:
+            self._arrays[column] = self.edges[column].to_numpy()
+        return self._arrays[column]
+
+    @property
+    def geoms(self) -> np.ndarray:
+        """Edge geometries as a cached numpy object array."""
+        if "__geometry__" not in self._arrays:
+            self._arrays["__geometry__"] = np.asarray(self.edges.geometry.values, dtype=object)
+        return self._arrays["__geometry__"]
+
     @property
     def u(self) -> np.ndarray:
-        return self.edges["u"].to_numpy(dtype=np.int64)
+        return self.array("u")
 
     @property
     def v(self) -> np.ndarray:
-        return self.edges["v"].to_numpy(dtype=np.int64)
+        return self.array("v")
 
     @property
     def length_m(self) -> np.ndarray:
-        return self.edges["length_m"].to_numpy(dtype=float)
+        return self.array("length_m")
 
     @property
     def twin(self) -> np.ndarray:
         """Per edge, the opposite-direction edge of the same piece (-1 when oneway)."""
         if self._twin is None:
-            piece = self.edges["piece"].to_numpy()
-            rev = self.edges["reverse"].to_numpy(dtype=bool)
+            piece = self.array("piece")
+            rev = self.array("reverse").astype(bool)
             twin = np.full(self.n_edges, -1, dtype=np.int64)
             fwd_of_piece = np.full(int(piece.max()) + 1 if len(piece) else 0, -1, dtype=np.int64)
             bwd_of_piece = fwd_of_piece.copy()
@@ -273,7 +287,7 @@ class RoadGraph:
     def tree(self) -> shapely.STRtree:
         """STRtree over the edge geometries (positions = edge row positions)."""
         if self._tree is None:
-            self._tree = shapely.STRtree(self.edges.geometry.values)
+            self._tree = shapely.STRtree(self.geoms)
         return self._tree
 
     def snap(
@@ -307,12 +321,12 @@ class RoadGraph:
             pi, ei = self.tree.query(geoms, predicate="dwithin", distance=float(max_m))
             keep = allowed[ei]
             pi, ei = pi[keep], ei[keep]
-            d = shapely.distance(geoms[pi], self.edges.geometry.values[ei])
+            d = shapely.distance(geoms[pi], self.geoms[ei])
         else:
             sub = np.flatnonzero(allowed)
             if len(sub) == 0:
                 return self._snap_result(geoms, best_e, best_d)
-            tree = shapely.STRtree(self.edges.geometry.values[sub])
+            tree = shapely.STRtree(self.geoms[sub])
             (pi, si), d = tree.query_nearest(geoms, all_matches=True, return_distance=True)
             ei = sub[si]
         if len(pi):
@@ -338,7 +352,7 @@ class RoadGraph:
         x = np.full(len(e), np.nan)
         y = np.full(len(e), np.nan)
         if ok.any():
-            lines = self.edges.geometry.values[e[ok]]
+            lines = self.geoms[e[ok]]
             pos[ok] = shapely.line_locate_point(lines, geoms[ok])
             foot = shapely.line_interpolate_point(lines, pos[ok])
             x[ok], y[ok] = shapely.get_x(foot), shapely.get_y(foot)

@@ -7,8 +7,12 @@ hazmat/weight/height restrictions. :func:`route` then answers one request with v
 weight arrays and ``scipy.sparse.csgraph`` Dijkstra searches on the shared
 :class:`geo.network.RoadGraph`.
 
-Rules per request (zones evaluated at ``depart_at``; ``None`` = every zone counts as on):
+Rules per request:
 
+* Zones are evaluated at the time the vehicle *enters* them: first at ``depart_at``; then,
+  when the found route would enter a zone after it has switched on (e.g. departing 06:50
+  and reaching a 07:00-09:00 school zone at 07:04), that zone is refused too and the route
+  searched again. ``depart_at = None`` means every zone counts as on.
 * ``forbidden`` zones remove their edges while on; ``permit`` zones too, unless the request
   carries a permit for that zone id; ``avoid`` zones multiply the edge cost by ``penalty``
   (the largest penalty when an edge lies in several).
@@ -18,16 +22,17 @@ Rules per request (zones evaluated at ``depart_at``; ``None`` = every zone count
 * ``vehicle.weight_t`` > ``max_weight_t`` or ``vehicle.height_m`` > ``max_height_m`` refuses
   the edge.
 
-Risk score of a route = Σ over its edges of exposure × length (km), exposure = households of
-buildings + occupants of sensitive sites within ``corridor_m`` of the edge (FHWA-style
-population-at-risk along the route). Units: exposed households/persons × km.
+Risk score of a route = Σ over its edges of exposure × length (km); exposure of an edge =
+households of the buildings whose centroid lies within ``corridor_m`` of it + occupants of
+sensitive sites within ``corridor_m`` (FHWA-style population at risk along the route).
+Units: exposed households/persons × km.
 
 Alternatives are found by the *plateau* method (choice routing; Abraham et al. 2013): one
 forward search from the origin and one backward search to the destination; a stretch where the
 two shortest-path trees coincide (a plateau) yields a locally optimal via-route. Candidates
 within ``max_stretch`` × the best cost are accepted when they share at most ``max_overlap`` of
 their length with every better route; if that gives fewer than ``k``, a penalty search (the
-edges of accepted routes cost double) fills up.
+edges of accepted routes cost more) fills up.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -50,7 +55,7 @@ from shapely.geometry import LineString, Point
 
 from geo.crs import STORAGE_CRS, require_projected
 from geo.network import RoadGraph, build_graph
-from geo.zones import Hours, edges_in_zones, parse_hours, zones_at_points
+from geo.zones import Hours, edges_in_zones, parse_hours
 from layers.errors import RiskmapError
 
 __all__ = [
@@ -69,6 +74,7 @@ Objective = Literal["time", "distance", "risk"]
 OBJECTIVES: tuple[str, ...] = ("time", "distance", "risk")
 _HAZMAT_CODES = {"yes": 0, "destination": 1, "no": 2}
 _EPS = 1e-9
+_MAX_REROUTES = 3
 
 
 class NoRouteError(RiskmapError, LookupError):
@@ -105,16 +111,37 @@ class RoutingParams:
     risk_tiebreak_per_m: float = 1e-3
 
 
+@dataclass(frozen=True)
+class ZoneTable:
+    """The restricted zones as arrays (row positions of ``HazmatNetwork.zones``)."""
+
+    ids: np.ndarray
+    names: np.ndarray
+    rules: np.ndarray
+    penalty: np.ndarray
+    hours: tuple[Hours, ...]
+    words: tuple[str, ...]
+    geoms: np.ndarray
+    tree: shapely.STRtree
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def active(self, at: datetime | time | None) -> np.ndarray:
+        return np.array([h.active(at) for h in self.hours], dtype=bool)
+
+
 @dataclass
 class HazmatNetwork:
     """Everything :func:`route` needs, precomputed per data set (cache it per store version).
 
     Per-edge arrays align with ``graph.edges``. ``zone_edge``/``zone_zone`` list the
-    (edge, zone row) pairs where the edge has a stretch in the zone.
+    (edge, zone row) pairs where the edge has a stretch in the zone, sorted by edge.
     """
 
     graph: RoadGraph
     zones: gpd.GeoDataFrame
+    zone_table: ZoneTable
     params: RoutingParams
     time_s: np.ndarray
     speed_kmh: np.ndarray
@@ -126,8 +153,9 @@ class HazmatNetwork:
     zone_edge: np.ndarray
     zone_zone: np.ndarray
     dest_component: np.ndarray
-    zone_hours: list[Hours] = field(default_factory=list)
     _to_xy: Transformer | None = field(default=None, init=False, repr=False)
+    _plain: dict[str, tuple[sparse.csr_matrix, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False)
 
     @property
     def crs(self) -> Any:
@@ -143,8 +171,21 @@ class HazmatNetwork:
             return self.risk + self.params.risk_tiebreak_per_m * self.graph.length_m
         raise ValueError(f"objective is {objective!r}; expected one of {', '.join(OBJECTIVES)}")
 
+    def plain_matrix(self, objective: str) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """Cached matrix of the unrestricted network (no rule) for ``objective``."""
+        if objective not in self._plain:
+            self._plain[objective] = self.graph.matrix_with_edges(self.base_cost(objective))
+        return self._plain[objective]
+
+    def zones_of_edge(self, e: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self.zone_edge, [e, e + 1])
+        return self.zone_zone[lo:hi]
+
     def to_xy(self, lonlat: Sequence[float], what: str) -> Point:
-        lon, lat = (float(lonlat[0]), float(lonlat[1]))
+        try:
+            lon, lat = (float(lonlat[0]), float(lonlat[1]))
+        except (TypeError, ValueError, IndexError):
+            raise SnapError(f"{what} is {lonlat!r}; expected (lon, lat) in degrees") from None
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise SnapError(f"{what} ({lon}, {lat}) is not lon/lat in degrees; expected "
                             "LON,LAT with -180 <= lon <= 180 and -90 <= lat <= 90")
@@ -181,7 +222,7 @@ def prepare_network(
     e = g.edges
     m = g.n_edges
 
-    road_class = _col(e, "road_class", "local").astype(str).to_numpy()
+    road_class = _col(e, "road_class", "local").fillna("local").astype(str).to_numpy()
     speed = pd.to_numeric(_col(e, "speed_kmh", np.nan), errors="coerce").to_numpy(dtype=float)
     default = np.array([params.speeds_kmh.get(c, params.default_speed_kmh) for c in road_class])
     speed = np.where(np.isfinite(speed) & (speed > 0), speed, default)
@@ -190,23 +231,22 @@ def prepare_network(
     speed = np.minimum(speed, cap)
     time_s = g.length_m / (speed / 3.6)
 
-    piece = e["piece"].to_numpy()
-    first_of_piece = np.unique(piece, return_index=True)[1]
+    # pieces (undirected) in piece-id order; edges are sorted by piece
+    piece = g.array("piece")
+    first_of_piece, n_dir = np.unique(piece, return_index=True, return_counts=True)[1:]
     piece_geom = e.geometry.values[first_of_piece]
-    n_piece = int(piece.max()) + 1 if m else 0
-    exposure_piece = np.zeros(n_piece)
+    exposure_piece = np.zeros(len(first_of_piece))
     if buildings is not None and len(buildings):
         hh = pd.to_numeric(_col(buildings, "households", 0), errors="coerce").fillna(0)
-        exposure_piece += _corridor_sum(piece_geom, buildings.geometry.values,
-                                        hh.to_numpy(dtype=float), params.corridor_m)
+        centroids = shapely.centroid(buildings.geometry.values)
+        exposure_piece += _corridor_sum(piece_geom, centroids, hh.to_numpy(dtype=float),
+                                        params.corridor_m)
     if sites is not None and len(sites):
         sens = _col(sites, "kind", "").isin(params.sensitive_site_kinds).to_numpy()
         occ = pd.to_numeric(_col(sites, "occupants", 0), errors="coerce").fillna(0)
         if sens.any():
             exposure_piece += _corridor_sum(piece_geom, sites.geometry.values[sens],
                                             occ.to_numpy(dtype=float)[sens], params.corridor_m)
-    piece_pos = np.zeros(n_piece, dtype=np.int64)
-    piece_pos[piece[first_of_piece]] = np.arange(len(first_of_piece))
     exposure = exposure_piece[piece]
     risk = exposure * g.length_m / 1000.0
 
@@ -219,16 +259,15 @@ def prepare_network(
         zones = gpd.GeoDataFrame({"id": [], "rule": [], "hours": []},
                                  geometry=gpd.GeoSeries([], crs=crs), crs=crs)
     zones = zones.reset_index(drop=True)
+    table = _zone_table(zones, params)
     pairs = edges_in_zones(gpd.GeoSeries(piece_geom, crs=crs), zones)
-    # expand piece pairs to both directed edges
-    edges_of_piece = pd.Series(np.arange(m)).groupby(piece).apply(list)
-    ze: list[int] = []
-    zz: list[int] = []
-    for li, zi in zip(pairs["line"].to_numpy(), pairs["zone"].to_numpy(), strict=True):
-        for ed in edges_of_piece.iloc[li]:
-            ze.append(ed)
-            zz.append(int(zi))
-    hours = [parse_hours(h) for h in _col(zones, "hours", "")]
+    li = pairs["line"].to_numpy(dtype=np.int64)
+    zi = pairs["zone"].to_numpy(dtype=np.int64)
+    cnt = n_dir[li]
+    ze = np.repeat(first_of_piece[li], cnt) + (
+        np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    zz = np.repeat(zi, cnt)
+    order = np.lexsort((zz, ze))
 
     dest = hazmat == 1
     comp = np.full(m, -1, dtype=np.int64)
@@ -237,19 +276,34 @@ def prepare_network(
         a = sparse.coo_matrix((np.ones(int(dest.sum())), (g.u[dest], g.v[dest])), shape=(n, n))
         _, lab = csgraph.connected_components(a, directed=False)
         comp[dest] = lab[g.u[dest]]
-    del piece_pos
     return HazmatNetwork(
-        graph=g, zones=zones, params=params, time_s=time_s, speed_kmh=speed,
+        graph=g, zones=zones, zone_table=table, params=params, time_s=time_s, speed_kmh=speed,
         exposure=exposure, risk=risk, hazmat=hazmat, max_weight_t=mw, max_height_m=mh,
-        zone_edge=np.asarray(ze, dtype=np.int64), zone_zone=np.asarray(zz, dtype=np.int64),
-        dest_component=comp, zone_hours=hours,
+        zone_edge=ze[order].astype(np.int64), zone_zone=zz[order].astype(np.int64),
+        dest_component=comp,
     )
+
+
+def _zone_table(zones: gpd.GeoDataFrame, params: RoutingParams) -> ZoneTable:
+    ids = _col(zones, "id", "").astype(str).to_numpy()
+    names = _col(zones, "name", None).to_numpy(dtype=object)
+    rules = _col(zones, "rule", "forbidden").fillna("forbidden").astype(str).to_numpy()
+    pen = pd.to_numeric(_col(zones, "penalty", np.nan), errors="coerce").to_numpy(dtype=float)
+    pen = np.where(np.isfinite(pen) & (pen > 0), pen, params.avoid_penalty)
+    hours = tuple(parse_hours(h) for h in _col(zones, "hours", ""))
+    words = []
+    for zid, name, rule, h in zip(ids, names, rules, hours, strict=True):
+        named = f" ({name})" if isinstance(name, str) and name else ""
+        words.append(f"{rule} zone {zid}{named} {h.describe()}")
+    geoms = np.asarray(zones.geometry.values, dtype=object)
+    return ZoneTable(ids=ids, names=names, rules=rules, penalty=pen, hours=hours,
+                     words=tuple(words), geoms=geoms, tree=shapely.STRtree(geoms))
 
 
 def _col(df: pd.DataFrame, name: str, default: Any) -> pd.Series:
     if name in df.columns:
         return df[name]
-    return pd.Series([default] * len(df), index=df.index)
+    return pd.Series([default] * len(df), index=df.index, dtype=object)
 
 
 def _corridor_sum(lines: np.ndarray, geoms: np.ndarray, values: np.ndarray,
@@ -259,46 +313,46 @@ def _corridor_sum(lines: np.ndarray, geoms: np.ndarray, values: np.ndarray,
     return np.bincount(li, weights=values[gi], minlength=len(lines))
 
 
-# -- requests -----------------------------------------------------------------------------------
+# -- request state --------------------------------------------------------------------------
 @dataclass
 class _Request:
     """Per-request rule state."""
 
     zone_block: np.ndarray  # per zone
-    zone_factor: np.ndarray  # per zone (1 = no effect)
     edge_zone_block: np.ndarray  # per edge
     factor: np.ndarray  # per edge
     overweight: np.ndarray
     overheight: np.ndarray
+    permits: frozenset[str]
 
     def hard_block(self, net: HazmatNetwork) -> np.ndarray:
         return self.edge_zone_block | (net.hazmat == 2) | self.overweight | self.overheight
 
 
+def _would_block(zt: ZoneTable, permits: frozenset[str]) -> np.ndarray:
+    """Per zone: refuses its edges when on (forbidden, or permit without the permit)."""
+    return (zt.rules == "forbidden") | ((zt.rules == "permit") & ~np.isin(zt.ids, list(permits)))
+
+
 def _request_state(net: HazmatNetwork, at: datetime | time | None, permits: Iterable[str],
-                   vehicle: Vehicle | None) -> _Request:
-    z = net.zones
-    nz = len(z)
-    rule = _col(z, "rule", "forbidden").astype(str).to_numpy()
-    ids = _col(z, "id", "").astype(str).to_numpy()
-    permits = {str(p) for p in permits}
-    unknown = permits - set(ids[rule == "permit"])
+                   vehicle: Vehicle | None, extra_block: np.ndarray | None = None) -> _Request:
+    zt = net.zone_table
+    perms = frozenset(str(p) for p in permits)
+    unknown = perms - set(zt.ids[zt.rules == "permit"])
     if unknown:
-        known = ", ".join(sorted(set(ids[rule == "permit"]))) or "none"
+        known = ", ".join(sorted(set(zt.ids[zt.rules == "permit"]))) or "none"
         raise ValueError(f"permit for unknown zone {', '.join(sorted(unknown))}; "
                          f"permit zones are: {known}")
-    active = np.array([h.active(at) for h in net.zone_hours], dtype=bool) if nz else \
-        np.zeros(0, bool)
-    block = active & ((rule == "forbidden") | ((rule == "permit") & ~np.isin(ids, list(permits))))
-    pen = pd.to_numeric(_col(z, "penalty", np.nan), errors="coerce").to_numpy(dtype=float)
-    pen = np.where(np.isfinite(pen) & (pen > 0), pen, net.params.avoid_penalty)
-    factor_z = np.where(active & (rule == "avoid"), pen, 1.0)
+    active = zt.active(at) if len(zt) else np.zeros(0, bool)
+    block = active & _would_block(zt, perms)
+    if extra_block is not None:
+        block = block | extra_block
+    factor_z = np.where(active & (zt.rules == "avoid"), zt.penalty, 1.0)
     m = net.graph.n_edges
     eblock = np.zeros(m, dtype=bool)
-    if len(net.zone_edge):
-        eblock[net.zone_edge[block[net.zone_zone]]] = True
     factor = np.ones(m)
     if len(net.zone_edge):
+        eblock[net.zone_edge[block[net.zone_zone]]] = True
         np.maximum.at(factor, net.zone_edge, factor_z[net.zone_zone])
     ow = np.zeros(m, bool)
     oh = np.zeros(m, bool)
@@ -306,7 +360,7 @@ def _request_state(net: HazmatNetwork, at: datetime | time | None, permits: Iter
         ow = np.nan_to_num(net.max_weight_t, nan=np.inf) < vehicle.weight_t
     if vehicle is not None and vehicle.height_m is not None:
         oh = np.nan_to_num(net.max_height_m, nan=np.inf) < vehicle.height_m
-    return _Request(block, factor_z, eblock, factor, ow, oh)
+    return _Request(block, eblock, factor, ow, oh, perms)
 
 
 @dataclass(frozen=True)
@@ -334,6 +388,7 @@ class _Path:
         return float(np.sum(values[self.edges] * self.fractions(lengths)))
 
 
+# -- result ---------------------------------------------------------------------------------
 @dataclass
 class RouteResult:
     """Answer to one request.
@@ -344,7 +399,8 @@ class RouteResult:
     zone it passes, with rule and hours), ``roads`` (road ids in order). ``refused``: the roads
     the unrestricted (shortest ignoring the rules) way would use but this request may not,
     with ``reason``, zone id/name/rule/hours and ``message``. ``origin`` / ``destination``:
-    the snapping (road id, ``snap_m``, foot point).
+    the snapping (road id, ``snap_m``, foot point). ``rerouted_for``: zones refused because
+    the vehicle would reach them after they switch on.
     """
 
     routes: gpd.GeoDataFrame
@@ -353,6 +409,7 @@ class RouteResult:
     destination: dict[str, Any]
     depart_at: datetime | time | None
     objective: str
+    rerouted_for: tuple[str, ...] = ()
 
     def to_frame(self) -> gpd.GeoDataFrame:
         """Routes, origin/destination points and refused stretches as one frame with a
@@ -390,7 +447,8 @@ def route(
     net
         From :func:`prepare_network`.
     depart_at
-        Local departure time; zones are evaluated at it (``None``: every zone counts as on).
+        Local departure time; zones are evaluated when the vehicle enters them
+        (``None``: every zone counts as on).
     vehicle
         Weight/height checked against ``max_weight_t``/``max_height_m``.
     permits
@@ -412,49 +470,76 @@ def route(
         raise ValueError(f"objective is {objective!r}; expected one of {', '.join(OBJECTIVES)}")
     if alternatives < 1:
         raise ValueError(f"alternatives is {alternatives}; expected a whole number >= 1")
-    g = net.graph
-    req = _request_state(net, depart_at, permits, vehicle)
-    hard = req.hard_block(net)
     o_pt, d_pt = net.to_xy(origin, "origin"), net.to_xy(destination, "destination")
+    extra = np.zeros(len(net.zone_table), dtype=bool)
+    rerouted: list[str] = []
+    for _ in range(_MAX_REROUTES + 1):
+        req = _request_state(net, depart_at, permits, vehicle, extra)
+        o, d, w, search, allowed_dest = _solve(net, req, o_pt, d_pt, objective, depart_at)
+        best_path = search.best_path()
+        late = _entered_after_switch_on(net, req, best_path, depart_at)
+        if not len(late) or len(rerouted) >= _MAX_REROUTES:
+            break
+        extra[late] = True
+        rerouted.extend(str(net.zone_table.ids[z]) for z in late)
+    paths = [best_path]
+    costs = [search.cost]
+    if alternatives > 1:
+        _alternatives(net, search, w, o, d, paths, costs, alternatives, req, depart_at)
+    order = np.argsort(costs, kind="stable")
+    paths = [paths[i] for i in order]
+    costs = [costs[i] for i in order]
+    routes = _route_frame(net, paths, costs, objective, depart_at)
+    refused = _refused(net, req, o_pt, d_pt, objective, allowed_dest)
+    return RouteResult(routes=routes, refused=refused, origin=_snap_info(net, o),
+                       destination=_snap_info(net, d), depart_at=depart_at, objective=objective,
+                       rerouted_for=tuple(dict.fromkeys(rerouted)))
+
+
+def _solve(net: HazmatNetwork, req: _Request, o_pt: Point, d_pt: Point, objective: str,
+           at: datetime | time | None) -> tuple[_Snap, _Snap, np.ndarray, _Search, np.ndarray]:
+    g = net.graph
+    zt = net.zone_table
+    hard = req.hard_block(net)
     for what, pt in (("origin", o_pt), ("destination", d_pt)):
-        inside = zones_at_points([pt], net.zones)[0]
-        bad = inside[req.zone_block[inside]] if len(inside) else inside
-        if len(bad):
-            raise NoRouteError(f"{what} lies in " + "; ".join(
-                _zone_words(net.zones.iloc[int(z)]) for z in bad))
+        inside = np.sort(zt.tree.query(pt, predicate="intersects")) if len(zt) else []
+        bad = [int(z) for z in inside if req.zone_block[z]]
+        if bad:
+            raise NoRouteError(f"{what} lies in " + "; ".join(zt.words[z] for z in bad))
     o = _snap(net, o_pt, ~hard, req, "origin")
     d = _snap(net, d_pt, ~hard, req, "destination")
-
-    base = net.base_cost(objective)
     allowed_dest = np.zeros(g.n_edges, dtype=bool)
     for s in (o, d):
         c = net.dest_component[s.edge]
         if c >= 0:
             allowed_dest |= net.dest_component == c
-    w = base * req.factor
-    w = np.where(hard | ((net.hazmat == 1) & ~allowed_dest), np.inf, w)
-
+    w = net.base_cost(objective) * req.factor
+    w[hard | ((net.hazmat == 1) & ~allowed_dest)] = np.inf
     search = _Search(g, w, o, d)
-    best = search.cost
-    if not np.isfinite(best):
-        raise NoRouteError(_explain_blocked(net, req, o_pt, d_pt, objective, depart_at))
-    paths = [search.best_path()]
-    costs = [best]
-    if alternatives > 1:
-        _alternatives(net, search, w, o, d, paths, costs, alternatives)
-    order = np.argsort(costs, kind="stable")
-    paths = [paths[i] for i in order]
-    costs = [costs[i] for i in order]
-    routes = _route_frame(net, paths, costs, objective, depart_at)
-    refused = _refused(net, req, o_pt, d_pt, objective, hard, allowed_dest, paths[0])
-    return RouteResult(routes=routes, refused=refused, origin=_snap_info(net, o),
-                       destination=_snap_info(net, d), depart_at=depart_at, objective=objective)
+    if not np.isfinite(search.cost):
+        raise NoRouteError(_explain_blocked(net, req, o_pt, d_pt, objective, at))
+    return o, d, w, search, allowed_dest
 
 
-def _zone_words(z: pd.Series) -> str:
-    name = z.get("name")
-    named = f" ({name})" if isinstance(name, str) and name else ""
-    return f"{z.get('rule')} zone {z.get('id')}{named} {parse_hours(z.get('hours', '')).describe()}"
+def _entered_after_switch_on(net: HazmatNetwork, req: _Request, path: _Path,
+                             at: datetime | time | None) -> np.ndarray:
+    """Zones the path enters at a moment they refuse it (switched on since departure)."""
+    if at is None or not len(net.zone_edge):
+        return np.zeros(0, dtype=np.int64)
+    zt = net.zone_table
+    could = _would_block(zt, req.permits) & ~req.zone_block
+    if not could.any():
+        return np.zeros(0, dtype=np.int64)
+    ln = net.graph.length_m
+    t = net.time_s[path.edges] * path.fractions(ln)
+    t_enter = np.concatenate([[0.0], np.cumsum(t)[:-1]])
+    base = at if isinstance(at, datetime) else datetime.combine(date(2000, 1, 3), at)
+    late: set[int] = set()
+    for e, te in zip(path.edges, t_enter, strict=True):
+        for z in net.zones_of_edge(int(e)):
+            if could[z] and z not in late and zt.hours[z].active(base + timedelta(seconds=te)):
+                late.add(int(z))
+    return np.array(sorted(late), dtype=np.int64)
 
 
 def _snap(net: HazmatNetwork, pt: Point, mask: np.ndarray, req: _Request, what: str) -> _Snap:
@@ -466,8 +551,8 @@ def _snap(net: HazmatNetwork, pt: Point, mask: np.ndarray, req: _Request, what: 
         msg = f"{what} is more than {lim:g} m from the nearest permitted road"
         if near.edge[0] >= 0:
             e = int(near.edge[0])
-            why = _reasons(net, req, np.array([e]))[0]
-            road = g.edges["source_id"].iloc[e]
+            why = _reasons(net, req, e)
+            road = g.array("source_id")[e]
             msg += (f"; the nearest road {road} is {near.distance_m[0]:.0f} m away"
                     + (f" but refused: {why}" if why else ""))
         raise SnapError(msg + "; choose a point nearer a permitted road")
@@ -477,109 +562,116 @@ def _snap(net: HazmatNetwork, pt: Point, mask: np.ndarray, req: _Request, what: 
 
 
 def _snap_info(net: HazmatNetwork, s: _Snap) -> dict[str, Any]:
-    e = net.graph.edges.iloc[s.edge]
-    return {"road_id": e["source_id"], "snap_m": round(s.dist, 3), "edge": s.edge,
-            "position_m": round(s.pos, 3), "foot": s.foot, "point": s.point}
+    return {"road_id": net.graph.array("source_id")[s.edge], "snap_m": round(s.dist, 3),
+            "edge": s.edge, "position_m": round(s.pos, 3), "foot": s.foot, "point": s.point}
 
 
+# -- searches -------------------------------------------------------------------------------
 class _Search:
     """Forward search from the origin and backward search to the destination on a graph
     augmented with two virtual nodes: O = n (the origin's foot point) and D = n + 1."""
 
-    def __init__(self, g: RoadGraph, w: np.ndarray, o: _Snap, d: _Snap,
-                 *, backward: bool = True, limit: float = np.inf) -> None:
-        self.g, self.w, self.o, self.d = g, w, o, d
+    def __init__(self, g: RoadGraph, w: np.ndarray, o: _Snap, d: _Snap, *,
+                 backward: bool = True, limit: float = np.inf,
+                 matrix: tuple[sparse.csr_matrix, np.ndarray] | None = None) -> None:
+        self.g = g
         n = g.n_nodes
         self.O, self.D = n, n + 1
         ln = g.length_m
         twin = g.twin
+        uu, vv = g.u, g.v
         # extra entries: (row, col, cost, edge, start, end)
         ex: list[tuple[int, int, float, int, float, float]] = []
-        e, p, L = o.edge, o.pos, ln[o.edge]
+        e, p, L = o.edge, o.pos, float(ln[o.edge])
         if np.isfinite(w[e]):
-            ex.append((self.O, int(g.v[e]), w[e] * (L - p) / L if L else 0.0, e, p, L))
-        t = twin[e]
+            ex.append((self.O, int(vv[e]), w[e] * (L - p) / L if L else 0.0, e, p, L))
+        t = int(twin[e])
         if t >= 0 and np.isfinite(w[t]):
-            ex.append((self.O, int(g.v[t]), w[t] * p / L if L else 0.0, int(t), L - p, L))
-        f, q, L2 = d.edge, d.pos, ln[d.edge]
+            ex.append((self.O, int(vv[t]), w[t] * p / L if L else 0.0, t, L - p, L))
+        f, q, L2 = d.edge, d.pos, float(ln[d.edge])
         if np.isfinite(w[f]):
-            ex.append((int(g.u[f]), self.D, w[f] * q / L2 if L2 else 0.0, f, 0.0, q))
-        t2 = twin[f]
+            ex.append((int(uu[f]), self.D, w[f] * q / L2 if L2 else 0.0, f, 0.0, q))
+        t2 = int(twin[f])
         if t2 >= 0 and np.isfinite(w[t2]):
-            ex.append((int(g.u[t2]), self.D, w[t2] * (L2 - q) / L2 if L2 else 0.0, int(t2),
+            ex.append((int(uu[t2]), self.D, w[t2] * (L2 - q) / L2 if L2 else 0.0, t2,
                        0.0, L2 - q))
-        piece = g.edges["piece"].to_numpy()
-        rev = g.edges["reverse"].to_numpy(dtype=bool)
+        piece = g.array("piece")
+        rev = g.array("reverse")
         if piece[e] == piece[f]:
             # both ends on one piece: positions along its digitised direction
             po = L - p if rev[e] else p
             pd_ = L2 - q if rev[f] else q
-            pair = [x for x in (e, int(twin[e])) if x >= 0]
+            pair = [x for x in (e, t) if x >= 0]
             fwd = next((x for x in pair if not rev[x]), -1)
             bwd = next((x for x in pair if rev[x]), -1)
             if pd_ >= po and fwd >= 0 and np.isfinite(w[fwd]):
                 ex.append((self.O, self.D, w[fwd] * (pd_ - po) / L if L else 0.0, fwd, po, pd_))
             elif pd_ < po and bwd >= 0 and np.isfinite(w[bwd]):
                 ex.append((self.O, self.D, w[bwd] * (po - pd_) / L, bwd, L - po, L - pd_))
-        self.extras = ex
         self.extra_span = {(r, c): (ed, s0, s1) for r, c, _, ed, s0, s1 in ex}
-        m, entry = g.matrix_with_edges(w)
+        m, entry = matrix if matrix is not None else g.matrix_with_edges(w)
+        self._base, self.entry = m, entry
         self.m = _augment(m, [(r, c, cost) for r, c, cost, *_ in ex], n + 2)
-        self.entry = entry
         self.dist_f, pred = csgraph.dijkstra(self.m, directed=True, indices=self.O,
                                              return_predecessors=True, limit=limit)
         self.pred_f = pred.astype(np.int64)
         self.cost = float(self.dist_f[self.D])
         self.dist_b: np.ndarray | None = None
         self.pred_b: np.ndarray | None = None
+        self.backward_limit = np.inf
         if backward and np.isfinite(self.cost):
             mt, _ = g.matrix_with_edges(w, transpose=True)
             mt = _augment(mt, [(c, r, cost) for r, c, cost, *_ in ex], n + 2)
+            self.backward_limit = self.cost * 2.0 + 1.0
             db, pb = csgraph.dijkstra(mt, directed=True, indices=self.D,
-                                      return_predecessors=True, limit=self.cost * 2.0 + 1.0)
+                                      return_predecessors=True, limit=self.backward_limit)
             self.dist_b, self.pred_b = db, pb.astype(np.int64)
-        self._base = m
 
     def best_path(self) -> _Path:
-        nodes = _walk(self.pred_f, self.D)
-        return self.to_path(nodes)
+        return self.to_path(_walk(self.pred_f, self.D))
 
     def to_path(self, nodes: Sequence[int]) -> _Path:
         """Spans of a node path O … D."""
-        g = self.g
+        ln = self.g.length_m
         edges: list[int] = []
         start: list[float] = []
         end: list[float] = []
-        ln = g.length_m
-        mid: list[tuple[int, int]] = []
-        for a, b in itertools.pairwise(nodes):
-            if (a, b) in self.extra_span:
-                if mid:
-                    self._mid(mid, edges, start, end, ln)
-                    mid = []
-                ed, s0, s1 = self.extra_span[(a, b)]
-                edges.append(ed)
-                start.append(s0)
-                end.append(s1)
-            else:
-                mid.append((a, b))
-        if mid:
-            self._mid(mid, edges, start, end, ln)
-        return _Path(np.asarray(edges, dtype=np.int64), np.asarray(start), np.asarray(end))
+        mid_a: list[int] = []
+        mid_b: list[int] = []
 
-    def _mid(self, pairs: list[tuple[int, int]], edges: list[int], start: list[float],
-             end: list[float], ln: np.ndarray) -> None:
-        a = np.array([p[0] for p in pairs])
-        b = np.array([p[1] for p in pairs])
-        m = self._base
-        out = np.full(len(a), -1, dtype=np.int64)
-        for i in range(len(a)):
-            lo, hi = m.indptr[a[i]], m.indptr[a[i] + 1]
-            j = lo + np.searchsorted(m.indices[lo:hi], b[i])
-            out[i] = self.entry[j]
-        edges.extend(out.tolist())
-        start.extend([0.0] * len(out))
-        end.extend(ln[out].tolist())
+        def flush() -> None:
+            if mid_a:
+                out = _lookup(self._base, self.entry, np.array(mid_a), np.array(mid_b))
+                edges.extend(out.tolist())
+                start.extend([0.0] * len(out))
+                end.extend(ln[out].tolist())
+                mid_a.clear()
+                mid_b.clear()
+
+        for a, b in itertools.pairwise(nodes):
+            span = self.extra_span.get((a, b))
+            if span is not None:
+                flush()
+                edges.append(span[0])
+                start.append(span[1])
+                end.append(span[2])
+            else:
+                mid_a.append(a)
+                mid_b.append(b)
+        flush()
+        return _Path(np.asarray(edges, dtype=np.int64), np.asarray(start, dtype=float),
+                     np.asarray(end, dtype=float))
+
+
+def _lookup(m: sparse.csr_matrix, entry: np.ndarray, a: np.ndarray, b: np.ndarray
+            ) -> np.ndarray:
+    """Edge realising each matrix entry (a[i], b[i])."""
+    out = np.empty(len(a), dtype=np.int64)
+    indptr, indices = m.indptr, m.indices
+    for i in range(len(a)):
+        lo, hi = indptr[a[i]], indptr[a[i] + 1]
+        out[i] = entry[lo + np.searchsorted(indices[lo:hi], b[i])]
+    return out
 
 
 def _augment(m: sparse.csr_matrix, extra: Sequence[tuple[int, int, float]],
@@ -629,14 +721,14 @@ def _walk_back(pred_b: np.ndarray, start: int) -> list[int]:
 
 
 def _piece_lengths(g: RoadGraph, path: _Path) -> dict[int, float]:
-    piece = g.edges["piece"].to_numpy()[path.edges]
+    piece = g.array("piece")[path.edges]
     out: dict[int, float] = {}
-    for pc, a, b in zip(piece, path.start, path.end, strict=True):
-        out[int(pc)] = out.get(int(pc), 0.0) + float(b - a)
+    for pc, a, b in zip(piece.tolist(), path.start.tolist(), path.end.tolist(), strict=True):
+        out[pc] = out.get(pc, 0.0) + (b - a)
     return out
 
 
-def _overlap(g: RoadGraph, cand: dict[int, float], others: list[dict[int, float]]) -> float:
+def _overlap(cand: dict[int, float], others: list[dict[int, float]]) -> float:
     total = sum(cand.values()) or 1.0
     worst = 0.0
     for o in others:
@@ -646,12 +738,27 @@ def _overlap(g: RoadGraph, cand: dict[int, float], others: list[dict[int, float]
 
 
 def _alternatives(net: HazmatNetwork, search: _Search, w: np.ndarray, o: _Snap, d: _Snap,
-                  paths: list[_Path], costs: list[float], k: int) -> None:
+                  paths: list[_Path], costs: list[float], k: int, req: _Request,
+                  at: datetime | time | None) -> None:
     g = net.graph
     p = net.params
     best = search.cost
     ln = g.length_m
     accepted = [_piece_lengths(g, paths[0])]
+
+    def consider(path: _Path, cost: float) -> bool:
+        if cost > best * p.max_stretch * (1 + 1e-9) + _EPS:
+            return False
+        cand = _piece_lengths(g, path)
+        if _overlap(cand, accepted) > p.max_overlap:
+            return False
+        if len(_entered_after_switch_on(net, req, path, at)):
+            return False
+        paths.append(path)
+        costs.append(cost)
+        accepted.append(cand)
+        return True
+
     df, db = search.dist_f, search.dist_b
     pf, pb = search.pred_f, search.pred_b
     if db is not None and pb is not None:
@@ -659,110 +766,112 @@ def _alternatives(net: HazmatNetwork, search: _Search, w: np.ndarray, o: _Snap, 
         b = np.arange(n)
         a = pf[:n]
         ok = (a >= 0) & (a < n)
-        a_ok = np.where(ok, a, 0)
-        plateau = ok & (pb[a_ok] == b)
+        plateau = ok & (pb[np.where(ok, a, 0)] == b)
         pa, pb_ = a[plateau], b[plateau]
         if len(pa):
             adj = sparse.coo_matrix((np.ones(len(pa)), (pa, pb_)), shape=(n, n))
             _, lab = csgraph.connected_components(adj, directed=False)
             nodes = np.unique(np.concatenate([pa, pb_]))
-            via = df[nodes] + db[nodes]
-            frame = pd.DataFrame({"node": nodes, "lab": lab[nodes], "df": df[nodes], "via": via})
-            grp = frame.groupby("lab")
-            summary = pd.DataFrame({
-                "via": grp["via"].min(),
-                "span": grp["df"].max() - grp["df"].min(),
-                "start": frame.loc[grp["df"].idxmin(), "node"].to_numpy(),
-            })
-            summary = summary[(summary["via"] <= best * p.max_stretch + _EPS)
-                              & (summary["via"] > best * (1 + 1e-9) + _EPS)
-                              & (summary["span"] > 0)]
-            summary = summary.assign(score=summary["via"] - summary["span"]).sort_values(
-                ["score", "via"], kind="stable").head(max(20, 8 * k))
-            for _, row in summary.iterrows():
+            lab_n = lab[nodes]
+            via_n = df[nodes] + db[nodes]
+            dfn = df[nodes]
+            uniq, inv = np.unique(lab_n, return_inverse=True)
+            via = np.full(len(uniq), np.inf)
+            lo = np.full(len(uniq), np.inf)
+            hi = np.full(len(uniq), -np.inf)
+            np.minimum.at(via, inv, via_n)
+            np.minimum.at(lo, inv, dfn)
+            np.maximum.at(hi, inv, dfn)
+            order = np.lexsort((nodes, dfn, inv))
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = inv[order][1:] != inv[order][:-1]
+            start = np.empty(len(uniq), dtype=np.int64)
+            start[inv[order][first]] = nodes[order][first]
+            span = hi - lo
+            keep = ((via <= best * p.max_stretch + _EPS) & (via > best * (1 + 1e-9) + _EPS)
+                    & (span > 0))
+            idx = np.flatnonzero(keep)
+            idx = idx[np.lexsort((via[idx], via[idx] - span[idx]))][: max(20, 8 * k)]
+            for c in idx:
                 if len(paths) >= k:
                     return
-                s = int(row["start"])
-                fwd = _walk(pf, s)
-                bwd = _walk_back(pb, s)
-                nodes_ = fwd[:-1] + bwd
+                s = int(start[c])
+                nodes_ = _walk(pf, s)[:-1] + _walk_back(pb, s)
                 if len(set(nodes_)) != len(nodes_):
                     continue
                 path = search.to_path(nodes_)
-                cand = _piece_lengths(g, path)
-                if _overlap(g, cand, accepted) > p.max_overlap:
-                    continue
-                cost = path.total(w, ln)
-                paths.append(path)
-                costs.append(cost)
-                accepted.append(cand)
-    # penalty fill-up
+                consider(path, path.total(w, ln))
+    # penalty fill-up: pieces of accepted routes cost more each round
+    piece = g.array("piece")
     used = np.zeros(g.n_edges)
-    piece = g.edges["piece"].to_numpy()
     for _ in range(2 * k):
         if len(paths) >= k:
             return
+        used[:] = 0.0
         for path in paths:
             used[np.isin(piece, piece[path.edges])] += 1.0
         wp = w * (1.0 + used)
-        s2 = _Search(g, wp, o, d, backward=False, limit=best * p.max_stretch * (1 + used.max()))
+        s2 = _Search(g, wp, o, d, backward=False,
+                     limit=best * p.max_stretch * (1 + used.max()) + 1.0)
         if not np.isfinite(s2.cost):
             return
         path = s2.best_path()
-        cost = path.total(w, ln)
-        if cost > best * p.max_stretch + _EPS:
-            continue
-        cand = _piece_lengths(g, path)
-        if _overlap(g, cand, accepted) > p.max_overlap:
-            continue
-        paths.append(path)
-        costs.append(cost)
-        accepted.append(cand)
+        consider(path, path.total(w, ln))
 
 
+# -- output ---------------------------------------------------------------------------------
 def _path_geometry(g: RoadGraph, path: _Path) -> LineString:
     coords: list[tuple[float, float]] = []
-    geoms = g.edges.geometry.values
+    geoms = g.geoms
     ln = g.length_m
-    for ed, a, b in zip(path.edges, path.start, path.end, strict=True):
+    for ed, a, b in zip(path.edges.tolist(), path.start.tolist(), path.end.tolist(), strict=True):
         line = geoms[ed]
         if a <= _EPS and b >= ln[ed] - _EPS:
-            part = list(line.coords)
+            part = shapely.get_coordinates(line).tolist()
+        elif b > a:
+            part = shapely.get_coordinates(shapely.ops.substring(line, a, b)).tolist()
         else:
-            part = list(shapely.ops.substring(line, a, b).coords) if b > a else []
-        if not part:
             continue
-        if coords and np.allclose(coords[-1], part[0]):
+        if coords and abs(coords[-1][0] - part[0][0]) < 1e-6 and \
+                abs(coords[-1][1] - part[0][1]) < 1e-6:
             part = part[1:]
-        coords.extend((float(x), float(y)) for x, y, *_ in part)
+        coords.extend((x, y) for x, y in part)
     if len(coords) < 2:
         coords = coords * 2 if coords else [(0.0, 0.0), (0.0, 0.0)]
     return LineString(coords)
 
 
+def _zones_on(net: HazmatNetwork, geom: LineString) -> list[int]:
+    zt = net.zone_table
+    if not len(zt):
+        return []
+    cand = np.sort(zt.tree.query(geom, predicate="intersects"))
+    if not len(cand):
+        return []
+    inter = shapely.length(shapely.intersection(geom, zt.geoms[cand]))
+    return [int(z) for z in cand[inter > _EPS]]
+
+
 def _route_frame(net: HazmatNetwork, paths: list[_Path], costs: list[float], objective: str,
                  at: datetime | time | None) -> gpd.GeoDataFrame:
     g = net.graph
+    zt = net.zone_table
     ln = g.length_m
+    src = g.array("source_id")
     rows = []
     geoms = []
     accepted: list[dict[int, float]] = []
     best = costs[0]
-    active = np.array([h.active(at) for h in net.zone_hours], dtype=bool)
+    active = zt.active(at)
     for i, (path, cost) in enumerate(zip(paths, costs, strict=True)):
         geom = _path_geometry(g, path)
         geoms.append(geom)
         cand = _piece_lengths(g, path)
-        overlap = _overlap(g, cand, accepted) if accepted else 0.0
+        overlap = _overlap(cand, accepted) if accepted else 0.0
         accepted.append(cand)
-        zp = edges_in_zones(gpd.GeoSeries([geom], crs=g.crs), net.zones) if len(net.zones) \
-            else pd.DataFrame({"zone": []})
-        zl = [int(z) for z in zp["zone"]]
-        labels = []
-        for z in zl:
-            zr = net.zones.iloc[z]
-            labels.append(f"{_zone_words(zr)}{'' if active[z] else ' (off at departure)'}")
-        roads = g.edges["source_id"].to_numpy()[path.edges]
+        zl = _zones_on(net, geom)
+        labels = [zt.words[z] + ("" if active[z] else " (off at departure)") for z in zl]
+        roads = src[path.edges]
         road_seq = [str(r) for j, r in enumerate(roads) if j == 0 or r != roads[j - 1]]
         rows.append({
             "rank": i + 1,
@@ -773,143 +882,120 @@ def _route_frame(net: HazmatNetwork, paths: list[_Path], costs: list[float], obj
             "risk_score": round(path.total(net.risk, ln), 6),
             "stretch": round(float(cost / best) if best > 0 else 1.0, 4),
             "overlap": round(float(overlap), 4),
-            "zone_ids": ";".join(str(net.zones.iloc[z]["id"]) for z in zl),
+            "zone_ids": ";".join(str(zt.ids[z]) for z in zl),
             "zones": "; ".join(labels),
             "roads": ";".join(road_seq),
         })
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geoms, crs=g.crs)
 
 
-def _reasons(net: HazmatNetwork, req: _Request, edges: np.ndarray,
-             allowed_dest: np.ndarray | None = None) -> list[str]:
-    """Why each edge is refused for this request ("" when it is not)."""
-    out = []
-    for e in edges:
-        why = []
-        if net.hazmat[e] == 2:
-            why.append("road signed hazmat=no")
-        if net.hazmat[e] == 1 and allowed_dest is not None and not allowed_dest[e]:
-            why.append("road signed hazmat=destination (only at the start or end of a trip)")
-        if req.overweight[e]:
-            why.append(f"weight limit {net.max_weight_t[e]:g} t")
-        if req.overheight[e]:
-            why.append(f"height limit {net.max_height_m[e]:g} m")
-        zs = net.zone_zone[net.zone_edge == e]
-        for z in zs:
-            if req.zone_block[z]:
-                why.append("in " + _zone_words(net.zones.iloc[int(z)]))
-        out.append("; ".join(why))
+def _edge_reasons(net: HazmatNetwork, req: _Request, e: int,
+                  allowed_dest: np.ndarray | None) -> list[dict[str, Any]]:
+    """Why edge ``e`` is refused for this request (empty when it is not)."""
+    zt = net.zone_table
+    out: list[dict[str, Any]] = []
+    if net.hazmat[e] == 2:
+        out.append({"reason": "hazmat_no", "message": "road signed hazmat=no"})
+    if net.hazmat[e] == 1 and allowed_dest is not None and not allowed_dest[e]:
+        out.append({"reason": "hazmat_destination",
+                    "message": "road signed hazmat=destination: only at the start or end"})
+    if req.overweight[e]:
+        out.append({"reason": "weight", "message": f"weight limit {net.max_weight_t[e]:g} t"})
+    if req.overheight[e]:
+        out.append({"reason": "height", "message": f"height limit {net.max_height_m[e]:g} m"})
+    for z in net.zones_of_edge(e):
+        if req.zone_block[z]:
+            out.append({"reason": f"zone_{zt.rules[z]}", "zone_id": str(zt.ids[z]),
+                        "zone_name": zt.names[z], "rule": str(zt.rules[z]),
+                        "hours": zt.hours[z].describe(), "message": "in " + zt.words[z]})
     return out
+
+
+def _reasons(net: HazmatNetwork, req: _Request, e: int) -> str:
+    return "; ".join(r["message"] for r in _edge_reasons(net, req, e, None))
 
 
 def _unrestricted(net: HazmatNetwork, o_pt: Point, d_pt: Point, objective: str) -> _Path | None:
     g = net.graph
-    so = g.snap([o_pt])
-    sd = g.snap([d_pt])
-    if so.edge[0] < 0 or sd.edge[0] < 0:
+    s = g.snap([o_pt, d_pt])
+    if s.edge[0] < 0 or s.edge[1] < 0:
         return None
-    o = _Snap(int(so.edge[0]), float(so.position_m[0]), float(so.distance_m[0]), o_pt,
-              Point(so.x[0], so.y[0]))
-    d = _Snap(int(sd.edge[0]), float(sd.position_m[0]), float(sd.distance_m[0]), d_pt,
-              Point(sd.x[0], sd.y[0]))
-    s = _Search(g, net.base_cost(objective), o, d, backward=False)
-    if not np.isfinite(s.cost):
+    o = _Snap(int(s.edge[0]), float(s.position_m[0]), float(s.distance_m[0]), o_pt,
+              Point(s.x[0], s.y[0]))
+    d = _Snap(int(s.edge[1]), float(s.position_m[1]), float(s.distance_m[1]), d_pt,
+              Point(s.x[1], s.y[1]))
+    srch = _Search(g, net.base_cost(objective), o, d, backward=False,
+                   matrix=net.plain_matrix(objective))
+    if not np.isfinite(srch.cost):
         return None
-    return s.best_path()
+    return srch.best_path()
+
+
+_REFUSED_COLUMNS = ["road_id", "road_name", "reason", "zone_id", "zone_name", "rule", "hours",
+                    "length_m", "message", "geometry"]
 
 
 def _refused_rows(net: HazmatNetwork, req: _Request, path: _Path,
                   allowed_dest: np.ndarray) -> pd.DataFrame:
     g = net.graph
-    refused_mask = (req.hard_block(net) | ((net.hazmat == 1) & ~allowed_dest))[path.edges]
-    rows = []
-    ids = g.edges["source_id"].to_numpy()
-    names = (g.edges["name"].to_numpy() if "name" in g.edges.columns
-             else np.full(g.n_edges, None, dtype=object))
-    for i in np.flatnonzero(refused_mask):
+    refused = (req.hard_block(net) | ((net.hazmat == 1) & ~allowed_dest))[path.edges]
+    ids = g.array("source_id")
+    names = g.array("name") if "name" in g.edges.columns else None
+    groups: dict[tuple[Any, str, Any], dict[str, Any]] = {}
+    geoms: dict[tuple[Any, str, Any], list[LineString]] = {}
+    for i in np.flatnonzero(refused):
         e = int(path.edges[i])
-        seg_len = float(path.end[i] - path.start[i])
-        base = {"road_id": ids[e], "road_name": names[e], "length_m": seg_len, "edge": e,
-                "start": float(path.start[i]), "end": float(path.end[i])}
-        found = False
-        if net.hazmat[e] == 2:
-            rows.append({**base, "reason": "hazmat_no", "message": "road signed hazmat=no"})
-            found = True
-        if net.hazmat[e] == 1 and not allowed_dest[e]:
-            rows.append({**base, "reason": "hazmat_destination",
-                         "message": "road signed hazmat=destination: only at the start or end"})
-            found = True
-        if req.overweight[e]:
-            rows.append({**base, "reason": "weight",
-                         "message": f"weight limit {net.max_weight_t[e]:g} t"})
-            found = True
-        if req.overheight[e]:
-            rows.append({**base, "reason": "height",
-                         "message": f"height limit {net.max_height_m[e]:g} m"})
-            found = True
-        for z in net.zone_zone[net.zone_edge == e]:
-            if req.zone_block[z]:
-                zr = net.zones.iloc[int(z)]
-                rows.append({**base, "reason": f"zone_{zr.get('rule')}", "zone_id": zr.get("id"),
-                             "zone_name": zr.get("name"), "rule": zr.get("rule"),
-                             "hours": parse_hours(zr.get("hours", "")).describe(),
-                             "message": "in " + _zone_words(zr)})
-                found = True
-        if not found:  # pragma: no cover - refused_mask says there is a reason
-            rows.append({**base, "reason": "other", "message": "refused"})
-    cols = ["road_id", "road_name", "reason", "zone_id", "zone_name", "rule", "hours",
-            "length_m", "message"]
-    if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in [*cols, "geometry"]})
-    df = pd.DataFrame(rows)
-    for c in cols:
-        if c not in df.columns:
-            df[c] = None
-    geoms = [_path_geometry(g, _Path(np.array([r["edge"]]), np.array([r["start"]]),
-                                     np.array([r["end"]]))) for r in rows]
-    df["geometry"] = geoms
-    key = ["road_id", "reason", "zone_id"]
-    agg = (df.assign(zone_id=df["zone_id"].fillna(""))
-           .groupby(key, sort=False, dropna=False)
-           .agg({"road_name": "first", "zone_name": "first", "rule": "first", "hours": "first",
-                 "length_m": "sum", "message": "first",
-                 "geometry": lambda s: shapely.line_merge(shapely.union_all(list(s)))})
-           .reset_index())
-    agg["zone_id"] = agg["zone_id"].replace("", None)
-    agg["length_m"] = agg["length_m"].round(3)
-    agg["message"] = [f"road {r} refused: {m}" for r, m in zip(agg["road_id"], agg["message"],
-                                                              strict=True)]
-    return agg[[*cols, "geometry"]]
+        a, b = float(path.start[i]), float(path.end[i])
+        seg = _path_geometry(g, _Path(np.array([e]), np.array([a]), np.array([b])))
+        for r in _edge_reasons(net, req, e, allowed_dest):
+            key = (ids[e], r["reason"], r.get("zone_id"))
+            if key not in groups:
+                groups[key] = {"road_id": ids[e],
+                               "road_name": names[e] if names is not None else None,
+                               "zone_id": None, "zone_name": None, "rule": None, "hours": None,
+                               "length_m": 0.0, **r}
+                geoms[key] = []
+            groups[key]["length_m"] += b - a
+            geoms[key].append(seg)
+    if not groups:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in _REFUSED_COLUMNS})
+    rows = []
+    for key, row in groups.items():
+        row["length_m"] = round(row["length_m"], 3)
+        row["message"] = f"road {row['road_id']} refused: {row['message']}"
+        parts = geoms[key]
+        row["geometry"] = parts[0] if len(parts) == 1 else shapely.line_merge(
+            shapely.MultiLineString(parts))
+        rows.append(row)
+    return pd.DataFrame(rows)[_REFUSED_COLUMNS]
 
 
 def _refused(net: HazmatNetwork, req: _Request, o_pt: Point, d_pt: Point, objective: str,
-             hard: np.ndarray, allowed_dest: np.ndarray, chosen: _Path) -> pd.DataFrame:
+             allowed_dest: np.ndarray) -> pd.DataFrame:
     path = _unrestricted(net, o_pt, d_pt, objective)
     if path is None:
-        return _refused_rows(net, req, _Path(np.zeros(0, np.int64), np.zeros(0), np.zeros(0)),
-                             allowed_dest)
+        path = _Path(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
     return _refused_rows(net, req, path, allowed_dest)
 
 
 def _explain_blocked(net: HazmatNetwork, req: _Request, o_pt: Point, d_pt: Point,
                      objective: str, at: datetime | time | None) -> str:
     g = net.graph
+    zt = net.zone_table
     when = "" if at is None else f" at {at.strftime('%H:%M')}"
     path = _unrestricted(net, o_pt, d_pt, objective)
     if path is None:
         return ("no route" + when + ": origin and destination are not connected on the road "
                 "network (check one-way roads and unconnected road ends)")
-    allowed = np.zeros(g.n_edges, dtype=bool)
-    rows = _refused_rows(net, req, path, allowed)
+    rows = _refused_rows(net, req, path, np.zeros(g.n_edges, dtype=bool))
     if rows.empty:
         return "no permitted route" + when
-    what = []
-    for _, r in rows.drop_duplicates(["reason", "zone_id", "road_id"]).iterrows():
-        if r["zone_id"] is not None and isinstance(r["zone_id"], str):
-            zr = net.zones[net.zones["id"] == r["zone_id"]].iloc[0]
-            what.append(_zone_words(zr))
+    what: list[str] = []
+    for r in rows.itertuples():
+        if isinstance(r.zone_id, str):
+            z = int(np.flatnonzero(zt.ids == r.zone_id)[0])
+            what.append(zt.words[z])
         else:
-            what.append(f"road {r['road_id']} ({r['message'].split(': ', 1)[-1]})")
-    what = list(dict.fromkeys(what))
+            what.append(f"road {r.road_id} ({r.message.split(': ', 1)[-1]})")
     return ("no permitted route" + when + "; every way is blocked — the direct way is refused by "
-            + "; ".join(what))
+            + "; ".join(dict.fromkeys(what)))

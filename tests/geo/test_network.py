@@ -143,7 +143,7 @@ def test_matrix_keeps_minimum_of_parallel_edges_and_reports_it():
     assert (mt != m2.T).nnz == 0
     assert set(g.edges.loc[entry_t, "source_id"]) == {"long"}
     # equal weights: the lowest edge id wins
-    m3, entry3 = g.matrix_with_edges(np.ones(g.n_edges))
+    _, entry3 = g.matrix_with_edges(np.ones(g.n_edges))
     assert sorted(entry3.tolist()) == [0, 1]
     with pytest.raises(ValueError, match="negative"):
         g.matrix(-g.length_m)

@@ -121,15 +121,29 @@ def test_forbidden_zone_enclosing_a_whole_road_is_avoided():
 
 
 @pytest.mark.parametrize(("at", "expected"), [
-    (time(6, 59), "R1"), (time(7, 0), "N1"), (time(8, 59), "N1"), (time(9, 0), "R1"),
-    (datetime(2024, 5, 6, 17, 30), "N1"), (None, "N1"),
+    (time(6, 58), "R1"), (time(7, 0), "N1"), (time(8, 59), "N1"), (time(9, 0), "R1"),
+    (time(18, 59), "N1"), (time(19, 0), "R1"), (datetime(2024, 5, 6, 17, 30), "N1"),
+    (None, "N1"),
 ])
 def test_time_window_switches_at_the_boundary_minute(at, expected):
     n = net(zones({"hours": "07:00-09:00;17:00-19:00"}))
     res = route(n, ORIGIN, DEST, at)
     assert roads_of(res)[1] == expected
+    assert res.rerouted_for == ()
     if expected == "N1":
         assert res.refused["hours"].tolist() == ["07:00-09:00;17:00-19:00"]
+
+
+def test_zone_switching_on_before_the_vehicle_gets_there():
+    # RZ is entered 20 s + 90 s after departure: leaving 06:58:00 it is reached 06:59:50
+    # (zone off); leaving 06:59 it is reached 07:00:50, after the zone switched on
+    n = net(zones({"hours": "07:00-09:00"}))
+    assert roads_of(route(n, ORIGIN, DEST, datetime(2024, 5, 6, 6, 58)))[1] == "R1"
+    res = route(n, ORIGIN, DEST, datetime(2024, 5, 6, 6, 59))
+    assert roads_of(res)[1] == "N1"
+    assert res.rerouted_for == ("Z-1",)
+    assert roads_of(route(n, ORIGIN, DEST, time(6, 58, 9)))[1] == "R1"
+    assert roads_of(route(n, ORIGIN, DEST, time(6, 58, 11)))[1] == "N1"
 
 
 def test_permit_zone_only_with_the_permit():
