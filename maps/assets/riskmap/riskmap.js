@@ -210,7 +210,7 @@
     (cfg.layers || []).forEach(function (spec) { self._addLayer(spec); });
     if (cfg.publish) { this._addPublishHeader(cfg.publish); }
     if (cfg.title && !cfg.publish) { this._addTitle(); }
-    this._addLayerControl();
+    if (!cfg.publish) { this._addLayerControl(); }  // the public notice shows a legend only
     this._addLegend();
     var c = cfg.controls || {};
     if (c.search) { this._addSearch(); }
