@@ -219,36 +219,60 @@ def _projected(store: Store, layers: tuple[str, ...], *, anchor: str
     return out
 
 
-def _run_pipeline_findings(store: Store) -> gpd.GeoDataFrame:
-    from geo.pipelines import check_pipelines
-    from layers.rules import load_rules
-
-    rules = load_rules("pipelines")
-    d = _projected(store, ("pipelines", "buildings"), anchor="pipelines")
-    pipes, blds = d["pipelines"], d["buildings"]
-    assert pipes is not None
-    if blds is None:
-        from geo.findings import empty_findings
-
-        return empty_findings(pipes.crs)
-    return check_pipelines(pipes, blds, occupancy_rules=rules.rows("occupancy"),
-                           setback_rules=rules.rows("setback"))
+def _pipeline_run(store: Store) -> Any:
+    cmd = _import("api.commands.pipelines")
+    return cache_for(store).get(("_pipeline_run", layers_version(store)),
+                                lambda: cmd.run_pipeline_check(store))
 
 
-def _run_location_classes(store: Store) -> gpd.GeoDataFrame:
-    from geo.location_class import location_classes
-    from layers.rules import load_rules
+def _hca_run(store: Store) -> Any:
+    cmd = _import("api.commands.pipelines")
+    return cache_for(store).get(("_hca_run", layers_version(store)), lambda: cmd.run_hca(store))
 
-    rules = load_rules("location_class")
-    d = _projected(store, ("pipelines", "buildings", "sites"), anchor="pipelines")
-    pipes, blds = d["pipelines"], d["buildings"]
-    assert pipes is not None and blds is not None
-    if "kind" in pipes.columns:
-        pipes = pipes[pipes["kind"] == "long_distance"]
-    return location_classes(
-        pipes, blds, rule=rules.one("location_class"), household_rule=rules.one("households"),
-        sites=d["sites"], gathering_rule=rules.one("gathering_places"),
-        design_factor_rule=rules.one("design_factor"))
+
+def _part(run: Callable[[Store], Any], attr: str) -> Callable[[Store], gpd.GeoDataFrame]:
+    def get(store: Store) -> gpd.GeoDataFrame:
+        value = getattr(run(store), attr)
+        if value is None:
+            from geo.findings import empty_findings
+
+            return empty_findings(4490)
+        return value
+
+    return get
+
+
+def _hazmat_rules() -> Any:
+    return _import("layers.hazmat_rules").load_hazmat_rules()
+
+
+def _run_route_check(store: Store) -> gpd.GeoDataFrame:
+    from geo.route_check import check_routes
+
+    rules = _hazmat_rules()
+    d = _projected(store, ("hazmat_routes", "restricted_zones", "roads"),
+                   anchor="hazmat_routes")
+    routes = d["hazmat_routes"]
+    assert routes is not None
+    return check_routes(routes, zones=d["restricted_zones"], roads=d["roads"],
+                        params=rules.check)
+
+
+def hazmat_network(store: Store) -> Any:
+    """The prepared hazmat routing network of ``store`` (cached per layers version)."""
+
+    def build() -> Any:
+        from geo.routing import prepare_network
+
+        rules = _hazmat_rules()
+        d = _projected(store, ("roads", "restricted_zones", "buildings", "sites"),
+                       anchor="roads")
+        roads = d["roads"]
+        assert roads is not None
+        return prepare_network(roads, zones=d["restricted_zones"], buildings=d["buildings"],
+                               sites=d["sites"], params=rules.routing)
+
+    return cache_for(store).get(("_hazmat_network", layers_version(store)), build)
 
 
 def _fire_run(store: Store) -> Any:
@@ -258,18 +282,12 @@ def _fire_run(store: Store) -> Any:
 
 
 def _fire_part(attr: str) -> Callable[[Store], gpd.GeoDataFrame]:
-    def run(store: Store) -> gpd.GeoDataFrame:
-        value = getattr(_fire_run(store), attr)
-        if value is None:
-            from geo.findings import empty_findings
-
-            return empty_findings(4490)
-        return value
-
-    return run
+    return _part(_fire_run, attr)
 
 
 _FIRE_ROLES = frozenset({"fire", "planner", "admin"})
+_POLICE = frozenset({"police", "planner", "admin"})
+_PIPE_MODULES = ("api.commands.pipelines", "geo.pipelines", "geo.hca", "geo.location_class")
 _FIRE_LAYERS = ("roads", "buildings", "fire_stations")
 _FIRE_MODULES = ("api.commands.fire", "geo.coverage", "geo.compounds", "geo.fire_lanes")
 
@@ -277,12 +295,29 @@ for _d in (
     AnalysisDef("pipeline_findings", "Pipeline occupancy and setback findings / 管道占压与间距不足",
                 "Buildings over pipelines (occupancy) and closer than the setback distance "
                 "(GB 50253 / GB 50251 / GB 50028 / 石油天然气管道保护法).",
-                ("geo.pipelines", "layers.rules"), _PLANNERS, _run_pipeline_findings,
+                _PIPE_MODULES, _PLANNERS, _part(_pipeline_run, "findings"),
                 layers=("pipelines", "buildings")),
     AnalysisDef("location_classes", "Pipeline location classes / 地区等级",
                 "GB 50251-2015 §4.2 location class ranges along long-distance pipelines.",
-                ("geo.location_class", "layers.rules"), _PLANNERS, _run_location_classes,
+                _PIPE_MODULES, _PLANNERS, _part(_hca_run, "location_classes"),
                 findings=False, layers=("pipelines", "buildings")),
+    AnalysisDef("hca_segments", "Identified HCA segments / 高后果区识别",
+                "GB 32167-2015 HCA segments identified along long-distance pipelines.",
+                _PIPE_MODULES, _PLANNERS, _part(_hca_run, "segments"), findings=False,
+                layers=("pipelines", "buildings")),
+    AnalysisDef("hca_findings", "HCA diff and monitoring findings / 高后果区差异与视频监控",
+                "Unregistered, unsupported and re-graded HCAs; people-dense HCAs below the "
+                "video-monitoring target.", _PIPE_MODULES, _PLANNERS,
+                _part(_hca_run, "findings"), layers=("pipelines", "buildings")),
+    AnalysisDef("monitoring_coverage", "HCA video-monitoring coverage / 视频监控覆盖",
+                "Share of each people-dense HCA's centre line within camera range.",
+                _PIPE_MODULES, _PLANNERS, _part(_hca_run, "coverage"), findings=False,
+                layers=("pipelines", "buildings")),
+    AnalysisDef("route_check", "Designated hazmat route check / 危化品通行路线核查",
+                "Designated routes crossing forbidden or permit zones, bridge/tunnel zones, "
+                "hazmat-no roads, or leaving the road network.",
+                ("geo.route_check", "layers.hazmat_rules"), _POLICE,
+                _run_route_check, owner="police", layers=("hazmat_routes",)),
     AnalysisDef("fire_findings", "Fire-lane and coverage findings / 消防通道与覆盖问题",
                 "Fire-lane defects, dead ends, buildings beyond engine or micro-station reach, "
                 "hydrant gaps, faulty hydrants.", _FIRE_MODULES, _FIRE_ROLES,

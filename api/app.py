@@ -26,7 +26,7 @@ __all__ = ["OPTIONAL_ROUTERS", "ROUTERS", "BodyLimit", "create_app"]
 log = logging.getLogger("riskmap.api")
 
 # Always included, in this order.
-ROUTERS = ("landing", "conformance", "collections", "registry")
+ROUTERS = ("landing", "conformance", "collections", "analysis", "registry")
 # Included when the module exists (added by other parts of the project).
 OPTIONAL_ROUTERS = ("maps",)
 

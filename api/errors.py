@@ -42,6 +42,13 @@ __all__ = [
 
 log = logging.getLogger("riskmap.api")
 
+try:  # hazmat routing errors (geo.routing), when installed
+    from geo.routing import NoRouteError, SnapError
+
+    _ROUTING_CODES: dict[type[BaseException], int] = {NoRouteError: 422, SnapError: 400}
+except ImportError:  # pragma: no cover
+    _ROUTING_CODES = {}
+
 
 class ApiError(Exception):
     """An error raised by the API layer itself (bad parameter, missing feature, role …)."""
@@ -77,6 +84,7 @@ class PayloadTooLarge(ApiError):
 
 # The one table. First match in MRO order wins (most specific first).
 STATUS_CODES: dict[type[BaseException], int] = {
+    **_ROUTING_CODES,
     BadRequest: 400,
     Unauthorized: 401,
     Forbidden: 403,

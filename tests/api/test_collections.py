@@ -36,7 +36,7 @@ def test_collections_by_role(client):
     assert listed(auth("public")) == {"hazmat_routes", "restricted_zones"}
     assert "pipelines" in listed(auth("planner")) and "hca" in listed(auth("admin"))
     assert listed(auth("police")) == {"buildings", "hazmat_routes", "restricted_zones",
-                                      "fire_stations"}
+                                      "fire_stations", "route_check"}
     assert listed(auth("fire")) == {"buildings", "hazmat_routes", "restricted_zones",
                                     "fire_stations", "compounds"}
 
