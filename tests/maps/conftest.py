@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import pytest
-
-from tests.maps.crafted import crafted_findings, crafted_layers
+from crafted_maps import crafted_findings, crafted_layers
 
 
 @pytest.fixture

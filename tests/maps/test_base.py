@@ -8,13 +8,13 @@ import re
 import geopandas as gpd
 import numpy as np
 import pytest
+from crafted_maps import LAT0, LON0, crafted_findings, crafted_layers
 from shapely.geometry import box
 
 from geo.crs import wgs84_to_gcj02
 from maps.base import BASEMAPS, Categorical, Graduated, MapOptions, findings_spec, make_map, text
 from maps.offline import OfflineError, external_urls, render_html
 from maps.sources import MAP_NAMES, build
-from tests.maps.crafted import LAT0, LON0, crafted_findings, crafted_layers
 
 
 def _config(html: str) -> dict:

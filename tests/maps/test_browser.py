@@ -31,12 +31,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import uvicorn
+    from crafted_maps import crafted_findings, crafted_layers
 
     import api.routers.maps as maps_router
     from api.app import create_app
     from api.settings import Settings
     from layers.store import GeoPackageStore
-    from tests.maps.crafted import crafted_findings, crafted_layers
 
     path = tmp_path_factory.mktemp("maps") / "store.gpkg"
     store = GeoPackageStore(path)
