@@ -2,9 +2,10 @@
 
 Open it with ``open_store("postgresql://user@host:5432/db?schema=riskmap")`` (``schema``
 defaults to ``riskmap``). Each layer is a table in that schema with a ``geometry`` column in
-EPSG:4490 and a GiST index; bbox reads filter with ``geometry && ST_MakeEnvelope(…)`` so they go
-through the index. A write replaces all given layers in ONE transaction: new tables are filled
-by ``COPY`` under temporary names, then — holding the row lock on ``riskmap_meta.data_version``,
+EPSG:4490 and a GiST index; bbox reads filter with ``ST_Intersects(geometry,
+ST_MakeEnvelope(…))`` — the index test ``&&`` then the exact one, like OGR's bbox filter on a
+GeoPackage — so they go through the index. A write replaces all given layers in ONE
+transaction: new tables are filled by ``COPY`` under temporary names, then — holding the row lock on ``riskmap_meta.data_version``,
 which serialises writers — the old tables are dropped, the new ones renamed, the catalogue
 updated and the data version bumped. Readers see the old layers or the new ones, never a mix.
 
@@ -397,7 +398,8 @@ class PostGISStore:
         params: tuple[Any, ...] = ()
         if bbox is not None:
             minx, miny, maxx, maxy = _bbox_to_storage(bbox, bbox_crs)
-            inner += sql.SQL(" WHERE {} && ST_MakeEnvelope({}, {}, {}, {}, {})").format(
+            # ST_Intersects = the index test (&&) plus the exact test, as OGR's bbox filter
+            inner += sql.SQL(" WHERE ST_Intersects({}, ST_MakeEnvelope({}, {}, {}, {}, {}))").format(
                 sql.Identifier(_GEOM), *(sql.Literal(float(v)) for v in (minx, miny, maxx, maxy)),
                 sql.Literal(SRID))
         if rows is not None:
@@ -420,8 +422,8 @@ class PostGISStore:
         from psycopg import sql
 
         with self.connect() as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("EXPLAIN SELECT * FROM {}.{} WHERE {} && "
-                                "ST_MakeEnvelope(%s, %s, %s, %s, {})").format(
+            cur.execute(sql.SQL("EXPLAIN SELECT * FROM {}.{} WHERE ST_Intersects({}, "
+                                "ST_MakeEnvelope(%s, %s, %s, %s, {}))").format(
                 sql.Identifier(self.schema), sql.Identifier(layer), sql.Identifier(_GEOM),
                 sql.Literal(SRID)), tuple(bbox))
             return "\n".join(r[0] for r in cur.fetchall())

@@ -7,12 +7,12 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 from geopandas.testing import assert_geodataframe_equal
+from postgis_support import postgis_url, scratch_schema
 
 from bench import district
 from geo.pipelines import check_pipelines
 from layers.rules import load_rules
 from layers.store import GeoPackageStore
-from tests.postgis_support import postgis_url, scratch_schema
 
 N = 5_000
 

@@ -8,13 +8,13 @@ import geopandas as gpd
 import numpy as np
 import pytest
 from geopandas.testing import assert_geodataframe_equal
+from postgis_support import postgis_url, scratch_schema
 from shapely.geometry import LineString, box
 
 from bench import district
 from geo.linref import line_reference
 from geo.pipelines import check_pipelines, pipeline_distances
 from layers.rules import load_rules
-from tests.postgis_support import postgis_url, scratch_schema
 
 pytestmark = pytest.mark.server
 

@@ -1,6 +1,6 @@
 """Store-level tests run against GeoPackage and against a live PostGIS server.
 
-The PostGIS variants are marked ``server``; see ``tests/postgis_support.py`` for when they
+The PostGIS variants are marked ``server``; see ``tests/layers/postgis_support.py`` for when they
 skip. Both stores must give the same answers for the same calls.
 """
 
@@ -19,11 +19,11 @@ import pandas as pd
 import pytest
 import shapely
 from geopandas.testing import assert_geodataframe_equal
+from postgis_support import postgis_url, scratch_schema
 from shapely.geometry import LineString, MultiPolygon, Point, box
 
 from layers.errors import LayerNotFoundError, StoreError
 from layers.store import GeoPackageStore, Store, open_store
-from tests.postgis_support import postgis_url, scratch_schema
 
 LON0, LAT0 = 117.25, 34.80
 

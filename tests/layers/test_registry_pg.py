@@ -8,11 +8,11 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from postgis_support import postgis_url, scratch_schema
 from shapely.geometry import Point
 
 from layers.registry import Actor, IllegalTransition, Registry
 from layers.store import GeoPackageStore
-from tests.postgis_support import postgis_url, scratch_schema
 
 pytestmark = pytest.mark.server
 
