@@ -1,7 +1,8 @@
 """Session fixtures shared by the whole suite: the demo district, built once per session.
 
 ``demo_store`` yields ``(store, manifest)``: a GeoPackageStore holding all 12 demo layers
-(EPSG:4490) and the manifest dict of planted cases (docs/dev/DEMO_MANIFEST.md).
+(EPSG:4490) and the manifest dict of planted cases (docs/dev/DEMO_MANIFEST.md). The store
+is shared by the whole session: treat it as read-only (copy the file before writing to it).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from pyproj import Transformer
 from layers.demo import _layout as L
 from layers.demo._blocks import T, block_buildings, block_types, households
 from layers.demo._fire import build_compounds, build_stations, lane_nodes
-from layers.demo._geom import ids, rects
+from layers.demo._geom import ids, pieces, rects
 from layers.demo._hazmat import build_routes, build_zones
 from layers.demo._pipelines import (
     build_cameras,
@@ -77,14 +77,21 @@ def _shift(geoms: Any) -> np.ndarray:
     return shapely.transform(np.asarray(geoms, dtype=object), lambda c: c + np.array([L.E0, L.N0]))
 
 
-def _gdf(df: pd.DataFrame, layer: str, geoms: Any = None) -> gpd.GeoDataFrame:
-    """Frame with schema fields first (in schema order), extras after, EPSG:4548."""
+def _gdf(
+    df: pd.DataFrame, layer: str, geoms: Any = None, *, local: bool = True
+) -> gpd.GeoDataFrame:
+    """Frame with schema fields first (in schema order), extras after, EPSG:4548.
+
+    ``local`` geometries are in local metres and get shifted to EPSG:4548.
+    """
     geoms = df["geometry"].to_numpy() if geoms is None else geoms
+    if local:
+        geoms = _shift(geoms)
     schema = SCHEMAS[layer]
     cols = [f.name for f in schema.fields if f.name in df.columns]
     extra = [c for c in df.columns if c not in cols and c not in ("geometry", "x", "y")]
     out = gpd.GeoDataFrame(df[cols + extra].reset_index(drop=True),
-                           geometry=_shift(geoms), crs=ANALYSIS_EPSG)
+                           geometry=geoms, crs=ANALYSIS_EPSG)
     return out
 
 
@@ -128,7 +135,7 @@ def _sites(grid: L.Grid, types: np.ndarray, blds: pd.DataFrame, campus: shapely.
     """Sites: campuses, hospitals, markets, kindergartens/care homes (points), water, river,
     railway, gas station, oil depot, hazmat depots."""
     b = grid.b
-    rows = []
+    rows: list[tuple[Any, ...]] = []
 
     def block_poly(i, j, i1=None, j1=None):
         i1 = i if i1 is None else i1
@@ -153,20 +160,22 @@ def _sites(grid: L.Grid, types: np.ndarray, blds: pd.DataFrame, campus: shapely.
                                                         grid.height + 260.0)))
     # sites whose number varies with the seed and scale come last (stable ids above)
     si, sj = np.nonzero(types == T.SCHOOL)
-    for n, (i, j) in enumerate(zip(si, sj, strict=True), start=1):
+    for n, (i, j) in enumerate(zip(si.tolist(), sj.tolist(), strict=True), start=1):
         rows.append(("school", _school_name(n), 1200 + (n * 137) % 1300, block_poly(i, j)))
     hi, hj = np.nonzero(types == T.HOSPITAL)
     hnames = ["枣庄市立医院高新区分院", "高新区人民医院", "枣庄矿业集团中心医院"]
-    for n, (i, j) in enumerate(zip(hi, hj, strict=True)):
+    for n, (i, j) in enumerate(zip(hi.tolist(), hj.tolist(), strict=True)):
         name = hnames[n] if n < len(hnames) else f"高新区社区医院{n + 1}"
         rows.append(("hospital", name, 600 + (n * 211) % 900, block_poly(i, j)))
     mi, mj = np.nonzero(types == T.MARKET)
-    for n, (i, j) in enumerate(zip(mi, mj, strict=True), start=1):
+    for n, (i, j) in enumerate(zip(mi.tolist(), mj.tolist(), strict=True), start=1):
         rows.append(("market", f"高新区商贸市场{n}", 800, block_poly(i, j)))
     for use, kind, occ in (("kindergarten", "kindergarten", 240), ("elderly_care",
                                                                    "elderly_care", 150)):
         sel = blds[blds["use"] == use]
-        for n, g in enumerate(shapely.centroid(sel["geometry"].to_numpy()), start=1):
+        pts = shapely.transform(shapely.centroid(sel["geometry"].to_numpy()),
+                                lambda c: c - np.array([L.E0, L.N0]))
+        for n, g in enumerate(pts, start=1):
             rows.append((kind, f"{'幼儿园' if kind == 'kindergarten' else '养老院'}{n}", occ, g))
     rows = [r if len(r) == 5 else (*r, None) for r in rows]
     df = pd.DataFrame(rows, columns=["kind", "name", "occupants", "geometry", "label"])
@@ -200,7 +209,8 @@ def build_demo(*, seed: int = 42, scale: float = 1.0) -> DemoDistrict:
     rng = np.random.default_rng(seed)
     grid = L.Grid.for_scale(scale)
     types = block_types(grid, rng)
-    gen = block_buildings(grid, types, rng, thin=min(1.0, scale))
+    origin = (L.E0, L.N0)
+    gen = block_buildings(grid, types, rng, thin=min(1.0, scale), origin=origin)
     special = _special_buildings(grid)
     compounds, lanes, cbld, micro, fire_cases = build_compounds(grid, rng)
     roads = build_roads(grid, lane_nodes())
@@ -214,12 +224,16 @@ def build_demo(*, seed: int = 42, scale: float = 1.0) -> DemoDistrict:
     cbld["households"] = households(cbld["use"].to_numpy(),
                                     shapely.area(cbld["geometry"].to_numpy()),
                                     cbld["floors"].to_numpy())
+    # (ordinary buildings are made in EPSG:4548 directly: shifting a million is slow)
+    special["geometry"] = _shift(special["geometry"])
+    cbld["geometry"] = _shift(cbld["geometry"])
     ordinary = pd.concat([gen[["geometry", "use", "floors", "households", "name"]],
                           special, cbld[["geometry", "use", "floors", "households", "name"]]],
                          ignore_index=True)  # fmt: skip
-    tree = shapely.STRtree(ordinary["geometry"].to_numpy())
-    near = tree.query(pipes["geometry"].to_numpy(), predicate="dwithin", distance=CLEARANCE_M)
-    ordinary = ordinary.drop(index=np.unique(near[1])).reset_index(drop=True)
+    tree = shapely.STRtree(pieces(_shift(pipes["geometry"]), 50.0))
+    near = tree.query(ordinary["geometry"].to_numpy(), predicate="dwithin",
+                      distance=CLEARANCE_M)
+    ordinary = ordinary.drop(index=np.unique(near[0])).reset_index(drop=True)
     ordinary.insert(0, "id", ids("B-", len(ordinary), 7))
 
     pl_geoms = [p.geometry for p in planted]
@@ -236,6 +250,7 @@ def build_demo(*, seed: int = 42, scale: float = 1.0) -> DemoDistrict:
                                       "name": ["西王庄村小学教学楼"]})], ignore_index=True)
     pl["households"] = households(pl["use"].to_numpy(), shapely.area(pl["geometry"].to_numpy()),
                                   pl["floors"].to_numpy())
+    pl["geometry"] = _shift(pl["geometry"])
     buildings = pd.concat([ordinary, pl[ordinary.columns]], ignore_index=True)
     buildings["floors"] = buildings["floors"].astype("int64")
 
@@ -253,7 +268,7 @@ def build_demo(*, seed: int = 42, scale: float = 1.0) -> DemoDistrict:
     compounds.insert(3, "households", compounds["id"].map(cb).astype("int64"))
     layers = {
         "pipelines": _gdf(pipes, "pipelines"),
-        "buildings": _gdf(buildings, "buildings"),
+        "buildings": _gdf(buildings, "buildings", local=False),
         "sites": _gdf(sites, "sites"),
         "hca": _gdf(hca, "hca"),
         "cameras": _gdf(cameras.drop(columns=["hca_id"]), "cameras", _points(cameras)),

@@ -20,7 +20,7 @@ class T:
 
 # rows, cols, (fx lo, hi), (fy lo, hi), max rotation (deg), fill probability
 _LOTS = {
-    T.VILLAGE: (7, 7, (0.6, 0.85), (0.6, 0.85), 6.0, 0.92),
+    T.VILLAGE: (6, 6, (0.6, 0.85), (0.6, 0.85), 6.0, 0.92),
     T.RES_MID: (5, 2, (0.72, 0.88), (0.4, 0.5), 3.0, 1.0),
     T.RES_HIGH: (3, 3, (0.5, 0.62), (0.35, 0.45), 3.0, 0.95),
     T.OFFICE: (2, 2, (0.45, 0.7), (0.45, 0.7), 2.0, 1.0),
@@ -57,8 +57,8 @@ def block_types(grid: L.Grid, rng: np.random.Generator) -> np.ndarray:
                                                              T.PARK))
     ext = ~core
     t[ext] = np.select(
-        [u[ext] < 0.36, u[ext] < 0.76, u[ext] < 0.84, u[ext] < 0.92, u[ext] < 0.95,
-         u[ext] < 0.962, u[ext] < 0.966],
+        [u[ext] < 0.22, u[ext] < 0.62, u[ext] < 0.70, u[ext] < 0.80, u[ext] < 0.83,
+         u[ext] < 0.842, u[ext] < 0.846],
         [T.VILLAGE, T.RES_MID, T.RES_HIGH, T.WORKSHOPS, T.OFFICE, T.SCHOOL, T.HOSPITAL],
         T.PARK,
     )  # fmt: skip
@@ -116,9 +116,15 @@ def _uses_floors(code: int, n: int, rng: np.random.Generator, area: np.ndarray):
 
 
 def block_buildings(
-    grid: L.Grid, types: np.ndarray, rng: np.random.Generator, *, thin: float = 1.0
+    grid: L.Grid,
+    types: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    thin: float = 1.0,
+    origin: tuple[float, float] = (0.0, 0.0),
 ) -> pd.DataFrame:
-    """Buildings of every typed block as rotated rectangles in lots.
+    """Buildings of every typed block as rotated rectangles in lots (translated by
+    ``origin``).
 
     Returns a frame with ``geometry`` (shapely array), ``use``, ``floors``, ``households``,
     ``name``, ``block_i``, ``block_j``.
@@ -131,8 +137,7 @@ def block_buildings(
         x0, y0, x1, y1 = grid.interior(bi, bj)
         lw = (x1 - x0) / cols
         lh = (y1 - y0) / rows
-        r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-        r, c = r.ravel(), c.ravel()
+        r, c = (a.ravel() for a in np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij"))
         nb, nl = len(bi), rows * cols
         shape = (nb, nl)
         w = lw[:, None] * rng.uniform(*fx, shape)
@@ -163,7 +168,7 @@ def block_buildings(
             use[ec] = "elderly_care"
             floors[ec] = 5
         frames.append(pd.DataFrame({
-            "geometry": rects(cx[keep], cy[keep], w[keep], h[keep], theta[keep]),
+            "geometry": rects(cx[keep], cy[keep], w[keep], h[keep], theta[keep], origin=origin),
             "use": use, "floors": floors, "area": area,
             "block_i": bi[blk], "block_j": bj[blk], "lot": lot,
         }))  # fmt: skip

@@ -9,6 +9,8 @@ square loop of lanes at the end of a long branch, so the branch has no dead tip.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import shapely
@@ -47,7 +49,11 @@ def lane_nodes() -> list[tuple[int, int]]:
 def build_compounds(grid: L.Grid, rng: np.random.Generator):
     """Compounds, fire lanes, compound buildings (frame), micro stations and cases."""
     b = grid.b
-    comps, lanes, blds, micro, cases = [], [], [], [], []
+    comps: list[dict[str, Any]] = []
+    lanes: list[dict[str, Any]] = []
+    blds: list[pd.DataFrame] = []
+    micro: list[dict[str, Any]] = []
+    cases: list[dict[str, Any]] = []
     for k, (i, j) in enumerate(_compound_cells()):
         cid = f"C-{k + 1:02d}"
         xc, y0, y1 = i * b + b / 2, j * b, (j + 1) * b
@@ -74,7 +80,7 @@ def build_compounds(grid: L.Grid, rng: np.random.Generator):
         ids = {key: f"FL-{k + 1:02d}-{n:02d}" for n, key in enumerate(lk, start=1)}
         for key, pts in lk.items():
             spine = key.startswith("S")
-            row = {"id": ids[key], "compound_id": cid, "width_m": 5.0 if spine else 4.5,
+            row: dict[str, Any] = {"id": ids[key], "compound_id": cid, "width_m": 5.0 if spine else 4.5,
                    "clear_height_m": 4.5, "obstructed": False, "marked": True,
                    "geometry": shapely.LineString(pts)}
             if variant and key == variant[1]:
@@ -90,7 +96,7 @@ def build_compounds(grid: L.Grid, rng: np.random.Generator):
             lanes.append(row)
         if variant:
             kind, key, value = variant
-            case = {"case": kind, "layer": "fire_lanes", "id": ids[key], "compound_id": cid,
+            case: dict[str, Any] = {"case": kind, "layer": "fire_lanes", "id": ids[key], "compound_id": cid,
                     "expect": "none" if kind in ("dead_end_with_turnaround", "dead_end_short")
                     else "finding"}
             if kind in ("lane_narrow", "lane_low"):

@@ -9,9 +9,16 @@ __all__ = ["ids", "rects", "segments", "side_rect"]
 
 
 def rects(
-    cx: np.ndarray, cy: np.ndarray, w: np.ndarray, h: np.ndarray, theta: np.ndarray
+    cx: np.ndarray,
+    cy: np.ndarray,
+    w: np.ndarray,
+    h: np.ndarray,
+    theta: np.ndarray,
+    *,
+    origin: tuple[float, float] = (0.0, 0.0),
 ) -> np.ndarray:
-    """Rotated rectangles (centre, width along x, height along y, angle in radians)."""
+    """Rotated rectangles (centre, width along x, height along y, angle in radians),
+    translated by ``origin``."""
     cx, cy, w, h, theta = np.broadcast_arrays(
         *(np.asarray(a, dtype=float) for a in (cx, cy, w, h, theta))
     )
@@ -20,8 +27,8 @@ def rects(
     dy = np.array([-0.5, -0.5, 0.5, 0.5, -0.5])
     lx = w[:, None] * dx[None, :]
     ly = h[:, None] * dy[None, :]
-    x = cx[:, None] + lx * c[:, None] - ly * s[:, None]
-    y = cy[:, None] + lx * s[:, None] + ly * c[:, None]
+    x = (cx + origin[0])[:, None] + lx * c[:, None] - ly * s[:, None]
+    y = (cy + origin[1])[:, None] + lx * s[:, None] + ly * c[:, None]
     return shapely.polygons(np.stack([x, y], axis=-1))
 
 
@@ -60,3 +67,11 @@ def ids(prefix: str, n: int, width: int, start: int = 1) -> np.ndarray:
     """``prefix`` + zero-padded running numbers."""
     nums = np.arange(start, start + n).astype(str)
     return np.char.add(prefix, np.char.zfill(nums, width)).astype(object)
+
+
+def pieces(lines: np.ndarray, max_len: float) -> np.ndarray:
+    """Two-point segments (at most ``max_len`` long) of every part of ``lines``."""
+    parts = shapely.get_parts(shapely.segmentize(np.asarray(lines, dtype=object), max_len))
+    xy, idx = shapely.get_coordinates(parts, return_index=True)
+    same = idx[1:] == idx[:-1]
+    return segments(xy[:-1, 0][same], xy[:-1, 1][same], xy[1:, 0][same], xy[1:, 1][same])

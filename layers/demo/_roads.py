@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from layers.demo import _layout as L
-from layers.demo._geom import segments
+from layers.demo._geom import ids, segments
 
 __all__ = ["ROAD_COLUMNS", "build_hydrants", "build_roads"]
 
@@ -61,13 +61,11 @@ def build_roads(grid: L.Grid, lane_nodes: list[tuple[int, int]]) -> pd.DataFrame
     """
     b, nx, ny = grid.b, grid.nx, grid.ny
     # vertical segments (i, j): (iB, jB) -> (iB, (j+1)B)
-    ii, jj = np.meshgrid(np.arange(nx + 1), np.arange(ny), indexing="ij")
-    ii, jj = ii.ravel(), jj.ravel()
+    ii, jj = (a.ravel() for a in np.meshgrid(np.arange(nx + 1), np.arange(ny), indexing="ij"))
     v = _frame(ii * b, jj * b, ii * b, (jj + 1) * b, ii, True, _line_names(nx, True))
     v["i"], v["j"] = ii, jj
     # horizontal segments (i, j): (iB, jB) -> ((i+1)B, jB), split at lane nodes
-    ii, jj = np.meshgrid(np.arange(nx), np.arange(ny + 1), indexing="ij")
-    ii, jj = ii.ravel(), jj.ravel()
+    ii, jj = (a.ravel() for a in np.meshgrid(np.arange(nx), np.arange(ny + 1), indexing="ij"))
     key = ii * (ny + 1) + jj
     split = np.isin(key, [i * (ny + 1) + j for i, j in lane_nodes])
     xs0 = np.concatenate([ii[~split] * b, ii[split] * b, ii[split] * b + b / 2])
@@ -122,7 +120,7 @@ def build_roads(grid: L.Grid, lane_nodes: list[tuple[int, int]]) -> pd.DataFrame
 
     df = pd.concat([df, _rural(grid)], ignore_index=True)
     df["lanes"] = df["lanes"].astype(int)
-    df["id"] = [f"R-{n:06d}" for n in range(1, len(df) + 1)]
+    df["id"] = ids("R-", len(df), 6)
     return df.reset_index(drop=True)
 
 
@@ -195,7 +193,7 @@ def build_hydrants(df: pd.DataFrame, grid: L.Grid, rng: np.random.Generator, n_f
     px = np.where(isv, np.minimum(x0, x1)[rep] - off, px)
     py = np.where(isv, py, np.minimum(y0, y1)[rep] - off)
     out = pd.DataFrame({"x": px, "y": py, "road_id": seg["id"].to_numpy()[rep]})
-    out["id"] = [f"H-{m:06d}" for m in range(1, len(out) + 1)]
+    out["id"] = ids("H-", len(out), 6)
     out["status"] = "ok"
     faulty = np.sort(rng.choice(len(out), size=n_faulty, replace=False))
     out.loc[faulty, "status"] = "faulty"
