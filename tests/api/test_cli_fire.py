@@ -164,3 +164,68 @@ def test_real_web_mercator_sample_through_the_store(tmp_path):
     times = [float(r["engine_time_s"]) for r in rows if r["engine_time_s"]]
     # 60 s turnout + at most ~600 m at 25 km/h: true metres, not 1.56× Web-Mercator ones
     assert min(times) >= 60.0 and max(times) < 60 + 700 / (25 / 3.6)
+
+
+# -- the demo district ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_fire(demo_store):
+    store, manifest = demo_store
+    return fire.run_fire(store, with_service_areas=False), manifest, store
+
+
+def test_demo_every_planted_lane_defect_found(demo_fire):
+    run, manifest, _ = demo_fire
+    f = run.findings
+    lane_kinds = ("lane_narrow", "lane_low", "lane_obstructed", "lane_unmarked",
+                  "dead_end_no_turnaround")
+    cases = [c for c in manifest["cases"] if c["layer"] == "fire_lanes"]
+    assert len(cases) >= 10
+    for c in cases:
+        hits = f[f["feature_id"] == c["id"]]
+        if c["expect"] == "none":
+            assert not hits["kind"].isin(lane_kinds).any(), c
+            continue
+        row = hits[hits["kind"] == c["case"]]
+        assert len(row) == 1, c
+        if c["case"] in ("lane_narrow", "lane_low"):
+            assert row.iloc[0]["value_m"] == pytest.approx(c["value"])
+        if c["case"] == "dead_end_no_turnaround":
+            assert row.iloc[0]["length_m"] == pytest.approx(c["length_m"], abs=0.01)
+        assert row.iloc[0]["compound_id"] == c["compound_id"]
+    # nothing but the planted lanes is flagged
+    planted = {c["id"] for c in cases if c["expect"] == "finding"}
+    assert set(f.loc[f["kind"].isin(lane_kinds), "feature_id"]) == planted
+
+
+def test_demo_hydrant_cases(demo_fire):
+    run, manifest, _ = demo_fire
+    f = run.findings
+    faulty = {c["id"] for c in manifest["cases"] if c["case"] == "hydrant_faulty"}
+    assert set(f.loc[f["kind"] == "hydrant_faulty", "feature_id"]) == faulty
+    gap_roads = set(";".join(f.loc[f["kind"] == "hydrant_spacing_gap", "road_ids"]).split(";"))
+    for c in manifest["cases"]:
+        if c["case"] == "hydrant_gap":
+            assert set(c.get("ids", [c["id"]])) <= gap_roads
+
+
+def test_demo_every_compound_reported_counts_add_up(demo_fire):
+    run, _, store = demo_fire
+    rep = run.compounds
+    compounds = store.read("compounds")
+    assert sorted(rep["compound_id"]) == sorted(compounds["id"])
+    assert rep["rank"].tolist() == list(range(1, len(rep) + 1))
+    b = store.read("buildings", crs=run.crs)
+    pts = gpd.GeoDataFrame(geometry=b.representative_point(), crs=run.crs)
+    joined = gpd.sjoin(pts, compounds.to_crs(run.crs), predicate="within")
+    inside = joined.groupby("id").size()
+    assert rep.set_index("compound_id")["buildings"].to_dict() == inside.to_dict()
+    assert (inside == 8).all()  # 8 slabs per demo compound
+    for key in ("engine", "micro", "hydrant"):
+        assert (rep[f"{key}_covered"] + rep[f"{key}_not_covered"] == rep["buildings"]).all()
+    assert (rep["households"] > 0).all()
+    assert rep["risk_score"].is_monotonic_decreasing
+    # planted lane defects show up in their compound's report and measures
+    top = rep.set_index("compound_id")
+    assert top.loc["C-01", "narrow_m"] > 0
+    assert any("FL-01-02" in m for m in top.loc["C-01", "measures_en"])
+    assert top.loc["C-05", "dead_end_m"] == pytest.approx(55.0, abs=0.01)
