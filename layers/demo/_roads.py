@@ -165,8 +165,9 @@ def road_geometries(df: pd.DataFrame) -> np.ndarray:
 
 
 def build_hydrants(df: pd.DataFrame, grid: L.Grid, rng: np.random.Generator, n_faulty: int = 6):
-    """Hydrants every <= 100 m on the verge of every urban street (not on bridges), except
-    the planted gap. Returns (frame with x, y, id, status, road_id; gap road ids)."""
+    """Hydrants on the verge of every road but the expressway, at most 50 m apart (so one
+    faulty hydrant leaves no spacing gap), on both river banks of each bridge, except the
+    planted gap. Returns (frame with x, y, id, status, road_id; gap road ids)."""
     i = df["i"].fillna(-1).to_numpy().astype(np.int64)
     j = df["j"].fillna(-1).to_numpy().astype(np.int64)
     key = i * 1_000_000 + j
@@ -175,15 +176,19 @@ def build_hydrants(df: pd.DataFrame, grid: L.Grid, rng: np.random.Generator, n_f
     gh = [a * 1_000_000 + c for a, c in L.HYDRANT_GAP["h"]]
     gap_mask = df["urban"].to_numpy().astype(bool) & np.where(
         vert, np.isin(key, gv), np.isin(key, gh))
-    sel = df["urban"].to_numpy() & ~df["bridge"].to_numpy() & ~gap_mask
+    sel = (df["road_class"].to_numpy() != "expressway") & ~gap_mask
     seg = df[sel]
     x0, y0 = seg["x0"].to_numpy(), seg["y0"].to_numpy()
     x1, y1 = seg["x1"].to_numpy(), seg["y1"].to_numpy()
     length = np.hypot(x1 - x0, y1 - y0)
-    n = np.maximum(1, np.ceil(length / 100.0)).astype(int)
+    bridge = seg["bridge"].to_numpy().astype(bool)
+    n = np.where(bridge, 2, np.maximum(1, np.ceil(length / 50.0))).astype(int)
     rep = np.repeat(np.arange(len(seg)), n)
     k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
     t = (k + 0.5) / n[rep]
+    # bridges: one hydrant on each bank, 20 m from the bridge ends (the river is 100 m wide)
+    lb = length[rep]
+    t = np.where(bridge[rep], np.where(k == 0, 20.0 / lb, (lb - 20.0) / lb), t)
     px = x0[rep] + (x1 - x0)[rep] * t
     py = y0[rep] + (y1 - y0)[rep] * t
     hw = seg["width_m"].to_numpy()[rep] / 2.0
