@@ -41,7 +41,7 @@ import shapely
 from pyproj import CRS
 
 from layers.errors import CRSError, InputFileError
-from layers.validate import READ_NOTE, READ_PROBLEM
+from layers.validate import READ_CLIPPED, READ_NOTE, READ_NOTES, READ_PROBLEM
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -177,7 +177,9 @@ def _apply_mapping(
 # --- OGR formats ---------------------------------------------------------------------------------
 def _pick_layer(src: str, p: Path, layer: str | None, target: str | None) -> str | None:
     try:
-        listed = pyogrio.list_layers(src)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            listed = pyogrio.list_layers(src)
     except Exception as exc:
         raise _broken(p, exc) from exc
     names = [str(n) for n, gt in listed if gt is not None] or [str(n) for n, _ in listed]
@@ -224,14 +226,23 @@ def _read_ogr(
     if name.endswith((".geojson", ".json")):
         _sniff_json(p)
     chosen = _pick_layer(source, p, layer, target)
+    notes: list[str] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             gdf = pyogrio.read_dataframe(source, layer=chosen, use_arrow=False)
     except Exception as exc:
         raise _broken(p, exc) from exc
+    for w in caught:
+        text = str(w.message)
+        if "Measured (M)" in text:
+            notes.append("M (measure) values dropped: " + text.split(". ")[-1].rstrip("."))
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
         raise InputFileError(f"{p} has no geometry; expected {_formats()}")
+    if source.lower().endswith(".shp"):
+        gdf = _fix_dbf_encoding(gdf, source, notes)
+    if notes:
+        gdf.attrs[READ_NOTES] = list(dict.fromkeys(notes))
     if crs is not None:
         given = CRS.from_user_input(crs)
         if gdf.crs is None or name.endswith((".geojson", ".json")):
@@ -241,6 +252,56 @@ def _read_ogr(
             raise CRSError(f"{p} states its CRS as {CRS(gdf.crs).to_string()} but --crs says "
                            f"{given.to_string()}; drop --crs or fix the file")
     return gdf
+
+
+def _fix_dbf_encoding(gdf: gpd.GeoDataFrame, source: str, notes: list[str]) -> gpd.GeoDataFrame:
+    """Re-decode a DBF that GDAL read as ISO-8859-1 (no .cpg, no code page) but is GBK or UTF-8.
+
+    Chinese Shapefiles from desktop GIS are often GBK without a ``.cpg``; GDAL then decodes
+    them as Latin-1, which maps byte to character, so the original bytes are recovered exactly.
+    They are re-decoded as UTF-8 when that is valid, else as GB18030 when every run of
+    non-ASCII bytes has even length (double-byte characters; real Latin-1 text has single
+    accented letters) and decodes.
+    """
+    try:
+        enc = str(pyogrio.read_info(source).get("encoding") or "")
+    except Exception:  # pragma: no cover - it was just read
+        return gdf
+    if enc.upper().replace("_", "-") not in ("ISO-8859-1", "LATIN1", "LATIN-1"):
+        return gdf
+    texts = [c for c in gdf.columns if isinstance(c, str) and c != gdf.geometry.name]
+    strings = [str(c) for c in texts]
+    obj_cols = [c for c in texts if gdf[c].dtype == object]
+    for c in obj_cols:
+        strings.extend(v for v in gdf[c].dropna().unique() if isinstance(v, str))
+    raw = [t.encode("latin-1", errors="ignore") for t in strings if not t.isascii()]
+    if not raw:
+        return gdf
+    codec = None
+    for cand in ("utf-8", "gb18030"):
+        try:
+            for b in raw:
+                if cand == "gb18030" and any(len(r) % 2 for r in re.findall(rb"[\x80-\xff]+", b)):
+                    raise UnicodeDecodeError(cand, b, 0, 1, "odd run of high bytes")
+                b.decode(cand)
+        except UnicodeDecodeError:
+            continue
+        codec = cand
+        break
+    if codec is None:
+        return gdf
+
+    def fix(v: object) -> object:
+        return v.encode("latin-1").decode(codec) if isinstance(v, str) and not v.isascii() else v
+
+    out = gdf.copy()
+    for c in obj_cols:
+        out[c] = out[c].map(fix, na_action="ignore")
+    out = out.rename(columns={c: fix(c) for c in texts})
+    notes.append(f"the Shapefile has no .cpg and no code page; its text was read as "
+                 f"{codec.upper()} (add a .cpg file holding {'UTF-8' if codec == 'utf-8' else 'GBK'}"
+                 " to say so)")
+    return out
 
 
 def _sniff_json(p: Path) -> None:
@@ -259,22 +320,45 @@ def _read_zip(
     if not zipfile.is_zipfile(p):
         raise InputFileError(f"{p} is not a zip archive; expected a zipped Shapefile")
     with zipfile.ZipFile(p) as zf:
-        members = zf.namelist()
+        members = [m for m in zf.namelist() if not _zip_junk(m)]
     shps = [m for m in members if m.lower().endswith(".shp")]
     others = [m for m in members if m.lower().endswith((".gpkg", ".geojson", ".json"))]
     if not shps and not others:
         raise InputFileError(f"{p} holds no Shapefile (.shp) or other geodata; found: "
                              f"{', '.join(members[:10]) or '(nothing)'}")
+    if len(shps) + len(others) > 1:
+        names = {_stem(m): m for m in shps + others}
+        want = layer if layer is not None else target
+        if want not in names:
+            listed = ", ".join(f"{m} (--source-layer {_stem(m)})" for m in shps + others)
+            if layer is not None:
+                raise InputFileError(f"{p} has no file named {layer!r}; it holds: {listed}")
+            raise InputFileError(f"{p} holds several geodata files: {listed}; choose one "
+                                 "with --source-layer")
+        chosen = names[want]
+        shps, others = ([chosen], []) if chosen in shps else ([], [chosen])
     for shp in shps:
         stem = shp[:-4]
         for ext in (".shx", ".dbf"):
             if not any(m.lower() == (stem + ext).lower() for m in members):
                 raise InputFileError(f"{p}: {shp} lacks its {ext} part; zip the .shp, .shx, "
                                      ".dbf and .prj files together")
-    if len(shps) == 1 and not others:
-        src = f"/vsizip/{p.resolve()}/{shps[0]}"
-        return _read_ogr(p, crs=crs, layer=None, target=target, src=src)
-    return _read_ogr(p, crs=crs, layer=layer, target=target, src=f"/vsizip/{p.resolve()}")
+    member = shps[0] if shps else others[0]
+    src = f"/vsizip/{p.resolve()}/{member}"
+    inner = layer if not shps and layer is not None and layer != _stem(member) else None
+    return _read_ogr(p, crs=crs, layer=inner, target=target, src=src)
+
+
+def _zip_junk(member: str) -> bool:
+    """macOS resource forks and folders that zip tools add (``__MACOSX/``, ``._x.shp``)."""
+    base = member.rsplit("/", 1)[-1]
+    return member.endswith("/") or member.startswith("__MACOSX/") or "/__MACOSX/" in member \
+        or base.startswith("._")
+
+
+def _stem(member: str) -> str:
+    base = member.rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[0]
 
 
 # --- CSV -----------------------------------------------------------------------------------------
@@ -349,16 +433,30 @@ def _read_osm(
     try:
         rows = _osm_buildings(p, osmium) if kind == "buildings" else _osm_ways(p, osmium, kind)
     except (RuntimeError, OSError) as exc:
+        if "out of order" in str(exc):
+            raise InputFileError(
+                f"{p} is not sorted ({exc}); building areas need a sorted file: sort it with "
+                f"`osmium sort {p.name} -o sorted.osm.pbf` and import that") from exc
         raise _broken(p, exc) from exc
     records, wkbs = rows
+    if not records:
+        raise InputFileError(f"{p} holds no {_OSM_WHAT[kind]}; nothing to import as {kind!r}")
     geoms = shapely.from_wkb(np.array(wkbs, dtype=object))
     df = pd.DataFrame.from_records(records) if records else pd.DataFrame({"id": []})
     gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, index=df.index), crs=4326)
-    for col in (READ_PROBLEM, READ_NOTE):
-        if col in gdf.columns and gdf[col].isna().all():
+    for col in (READ_PROBLEM, READ_NOTE, READ_CLIPPED):
+        if col in gdf.columns and not (gdf[col].eq(True).any() if col == READ_CLIPPED
+                                       else gdf[col].notna().any()):
             gdf = gdf.drop(columns=col)
     return gdf
 
+
+_OSM_WHAT = {
+    "roads": "highway=* ways open to motor vehicles",
+    "buildings": "building=* ways or multipolygons",
+    "pipelines": "man_made=pipeline ways carrying oil, gas or other hydrocarbons (water, sewage "
+                 "and heat pipelines are left out)",
+}
 
 _MOTOR_HIGHWAYS = {
     "motorway": "expressway", "motorway_link": "expressway",
@@ -383,7 +481,10 @@ _MEDIA = {
     "hydrogen": "other", "ethylene": "other", "chemicals": "other", "ammonia": "other",
 }
 _NOT_HYDROCARBON = {"water", "sewage", "wastewater", "waste_water", "hot_water", "heat",
-                    "steam", "rainwater", "drain", "irrigation", "air", "cold_water"}
+                    "steam", "rainwater", "drain", "irrigation", "air", "cold_water", "cold",
+                    "cooling", "district_cooling", "district_heating", "chilled_water",
+                    "drinking_water", "storm_water", "stormwater", "slurry", "compressed_air",
+                    "heating", "waste"}
 _USAGE = {"transmission": "long_distance", "distribution": "urban_gas"}
 _BUILDING_USE = {
     **dict.fromkeys(("residential", "house", "apartments", "detached", "semidetached_house",
@@ -588,6 +689,7 @@ def _osm_ways(p: Path, osmium: Any, kind: str) -> tuple[list[dict[str, object]],
         rec["id"] = f"w{obj.id}"
         wkb, problem, note = _way_line(obj, fab)
         rec[READ_PROBLEM], rec[READ_NOTE] = problem, note
+        rec[READ_CLIPPED] = problem is not None and "missing from the extract" in problem
         if rec.pop("_reverse", False) and wkb is not None:
             wkb = shapely.to_wkb(shapely.reverse(shapely.from_wkb(wkb)))
         records.append(rec)
@@ -623,10 +725,21 @@ def _osm_buildings(p: Path, osmium: Any) -> tuple[list[dict[str, object]], list[
     fab = osmium.geom.WKBFactory()
     records: dict[str, dict[str, object]] = {}
     wkbs: dict[str, Any] = {}
-    candidates: dict[str, tuple[dict[str, object], str]] = {}
+    candidates: dict[str, tuple[dict[str, object], str, bool]] = {}
+    ways_built: dict[str, tuple[dict[str, object], Any]] = {}
+    relation_ways: dict[str, list[int]] = {}
+    seen_ways: set[int] = set()
+    cut_ways: set[int] = set()
     proc = osmium.FileProcessor(str(p)).with_areas(osmium.filter.KeyFilter("building"))
-    proc = proc.with_filter(osmium.filter.KeyFilter("building"))
+    proc = proc.with_filter(osmium.filter.EntityFilter(
+        osmium.osm.WAY | osmium.osm.RELATION | osmium.osm.AREA))
     for obj in proc:
+        if obj.is_way():
+            seen_ways.add(obj.id)
+            if any(not n.location.valid() for n in obj.nodes):
+                cut_ways.add(obj.id)
+        if "building" not in obj.tags:
+            continue
         tags = {t.k: t.v for t in obj.tags}
         if obj.is_area():
             rec = _building_record(tags)
@@ -636,7 +749,7 @@ def _osm_buildings(p: Path, osmium: Any) -> tuple[list[dict[str, object]], list[
             try:
                 wkb = fab.create_multipolygon(obj)
             except Exception as exc:  # pragma: no cover - assembler already filtered
-                candidates[fid] = (rec, f"{fid}: ring could not be built ({exc})")
+                candidates[fid] = (rec, f"{fid}: ring could not be built ({exc})", False)
                 continue
             rec["id"] = fid
             records[fid] = rec
@@ -646,28 +759,53 @@ def _osm_buildings(p: Path, osmium: Any) -> tuple[list[dict[str, object]], list[
             if rec is None:
                 continue
             fid = f"w{obj.id}"
-            if obj.is_closed():
-                why = (f"way {obj.id}: closed ring could not be assembled (nodes missing from "
-                       "the extract or self-touching ring)")
-            else:
-                missing = sum(1 for n in obj.nodes if not n.location.valid())
-                why = (f"way {obj.id}: ring is not closed"
-                       + (f" ({missing} of {len(obj.nodes)} nodes missing from the extract — "
-                          "clipped at its edge)" if missing else ""))
-            candidates[fid] = (rec, why)
+            missing = sum(1 for n in obj.nodes if not n.location.valid())
+            clipped = (f" ({missing} of {len(obj.nodes)} nodes missing from the extract — "
+                       "clipped at its edge)" if missing else "")
+            if obj.is_closed() and not missing:
+                ring = [(n.location.lon, n.location.lat) for n in obj.nodes]
+                rec["id"] = fid
+                rec[READ_NOTE] = (f"way {obj.id}: osmium could not assemble its ring "
+                                  "(self-intersecting or self-touching); built from its nodes")
+                ways_built[fid] = (rec, shapely.to_wkb(shapely.Polygon(ring))
+                                   if len(set(ring)) >= 3 else None)
+                continue
+            why = (f"way {obj.id}: closed ring could not be built{clipped}" if obj.is_closed()
+                   else f"way {obj.id}: ring is not closed{clipped}")
+            candidates[fid] = (rec, why, bool(missing))
         elif obj.is_relation() and tags.get("type") in ("multipolygon", "building"):
             rec = _building_record(tags)
             if rec is None:
                 continue
             fid = f"r{obj.id}"
+            outer = [m.ref for m in obj.members if m.type == "w"]
             candidates[fid] = (rec, f"relation {obj.id}: multipolygon rings could not be "
-                               "assembled (broken or clipped at the extract edge)")
-    for fid, (rec, why) in candidates.items():
+                               f"assembled from its {len(outer)} member way(s) (broken, or "
+                               "clipped at the extract edge)", False)
+            relation_ways[fid] = outer
+    for fid, (rec, why, clipped) in candidates.items():
         if fid in records:
             continue
         rec["id"] = fid
+        members = relation_ways.get(fid)
+        if members is not None:
+            absent = sum(1 for w in members if w not in seen_ways)
+            cut = sum(1 for w in members if w in cut_ways)
+            if absent:
+                why = (f"relation {fid[1:]}: {absent} of {len(members)} member way(s) are "
+                       "missing from the extract (clipped at its edge); rings cannot be closed")
+                clipped = True
+            elif cut:
+                why = (f"relation {fid[1:]}: {cut} of {len(members)} member way(s) have nodes "
+                       "missing from the extract (clipped at its edge); rings cannot be closed")
+                clipped = True
         rec[READ_PROBLEM] = why
+        rec[READ_CLIPPED] = clipped
         records[fid] = rec
         wkbs[fid] = None
+    for fid, (rec, wkb) in ways_built.items():
+        if fid not in records:
+            records[fid] = rec
+            wkbs[fid] = wkb
     order = list(records)
     return [records[k] for k in order], [wkbs[k] for k in order]

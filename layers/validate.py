@@ -36,10 +36,13 @@ from layers.schema import PRESSURE_CLASSES, FieldSpec, LayerSchema, get_schema
 
 __all__ = [
     "HOUSEHOLD_AREA_M2",
+    "READ_CLIPPED",
     "READ_NOTE",
+    "READ_NOTES",
     "READ_PROBLEM",
     "Note",
     "ValidationReport",
+    "check_value",
     "pressure_classes",
     "validate_layer",
 ]
@@ -53,8 +56,32 @@ READ_PROBLEM = "_read_problem"
 READ_NOTE = "_read_note"
 """Column a reader sets on a feature it built with a caveat (e.g. nodes missing from an extract)."""
 
-_TRUE = ("yes", "true", "1", "y", "t", "on", "是")
-_FALSE = ("no", "false", "0", "n", "f", "off", "否")
+READ_CLIPPED = "_read_clipped"
+"""Column a reader sets (True) on a feature it could not build because the extract was clipped."""
+
+READ_NOTES = "riskmap_read_notes"
+"""Key in ``GeoDataFrame.attrs``: file-level notes of the reader (encoding guessed, M dropped)."""
+
+_TRUE = ("yes", "true", "1", "y", "t", "on", "是", "有", "√")
+_FALSE = ("no", "false", "0", "n", "f", "off", "否", "无", "×")
+_NULL_TEXT = ("null", "none", "nan", "n/a", "<null>", "(null)")
+_NULL_NUMBER = ("-", "--", "/", "—", "－", "无", "暂无", "不详", "未知")
+
+# Units accepted after a number, converted to the field's unit (case-insensitive, no spaces).
+_UNITS: dict[str, dict[str, float]] = {
+    "MPa": {"mpa": 1.0, "兆帕": 1.0, "kpa": 1e-3, "千帕": 1e-3, "bar": 0.1, "pa": 1e-6,
+            "帕": 1e-6, "psi": 0.00689475729},
+    "mm": {"mm": 1.0, "毫米": 1.0, "cm": 10.0, "厘米": 10.0, "m": 1000.0, "米": 1000.0,
+           "in": 25.4, '"': 25.4, "英寸": 25.4},
+    "m": {"m": 1.0, "米": 1.0, "cm": 0.01, "厘米": 0.01, "mm": 0.001, "毫米": 0.001,
+          "km": 1000.0, "公里": 1000.0, "千米": 1000.0, "ft": 0.3048},
+    "km/h": {"km/h": 1.0, "kmh": 1.0, "kph": 1.0, "公里/小时": 1.0, "千米/小时": 1.0,
+             "km/hr": 1.0, "mph": 1.609344},
+    "t": {"t": 1.0, "吨": 1.0, "kg": 1e-3, "千克": 1e-3, "公斤": 1e-3},
+}
+_NUM_UNIT = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(\S.*)?$")
+# Pipe outside diameter as written in Chinese drawings: Φ720, φ720×8 (OD x wall), Ø720.
+_PHI = re.compile(r"^[ΦφØø]\s*(\d+(?:\.\d+)?)\s*(?:[×xX*]\s*\d+(?:\.\d+)?)?\s*(mm|毫米)?$")
 _BOOL_MAP = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
 _POLYGONAL = ("Polygon", "MultiPolygon")
 
@@ -146,6 +173,8 @@ def validate_layer(
     """
     schema = get_schema(layer)
     report = ValidationReport(layer)
+    for text in (getattr(gdf, "attrs", {}) or {}).get(READ_NOTES, []):
+        report.notes.append(Note(layer, None, None, str(text), "read"))
     out = _Collector(layer)
     df = _as_geodataframe(gdf, layer)
     df = _match_field_names(df, schema, report)
@@ -156,15 +185,17 @@ def validate_layer(
     clean: dict[str, pd.Series] = {"id": ids}
     for spec in schema.fields:
         if spec.name != "id":
-            clean[spec.name] = _check_field(df, spec, labels, out)
+            clean[spec.name] = _check_field(df, spec, labels, out, report)
     _check_across_fields(clean, labels, out)
 
     geom = _check_geometry(df, schema, labels, out, report, crs)
 
     extras = [c for c in df.columns
-              if c not in clean and c not in (df.geometry.name, READ_PROBLEM, READ_NOTE)]
+              if c not in clean
+              and c not in (df.geometry.name, READ_PROBLEM, READ_NOTE, READ_CLIPPED)]
+    kept = _unclash(extras, list(clean), layer, report)
     result = gpd.GeoDataFrame(
-        {**clean, **{c: df[c] for c in extras}}, geometry=geom, index=rows
+        {**clean, **{kept[c]: df[c] for c in extras}}, geometry=geom, index=rows
     )
     if not out:
         result = _derive(result, schema, report)
@@ -172,6 +203,22 @@ def validate_layer(
         raise LayerValidationError(layer, out.problems())
     report.count = len(result)
     return result.reset_index(drop=True), report
+
+
+def check_value(layer: str, name: str, value: object) -> str | None:
+    """Why ``value`` is not acceptable for field ``name`` of ``layer`` (None when it is).
+
+    Used for values given on the command line (``--default``) before they reach features.
+    """
+    spec = get_schema(layer)[name]
+    out = _Collector(layer)
+    labels = np.array(["--default"], dtype=object)
+    _check_field(gpd.GeoDataFrame({name: [value]}), spec, labels, out)
+    probs = out.problems()
+    if not probs:
+        return None
+    p = probs[0]
+    return f"{name}={value}: expected {p.expected}" + (f" ({p.note})" if p.note else "")
 
 
 # --- frame and names --------------------------------------------------------------------------
@@ -207,6 +254,28 @@ def _match_field_names(
     return df.rename(columns=renames) if renames else df
 
 
+def _unclash(extras: list[Hashable], fields: list[str], layer: str,
+             report: ValidationReport) -> dict[Hashable, str]:
+    """Names for the extra columns that differ, ignoring case, from the layer's fields, the
+    geometry and each other (GeoPackage and PostGIS field names are case-insensitive)."""
+    taken = {f.lower() for f in fields} | {"geometry", "fid"}
+    out: dict[Hashable, str] = {}
+    for c in extras:
+        name = str(c)
+        new = name
+        k = 1
+        while new.lower() in taken:
+            new = f"{name}_src" if k == 1 else f"{name}_src{k}"
+            k += 1
+        taken.add(new.lower())
+        out[c] = new
+        if new != name:
+            report.notes.append(Note(layer, None, new, f"extra field {name!r} kept as {new!r} "
+                                     "(its name clashes with another field when case is "
+                                     "ignored)", "rename"))
+    return out
+
+
 def _labels_from(ids: pd.Series) -> np.ndarray:
     """Feature labels for messages: the id, or ``row N`` (1-based) where the id is missing."""
     rows = "row " + pd.Series(np.arange(1, len(ids) + 1), index=ids.index).astype(str)
@@ -235,7 +304,8 @@ def _check_ids(df: gpd.GeoDataFrame, out: _Collector) -> tuple[pd.Series, np.nda
     if "id" not in df.columns:
         ids = pd.Series(pd.NA, index=df.index, dtype="string")
         out.add(-1, None, "id", MISSING, "a unique text id per feature",
-                "the file has no field 'id'; map yours with --map SOURCE=id")
+                "the file has no field 'id'; map yours with --map SOURCE=id or number the "
+                "features with --make-ids")
         return ids, _labels_from(ids)
     ids = _text(df["id"])
     labels = _labels_from(ids)
@@ -248,7 +318,8 @@ def _check_ids(df: gpd.GeoDataFrame, out: _Collector) -> tuple[pd.Series, np.nda
         for i in np.flatnonzero(dup.to_numpy())[first.to_numpy()]:
             val = str(ids.iloc[i])
             out.add(int(i), val, "id", val, "a unique id",
-                    f"{int(counts[val])} features use it")
+                    f"{int(counts[val])} features use it; fix the ids or number the features "
+                    "with --make-ids")
     return ids, labels
 
 
@@ -265,37 +336,46 @@ def _norm_key(v: str) -> str:
     return re.sub(r"[\s\-]+", "_", v.strip().lower())
 
 
-def _coerce(raw: pd.Series, spec: FieldSpec) -> tuple[pd.Series, np.ndarray]:
-    """Typed values and a mask of values present but not of the field's type."""
+def _coerce(raw: pd.Series, spec: FieldSpec) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Typed values, a mask of values present but not of the field's type, and a mask of
+    numbers converted from a written unit."""
     text = _text(raw)
+    nulls = _NULL_TEXT + (_NULL_NUMBER if spec.type in ("int", "float", "date") else ())
+    text = text.mask(text.str.lower().isin(nulls))
     present = text.notna().to_numpy()
+    converted = np.zeros(len(raw), dtype=bool)
     if spec.enum is not None:
         lookup = {_norm_key(v): v for v in spec.enum}
         keys = text.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
         vals = keys.map(lookup).astype("string")
-        return vals, present & vals.isna().to_numpy()
+        return vals, present & vals.isna().to_numpy(), converted
     if spec.type == "str":
-        return text, np.zeros(len(raw), dtype=bool)
+        return text, np.zeros(len(raw), dtype=bool), converted
     if spec.type in ("int", "float"):
         if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
             num = raw.astype(float)
         else:
             num = pd.to_numeric(text, errors="coerce").astype(float)
-        arr = num.to_numpy(dtype=float, na_value=np.nan)
+        arr = num.to_numpy(dtype=float, na_value=np.nan, copy=True)
+        retry = present & ~np.isfinite(arr)
+        if retry.any():
+            parsed = _parse_with_units(text[retry].to_numpy(dtype=object), spec.unit)
+            arr[retry] = parsed
+            converted = retry & np.isfinite(arr)
         bad = present & ~np.isfinite(arr)
         if spec.type == "int":
             bad |= present & np.isfinite(arr) & (np.mod(arr, 1) != 0)
             arr = np.where(bad, np.nan, arr)
             ints = pd.array(np.where(np.isfinite(arr), arr, 0).astype("int64"), dtype="Int64")
             ints[~np.isfinite(arr)] = pd.NA
-            return pd.Series(ints, index=raw.index), bad
-        return pd.Series(np.where(bad, np.nan, arr), index=raw.index), bad
+            return pd.Series(ints, index=raw.index), bad, converted
+        return pd.Series(np.where(bad, np.nan, arr), index=raw.index), bad, converted
     if spec.type == "bool":
         if pd.api.types.is_bool_dtype(raw):
             vals = raw.astype("boolean")
         else:
             vals = text.str.lower().map(_BOOL_MAP, na_action="ignore").astype("boolean")
-        return vals, present & vals.isna().to_numpy()
+        return vals, present & vals.isna().to_numpy(), converted
     # date
     if pd.api.types.is_datetime64_any_dtype(raw):
         stamps = pd.to_datetime(raw)
@@ -308,29 +388,70 @@ def _coerce(raw: pd.Series, spec: FieldSpec) -> tuple[pd.Series, np.ndarray]:
     bad = present & stamps.isna().to_numpy()
     dates = pd.Series(stamps.dt.date.to_numpy(dtype=object), index=raw.index, dtype=object)
     dates = dates.where(stamps.notna().to_numpy(), None)
-    return dates, bad
+    return dates, bad, converted
+
+
+def _parse_with_units(texts: np.ndarray, unit: str | None) -> np.ndarray:
+    """Numbers written with a unit ('6.3MPa', '720 mm', '16bar', 'Φ720×8'), in ``unit``."""
+    table = _UNITS.get(unit or "", {})
+    res = np.full(len(texts), np.nan)
+    for k, t in enumerate(texts):
+        t = str(t).strip().replace("，", ",")
+        if unit == "mm":
+            phi = _PHI.match(t)
+            if phi:
+                res[k] = float(phi.group(1))
+                continue
+        m = _NUM_UNIT.match(t)
+        if not m:
+            continue
+        if m.group(2) is None:  # "1,234" style thousands separators are not guessed
+            continue
+        factor = table.get(re.sub(r"\s+", "", m.group(2)).lower())
+        if factor is not None:
+            res[k] = round(float(m.group(1)) * factor, 9)
+    return res
+
+
+def _unit_hint(spec: FieldSpec) -> str:
+    if spec.unit in _UNITS:
+        units = ", ".join(u for u in _UNITS[spec.unit] if u.isascii())
+        return f"a number in {spec.unit}; written units accepted: {units}"
+    return ""
 
 
 def _check_field(
-    df: gpd.GeoDataFrame, spec: FieldSpec, labels: np.ndarray, out: _Collector
+    df: gpd.GeoDataFrame, spec: FieldSpec, labels: np.ndarray, out: _Collector,
+    report: ValidationReport | None = None,
 ) -> pd.Series:
     n = len(df)
     if spec.name not in df.columns:
         if spec.required:
             out.add(-1, None, spec.name, MISSING, spec.expected(),
                     f"the file has no field {spec.name!r}; map yours with "
-                    f"--map SOURCE={spec.name}")
+                    f"--map SOURCE={spec.name} or give all features one value with "
+                    f"--default {spec.name}=VALUE")
         raw = pd.Series([None] * n, index=df.index, dtype=object)
     else:
         raw = df[spec.name]
-    vals, bad = _coerce(raw, spec)
+    vals, bad, converted = _coerce(raw, spec)
     raw_obj = raw.to_numpy(dtype=object)
+    hint = _unit_hint(spec)
     for i in np.flatnonzero(bad):
-        out.add(int(i), labels[i], spec.name, _py(raw_obj[i]), spec.expected())
+        out.add(int(i), labels[i], spec.name, _py(raw_obj[i]), spec.expected(),
+                _bad_value_note(raw_obj[i], spec, hint))
+    if converted.any() and report is not None:
+        idx = np.flatnonzero(converted)
+        examples = ", ".join(f"{raw_obj[i]!r} → {float(vals.iloc[i]):g}" for i in idx[:3])
+        report.notes.append(Note(
+            report.layer, None, spec.name,
+            f"{len(idx)} value(s) of {spec.name} written with a unit converted to "
+            f"{spec.unit} (e.g. {examples})", "convert"))
     missing = vals.isna().to_numpy() & ~bad
     if spec.required and spec.name in df.columns:
+        fix = f"fill it in, or use --default {spec.name}=VALUE"
         for i in np.flatnonzero(missing):
-            out.add(int(i), labels[i], spec.name, MISSING, spec.expected())
+            out.add(int(i), labels[i], spec.name, MISSING, spec.expected(), fix)
     if spec.type in ("int", "float"):
         arr = vals.to_numpy(dtype=float, na_value=np.nan)
         with np.errstate(invalid="ignore"):
@@ -348,6 +469,23 @@ def _check_field(
         vals = vals.copy()
         vals[missing] = spec.default
     return vals
+
+
+def _bad_value_note(value: object, spec: FieldSpec, hint: str) -> str:
+    """How to fix a value that is not of the field's type."""
+    text = str(value).strip()
+    if spec.name == "diameter_mm" and re.match(r"^(DN|dn)\s*\d", text):
+        return ("DN is a nominal size, not the outside diameter; give the outside diameter in "
+                "mm (e.g. DN700 → 711)")
+    if spec.type in ("int", "float") and re.match(r"^[+-]?\d", text):
+        if re.match(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$", text):
+            return "remove the thousands separators"
+        return hint
+    if spec.type == "bool":
+        return "accepted: yes/no, true/false, 1/0, 是/否, 有/无"
+    if spec.type == "date":
+        return "accepted: 2024-05-01, 2024/5/1, 2024年5月1日"
+    return ""
 
 
 _HOURS_EXPECTED = "time windows HH:MM-HH:MM separated by ';', e.g. 07:00-09:00;17:00-19:00"
@@ -424,9 +562,14 @@ def _check_geometry(
 
     types = np.array([""] * n, dtype=object)
     types[ok] = pd.Series(shapely.get_type_id(arr[ok])).map(_TYPE_NAMES).to_numpy(dtype=object)
+    _simplify_types(arr, types, ok, schema, labels, report)
     wrong = ok & ~np.isin(types, schema.geometry_types)
-    for i in np.flatnonzero(wrong):
-        out.add(int(i), labels[i], "geometry", types[i], expected)
+    if wrong.sum() >= 2 and wrong.sum() == ok.sum() and len(set(types[wrong])) == 1:
+        out.add(-1, None, "geometry", f"{types[wrong][0]} (all {int(wrong.sum())} features)",
+                expected, f"is this the file for layer {layer!r}?")
+    else:
+        for i in np.flatnonzero(wrong):
+            out.add(int(i), labels[i], "geometry", types[i], expected, _split_hint(arr[i]))
     ok &= ~wrong
 
     invalid = ok & ~shapely.is_valid(arr)
@@ -461,8 +604,7 @@ def _check_geometry(
     if src is None:
         if crs is None:
             out.add(-1, None, "crs", MISSING, "the coordinate reference system of the file",
-                    "state it with --crs, e.g. --crs EPSG:4490 for CGCS2000 lon/lat or "
-                    "--crs EPSG:4548 for the CGCS2000 GK zone at 117°E")
+                    "state it with --crs: " + _guess_crs(arr[ok]))
             return gpd.GeoSeries(arr, index=df.index, crs=STORAGE_CRS)
         src = CRS.from_user_input(crs)
         geom = geom.set_crs(src)
@@ -479,6 +621,8 @@ def _check_geometry(
             "district's transformation parameters first for surveying accuracy", "crs"))
     if src.is_geographic:
         _check_degrees(geom, ok, labels, out, layer)
+    elif not _check_projected(arr[ok], src, out):
+        return gpd.GeoSeries(arr, index=df.index, crs=STORAGE_CRS)
     if src != STORAGE_CRS:
         geom = geom.to_crs(STORAGE_CRS)
         b = shapely.bounds(np.asarray(geom.array, dtype=object))
@@ -489,6 +633,125 @@ def _check_geometry(
                     f"they cannot be transformed to EPSG:4490; is {src.to_string()} the "
                     "right CRS?")
     return geom
+
+
+def _simplify_types(
+    arr: np.ndarray, types: np.ndarray, ok: np.ndarray, schema: LayerSchema,
+    labels: np.ndarray, report: ValidationReport,
+) -> None:
+    """In place: a GeometryCollection of one kind of part, or a multipart of one part, becomes
+    the type the layer takes (each reported); anything else is left for the type check."""
+    accepted = schema.geometry_types
+    todo = np.flatnonzero(ok & ~np.isin(types, accepted)
+                          & np.isin(types, ("GeometryCollection", "MultiPoint", "MultiLineString",
+                                            "MultiPolygon")))
+    for i in todo:
+        parts = _flat_parts(arr[i])
+        kinds = {p.geom_type for p in parts}
+        new = None
+        if len(kinds) == 1:
+            kind = kinds.pop()
+            multi = {"Point": shapely.MultiPoint, "LineString": shapely.MultiLineString,
+                     "Polygon": shapely.MultiPolygon}[kind]
+            if len(parts) == 1 and kind in accepted:
+                new = parts[0]
+            elif f"Multi{kind}" in accepted:
+                new = multi(parts)
+        if new is None:
+            continue
+        what = (f"a GeometryCollection of {len(parts)} {new.geom_type.replace('Multi', '')}(s)"
+                if types[i] == "GeometryCollection" else f"a {types[i]} of one part")
+        report.notes.append(Note(schema.name, labels[i], "geometry",
+                                 f"{what} stored as a {new.geom_type}", "repair"))
+        arr[i] = new
+        types[i] = new.geom_type
+
+
+def _flat_parts(g: shapely.Geometry) -> list[shapely.Geometry]:
+    if isinstance(g, (shapely.GeometryCollection, shapely.MultiPoint, shapely.MultiLineString,
+                      shapely.MultiPolygon)):
+        return [p for sub in g.geoms for p in _flat_parts(sub) if not p.is_empty]
+    return [g]
+
+
+def _split_hint(g: shapely.Geometry) -> str:
+    if g is None or not hasattr(g, "geoms"):
+        return ""
+    kinds = sorted({p.geom_type for p in _flat_parts(g)})
+    return (f"it has {len(g.geoms)} parts ({', '.join(kinds)}); split it into one feature "
+            "per part (e.g. geopandas explode) or fix it in the source")
+
+
+# CGCS2000 Gauss-Krüger with zone prefix: 3-degree zones 25-45 (EPSG:4513-4533) and 6-degree
+# zones 13-23 (EPSG:4491-4501); the prefix (x // 1e6) tells the zone and so the EPSG code.
+def _prefixed_gk(zone: int) -> int | None:
+    if 25 <= zone <= 45:
+        return 4513 + zone - 25
+    if 13 <= zone <= 23:
+        return 4491 + zone - 13
+    return None
+
+
+def _guess_crs(geoms: np.ndarray) -> str:
+    """What --crs the coordinates suggest (a hint for the message, never applied)."""
+    generic = ("e.g. --crs EPSG:4490 for CGCS2000 lon/lat or --crs EPSG:4548 for the "
+               "CGCS2000 GK zone at 117°E")
+    if len(geoms) == 0:
+        return generic
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+    if not np.all(np.isfinite([minx, miny, maxx, maxy])):
+        return generic
+    span = f"x {minx:.0f}..{maxx:.0f}, y {miny:.0f}..{maxy:.0f}"
+    if minx >= -180 and maxx <= 360 and miny >= -90 and maxy <= 90:
+        return ("the coordinates look like lon/lat degrees: --crs EPSG:4490 (CGCS2000) or "
+                "EPSG:4326 (WGS 84)")
+    zone = int(minx // 1e6)
+    if zone == int(maxx // 1e6) and _prefixed_gk(zone) and 1e6 <= miny <= 6.5e6:
+        return (f"the coordinates ({span}) look like Gauss-Krüger with zone prefix {zone}: "
+                f"--crs EPSG:{_prefixed_gk(zone)} (CGCS2000; Xian 1980 and Beijing 1954 have "
+                "their own codes)")
+    if minx >= 1e5 and maxx <= 9e5 and 1e6 <= miny <= 6.5e6:
+        return (f"the coordinates ({span}) look like metres in a Gauss-Krüger or UTM zone "
+                "without zone prefix: e.g. --crs EPSG:4548 (CGCS2000 GK CM 117°E; EPSG:4534-4554 "
+                "by central meridian) or the UTM zone")
+    return f"the coordinates are {span}; " + generic
+
+
+def _check_projected(geoms: np.ndarray, src: CRS, out: _Collector) -> bool:
+    """File-level checks of projected coordinates: degrees given a projected CRS, GK zone
+    prefix present where the CRS has none (or the reverse). False when a problem was added."""
+    if len(geoms) == 0:
+        return True
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+    if not np.all(np.isfinite([minx, miny, maxx, maxy])):
+        return True
+    span = f"x {minx:.2f}..{maxx:.2f}, y {miny:.2f}..{maxy:.2f}"
+    if minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90 and maxx - minx < 5:
+        out.add(-1, None, "crs", src.to_string(), "the CRS of the coordinates",
+                f"the coordinates ({span}) look like lon/lat degrees but the file's CRS is "
+                f"projected ({src.name}); use --crs EPSG:4490 or fix the .prj")
+        return False
+    op = src.coordinate_operation
+    if op is None or "Transverse Mercator" not in op.method_name:
+        return True
+    fe = next((p.value for p in op.params if p.name == "False easting"), None)
+    if fe is None:
+        return True
+    if abs(maxx - fe) > 1.5e6 or abs(minx - fe) > 1.5e6:
+        zone = int(minx // 1e6)
+        if zone == int(maxx // 1e6) and _prefixed_gk(zone):
+            fix = (f"x carries the zone prefix {zone}; use --crs EPSG:{_prefixed_gk(zone)} "
+                   f"(CGCS2000 GK zone {zone} with prefix) or remove the prefix")
+        elif fe >= 1e7 and minx >= 1e5 and maxx <= 9e5:
+            fix = ("x has no zone prefix but the CRS expects one; use the CRS without prefix "
+                   "(EPSG:4534-4554 for CGCS2000 3-degree zones)")
+        else:
+            fix = "the coordinates do not fit this CRS; check the .prj or --crs"
+        out.add(-1, None, "crs", src.to_string(),
+                f"coordinates within the CRS's zone (false easting {fe:.0f})",
+                f"{span}: {fix}")
+        return False
+    return True
 
 
 _LEGACY_DATUMS = ("Beijing 1954", "Xian 1980", "New Beijing")

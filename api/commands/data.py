@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from layers.errors import LayerValidationError, StoreError
-from layers.importing import import_file
+from layers.importing import import_file, parse_defaults
 from layers.readers import DEFAULT_MAX_BYTES, FORMATS, parse_mapping
 from layers.schema import LAYER_NAMES, SCHEMAS
 from layers.store import GeoPackageStore, open_store
@@ -35,6 +35,16 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
     p.add_argument("--map", dest="mapping", metavar="SOURCE=OURS", action="extend", nargs="+",
                    default=[], help="rename a field of the file to a layer field "
                    "(repeatable, e.g. --map YALI=pressure_mpa GUANJING=diameter_mm)")
+    p.add_argument("--default", dest="defaults", metavar="FIELD=VALUE", action="extend",
+                   nargs="+", default=[], help="set a layer field on every feature that lacks "
+                   "it or leaves it empty (repeatable, e.g. --default pressure_mpa=1.6 "
+                   "kind=urban_gas for OSM gas mains); the value is checked like the field")
+    p.add_argument("--make-ids", metavar="PREFIX", nargs="?", const="",
+                   help="number the features PREFIX1, PREFIX2 … in file order when the file "
+                   "has no usable id (a field id is kept as source_id)")
+    p.add_argument("--drop-clipped", action="store_true",
+                   help="OSM: leave out ways and buildings cut at the extract edge (too few "
+                   "nodes left), listing each as a note, instead of failing the import")
     p.add_argument("--replace", action="store_true",
                    help="replace the layer instead of appending to it")
     p.add_argument("--source-layer", help="layer inside a GeoPackage or zip to read")
@@ -53,6 +63,7 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
 def _cmd_import(args: argparse.Namespace) -> int:
     try:
         mapping = parse_mapping(args.mapping)
+        defaults = parse_defaults(args.defaults)
     except ValueError as exc:
         print(f"riskmap: error: {exc}", file=sys.stderr)
         return 2
@@ -61,6 +72,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
         result = import_file(
             store, args.layer, args.file, crs=args.crs, mapping=mapping, replace=args.replace,
             source_layer=args.source_layer, max_bytes=int(args.max_size_mb * 1024**2),
+            defaults=defaults, make_ids=args.make_ids, drop_clipped=args.drop_clipped,
         )
     except LayerValidationError as exc:
         if args.problems is not None:

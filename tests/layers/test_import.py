@@ -197,7 +197,7 @@ def test_cli_import_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert rc == 2
     assert "riskmap: error: layer 'pipelines': 3 problem(s), nothing imported:\n" in err
     assert ("  - layer 'pipelines', feature 'w401': pressure_mpa is missing; expected a number "
-            "> 0\n") in err
+            "> 0 (fill it in, or use --default pressure_mpa=VALUE)\n") in err
     assert not gpkg.exists()
     with open(problems, encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))

@@ -187,8 +187,8 @@ def test_osm_clipped_extract_reports_broken_rings_by_feature() -> None:
         "MultiPolygon (way 202: ring is not closed (1 of 4 nodes missing from the extract — "
         "clipped at its edge))",
         "layer 'buildings', feature 'r310': geometry is missing; expected a Polygon or "
-        "MultiPolygon (relation 310: multipolygon rings could not be assembled (broken or "
-        "clipped at the extract edge))",
+        "MultiPolygon (relation 310: 1 of 2 member way(s) are missing from the extract "
+        "(clipped at its edge); rings cannot be closed)",
     ]
 
 
@@ -202,9 +202,11 @@ def test_osm_pipelines_without_pressure_fail_clearly() -> None:
         validate_layer(gdf, "pipelines")
     assert [str(p) for p in info.value.problems] == [
         "layer 'pipelines', feature 'w401': kind is missing; expected one of long_distance, "
-        "urban_gas",
-        "layer 'pipelines', feature 'w401': pressure_mpa is missing; expected a number > 0",
-        "layer 'pipelines', feature 'w401': diameter_mm is missing; expected a number > 0",
+        "urban_gas (fill it in, or use --default kind=VALUE)",
+        "layer 'pipelines', feature 'w401': pressure_mpa is missing; expected a number > 0 "
+        "(fill it in, or use --default pressure_mpa=VALUE)",
+        "layer 'pipelines', feature 'w401': diameter_mm is missing; expected a number > 0 "
+        "(fill it in, or use --default diameter_mm=VALUE)",
     ]
 
 

@@ -68,10 +68,10 @@ WRONG = {
               "collector, local, service"),
     "restricted_zones": ("rule", "closed", "one of forbidden, permit, avoid"),
     "hazmat_routes": ("status", "approved", "one of draft, published"),
-    "fire_lanes": ("obstructed", "maybe", "true or false"),
+    "fire_lanes": ("obstructed", "maybe", "true or false (accepted: yes/no, true/false, 1/0, 是/否, 有/无)"),
     "fire_stations": ("kind", "brigade", "one of station, micro_station"),
     "hydrants": ("status", "broken", "one of ok, faulty"),
-    "compounds": ("property_management", "perhaps", "true or false"),
+    "compounds": ("property_management", "perhaps", "true or false (accepted: yes/no, true/false, 1/0, 是/否, 有/无)"),
 }
 
 # A negative (out-of-bounds) number per layer that has a bounded numeric field.
@@ -139,15 +139,19 @@ def test_missing_required_value_names_feature_and_field(layer: str) -> None:
     name, expected = REQUIRED[layer]
     got = problems(frame(layer, **{name: None}), layer)
     who = "row 1" if name == "id" else fid(layer)
-    assert got == [f"layer '{layer}', feature '{who}': {name} is missing; expected {expected}"]
+    fix = "" if name == "id" else f" (fill it in, or use --default {name}=VALUE)"
+    assert got == [f"layer '{layer}', feature '{who}': {name} is missing; expected {expected}"
+                   + fix]
 
 
 @pytest.mark.parametrize("layer", LAYER_NAMES)
 def test_missing_required_column_is_one_problem(layer: str) -> None:
     name, expected = REQUIRED[layer]
     got = problems(frame(layer).drop(columns=name), layer)
+    fix = ("or number the features with --make-ids" if name == "id"
+           else f"or give all features one value with --default {name}=VALUE")
     assert got == [f"layer '{layer}': {name} is missing; expected {expected} (the file has no "
-                   f"field '{name}'; map yours with --map SOURCE={name})"]
+                   f"field '{name}'; map yours with --map SOURCE={name} {fix})"]
 
 
 @pytest.mark.parametrize("layer", LAYER_NAMES)
@@ -253,8 +257,8 @@ def test_missing_crs_is_a_problem_unless_given() -> None:
     gdf = frame("cameras", crs=None)
     assert problems(gdf, "cameras") == [
         "layer 'cameras': crs is missing; expected the coordinate reference system of the file "
-        "(state it with --crs, e.g. --crs EPSG:4490 for CGCS2000 lon/lat or --crs EPSG:4548 "
-        "for the CGCS2000 GK zone at 117°E)"]
+        "(state it with --crs: the coordinates look like lon/lat degrees: --crs EPSG:4490 "
+        "(CGCS2000) or EPSG:4326 (WGS 84))"]
     clean, report = validate_layer(gdf, "cameras", crs="EPSG:4490")
     assert clean.crs.to_epsg() == 4490
     assert [n.message for n in report.notes] == ["coordinates read as EPSG:4490 (from --crs)"]
@@ -276,7 +280,7 @@ def test_every_problem_is_collected_in_row_order() -> None:
     gdf.loc[2, "geometry"] = LineString()
     assert problems(gdf, "pipelines") == [
         "layer 'pipelines', feature 'P-07': id is 'P-07'; expected a unique id "
-        "(2 features use it)",
+        "(2 features use it; fix the ids or number the features with --make-ids)",
         "layer 'pipelines', feature 'P-07': medium is 'gasoline'; expected one of natural_gas, "
         "crude_oil, refined_oil, lpg, other",
         "layer 'pipelines', feature 'P-07': pressure_mpa is -1.2; expected a number > 0",
@@ -327,7 +331,7 @@ def test_whole_number_required_for_int_fields() -> None:
 def test_bad_date() -> None:
     assert problems(frame("pipelines", next_inspection_due="soon"), "pipelines") == [
         "layer 'pipelines', feature 'P-07': next_inspection_due is 'soon'; expected a date "
-        "(YYYY-MM-DD)"]
+        "(YYYY-MM-DD) (accepted: 2024-05-01, 2024/5/1, 2024年5月1日)"]
 
 
 def test_extra_attributes_are_kept() -> None:
