@@ -331,45 +331,165 @@ def reached_pieces(graph: RoadGraph, r: Reach, limit_s: float) -> gpd.GeoDataFra
                             crs=graph.crs)
 
 
-def _earliest(buildings: np.ndarray, pieces: gpd.GeoDataFrame, hose_m: float,
-              anchor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per building: the earliest (time, station) over the pieces within ``hose_m``, each
-    taken at its point nearest the building's ``anchor`` (inf / -1 when none is)."""
+@dataclass(frozen=True)
+class _Pieces:
+    """Undirected pieces of the graph in their digitised direction: geometry, length, end
+    nodes ``a``/``b`` and the forward / backward directed edge (-1 when one-way)."""
+
+    geom: np.ndarray
+    length: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    fwd: np.ndarray
+    bwd: np.ndarray
+    edge_piece: np.ndarray
+    edge_reverse: np.ndarray
+
+
+def _piece_table(graph: RoadGraph) -> _Pieces:
+    e = graph.edges
+    piece = e["piece"].to_numpy(dtype=np.int64)
+    rev = e["reverse"].to_numpy(dtype=bool)
+    n = int(piece.max()) + 1 if len(piece) else 0
+    ids = np.arange(len(piece))
+    fwd = np.full(n, -1, dtype=np.int64)
+    bwd = np.full(n, -1, dtype=np.int64)
+    fwd[piece[~rev]] = ids[~rev]
+    bwd[piece[rev]] = ids[rev]
+    one = np.where(fwd >= 0, fwd, bwd)
+    has = one >= 0
+    geom = np.empty(n, dtype=object)
+    geom[has] = e.geometry.values[one[has]]
+    flip = has & (fwd < 0)
+    if flip.any():
+        geom[flip] = shapely.reverse(geom[flip])
+    u, v = graph.u, graph.v
+    a = np.where(fwd >= 0, u[np.maximum(fwd, 0)], v[np.maximum(bwd, 0)])
+    b = np.where(fwd >= 0, v[np.maximum(fwd, 0)], u[np.maximum(bwd, 0)])
+    length = np.where(has, graph.length_m[np.maximum(one, 0)], 0.0)
+    return _Pieces(geom=geom, length=length, a=a, b=b, fwd=fwd, bwd=bwd, edge_piece=piece,
+                   edge_reverse=rev)
+
+
+def _sources(pt: _Pieces, r: Reach, limit_s: float) -> pd.DataFrame:
+    """Where vehicles enter each piece within ``limit_s``: ``piece``, origin ``o`` (along the
+    piece), direction ``dir`` (+1 towards ``b``), start time ``t0``, speed ``v``, ``station``."""
+    usable = np.isfinite(r.seconds)
+    frames = []
+    for edge, node, o_at_b, sign in ((pt.fwd, pt.a, False, 1), (pt.bwd, pt.b, True, -1)):
+        ok = edge >= 0
+        ok[ok] = usable[edge[ok]]
+        ok[ok] = r.cost_s[node[ok]] <= limit_s
+        pc = np.flatnonzero(ok)
+        frames.append(pd.DataFrame({
+            "piece": pc, "o": pt.length[pc] if o_at_b else np.zeros(len(pc)),
+            "dir": sign, "t0": r.cost_s[node[pc]], "v": r.speed_ms[edge[pc]],
+            "station": r.station[node[pc]]}))
+    st = r.stations
+    sok = np.flatnonzero(st["edge"].to_numpy() >= 0)
+    if len(sok):
+        # stations part-way along an edge start there, in both usable directions
+        e_st = st["edge"].to_numpy()[sok]
+        pos = st["position_m"].to_numpy()[sok]
+        t0 = st["start_s"].to_numpy()[sok]
+        pc = pt.edge_piece[e_st]
+        along = np.where(pt.edge_reverse[e_st], pt.length[pc] - pos, pos)
+        for sign, edge in ((1, pt.fwd[pc]), (-1, pt.bwd[pc])):
+            ok = (edge >= 0) & (t0 <= limit_s)
+            ok[ok] = usable[edge[ok]]
+            frames.append(pd.DataFrame({
+                "piece": pc[ok], "o": along[ok], "dir": sign, "t0": t0[ok],
+                "v": r.speed_ms[edge[ok]], "station": sok[ok]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _earliest(pt: _Pieces, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+              buildings: np.ndarray, r: Reach, limit_s: float,
+              hose_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(covered, time, station) per building within ``limit_s``.
+
+    ``pairs`` = (building, piece, s): every building-piece pair within ``hose_m`` and the
+    position of the building's anchor projected on the piece. A pair counts when the part of
+    the piece reached within the limit is within ``hose_m`` of the footprint: at once when
+    the whole piece is reached, else checked exactly on the cut part (frontier pieces only).
+    The time is taken at the reached point nearest the anchor's projection.
+    """
     nb = len(buildings)
     t = np.full(nb, np.inf)
-    s = np.full(nb, -1, dtype=np.int64)
-    if len(pieces) == 0 or nb == 0:
-        return t, s
-    pg = pieces.geometry.values
-    bi, pi = shapely.STRtree(pg).query(buildings, predicate="dwithin", distance=hose_m)
-    if len(bi) == 0:
-        return t, s
-    pos = shapely.line_locate_point(pg[pi], anchor[bi])
-    tt = pieces["t0_s"].to_numpy()[pi] + pos / pieces["speed_ms"].to_numpy()[pi]
-    order = np.lexsort((tt, bi))
-    bi, pi, tt = bi[order], pi[order], tt[order]
-    first = np.ones(len(bi), dtype=bool)
-    first[1:] = bi[1:] != bi[:-1]
-    t[bi[first]] = tt[first]
-    s[bi[first]] = pieces["station"].to_numpy()[pi[first]]
-    return t, s
+    stn = np.full(nb, -1, dtype=np.int64)
+    bi, pi, s = pairs
+    src = _sources(pt, r, limit_s)
+    if len(bi) == 0 or len(src) == 0:
+        return np.zeros(nb, dtype=bool), t, stn
+    src = src.sort_values("piece", kind="stable", ignore_index=True)
+    sp = src["piece"].to_numpy()
+    npieces = len(pt.length)
+    count = np.bincount(sp, minlength=npieces)
+    first = np.zeros(npieces, dtype=np.int64)
+    first[1:] = np.cumsum(count)[:-1]
+    k = count[pi]
+    row = np.repeat(np.arange(len(bi)), k)
+    offs = np.arange(len(row)) - np.repeat(np.cumsum(k) - k, k)
+    j = first[pi][row] + offs
+    o = src["o"].to_numpy()[j]
+    d = src["dir"].to_numpy()[j]
+    t0 = src["t0"].to_numpy()[j]
+    v = src["v"].to_numpy()[j]
+    L = pt.length[pi[row]]
+    run = np.maximum(limit_s - t0, 0.0) * v
+    lo = np.where(d > 0, o, np.maximum(0.0, o - run))
+    hi = np.where(d > 0, np.minimum(L, o + run), o)
+    full = (lo <= 1e-9) & (hi >= L - 1e-9)
+    tt = t0 + np.abs(np.clip(s[row], lo, hi) - o) / v
+    valid = full.copy()
+    # the exact check is needed only where a partly reached piece could do better than the
+    # earliest time of a wholly reached piece of the same pair
+    best_full = np.full(len(bi), np.inf)
+    np.minimum.at(best_full, row[full], tt[full])
+    part = np.flatnonzero(~full & (tt < best_full[row]))
+    if len(part):
+        g = pt.geom[pi[row[part]]]
+        a, b = lo[part], hi[part]
+        seg = np.empty(len(part), dtype=object)
+        line = b - a > 1e-9
+        if line.any():
+            seg[line] = substrings(g[line], a[line], b[line])
+        if (~line).any():
+            seg[~line] = shapely.line_interpolate_point(g[~line], a[~line])
+        valid[part] = shapely.dwithin(seg, buildings[bi[row[part]]], hose_m)
+    sel = np.flatnonzero(valid)
+    if len(sel) == 0:
+        return np.zeros(nb, dtype=bool), t, stn
+    b_sel = bi[row[sel]]
+    order = np.lexsort((tt[sel], b_sel))
+    b_sel, tt_sel, j_sel = b_sel[order], tt[sel][order], j[sel][order]
+    head = np.ones(len(b_sel), dtype=bool)
+    head[1:] = b_sel[1:] != b_sel[:-1]
+    t[b_sel[head]] = tt_sel[head]
+    stn[b_sel[head]] = src["station"].to_numpy()[j_sel[head]]
+    return np.isfinite(t), t, stn
 
 
-def _cover(buildings: np.ndarray, anchor: np.ndarray, graph: RoadGraph, r: Reach,
-           limit_s: float, horizon_s: float, hose_m: float) -> tuple[np.ndarray, ...]:
-    """(covered, time_s, station) per building for one vehicle kind."""
-    inner = reached_pieces(graph, r, limit_s)
-    t_in, s_in = _earliest(buildings, inner, hose_m, anchor)
-    covered = np.isfinite(t_in)
-    t, s = t_in, s_in
-    if horizon_s > limit_s and (~covered).any():
-        rest = np.flatnonzero(~covered)
-        outer = reached_pieces(graph, r, horizon_s)
-        t_out, s_out = _earliest(buildings[rest], outer, hose_m, anchor[rest])
-        t = t.copy()
-        s = s.copy()
-        t[rest], s[rest] = t_out, s_out
-    return covered, t, s
+def _pairs(pt: _Pieces, buildings: np.ndarray, anchor: np.ndarray,
+           hose_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (building, piece) within ``hose_m`` and the anchor's position on the piece."""
+    has = np.flatnonzero(pt.length > 0)
+    if len(has) == 0 or len(buildings) == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, np.zeros(0)
+    # candidates by grown bounding boxes, then the exact distance test pair by pair (faster
+    # than the tree's own dwithin predicate, which prepares every building)
+    bb = shapely.bounds(pt.geom[has])
+    boxes = shapely.box(bb[:, 0] - hose_m, bb[:, 1] - hose_m, bb[:, 2] + hose_m,
+                        bb[:, 3] + hose_m)
+    k, bi = shapely.STRtree(buildings).query(boxes)
+    pi = has[k]
+    near = shapely.dwithin(buildings[bi], pt.geom[pi], hose_m)
+    bi, pi = bi[near], pi[near]
+    order = np.lexsort((pi, bi))
+    bi, pi = bi[order], pi[order]
+    s = shapely.line_locate_point(pt.geom[pi], anchor[bi])
+    return bi, pi, s
 
 
 def building_coverage(
@@ -388,19 +508,27 @@ def building_coverage(
     edges within ``micro_reach_s``. The test is exact: buildings are matched to the exact
     reached part of every edge. ``engine_time_s``/``micro_time_s`` estimates the arrival:
     for every reached edge part within ``hose_m`` of the footprint, the time at its point
-    nearest the building's representative point; the earliest of these (within the limit
+    nearest the building's centroid; the earliest of these (within the limit
     when covered, else up to ``horizon_s``, default twice the limit; inf beyond), with the
     station that gets there first (``*_station_id``). Returns a copy of ``buildings`` with
     these columns added.
     """
     require_projected(buildings, "buildings")
-    geoms = buildings.geometry.values
-    anchor = shapely.point_on_surface(geoms)
+    geoms = np.asarray(buildings.geometry.values, dtype=object)
+    anchor = shapely.centroid(geoms)
     out = buildings.copy()
+    pt = _piece_table(graph)
+    pairs = _pairs(pt, geoms, anchor, rules.hose_m)
     for mode, limit in (("engine", rules.station_reach_s), ("micro", rules.micro_reach_s)):
         horizon = 2 * limit if horizon_s is None else max(horizon_s, limit)
         r = reach(graph, stations, rules=rules, mode=mode, limit_s=horizon)
-        covered, t, s = _cover(geoms, anchor, graph, r, limit, horizon, rules.hose_m)
+        covered, t, s = _earliest(pt, pairs, geoms, r, limit, rules.hose_m)
+        rest = np.flatnonzero(~covered)
+        if horizon > limit and len(rest):
+            keep = np.isin(pairs[0], rest)
+            _, t_out, s_out = _earliest(pt, (pairs[0][keep], pairs[1][keep], pairs[2][keep]),
+                                        geoms, r, horizon, rules.hose_m)
+            t[rest], s[rest] = t_out[rest], s_out[rest]
         ids = r.stations["id"].astype(str).to_numpy() if "id" in r.stations.columns \
             else r.stations.index.astype(str).to_numpy()
         out[f"{mode}_covered"] = covered
