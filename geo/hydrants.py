@@ -220,7 +220,8 @@ def hydrant_spacing_gaps(
     roads_layer: str = "roads",
 ) -> gpd.GeoDataFrame:
     """Stretches of road farther than ``hydrant_spacing_m / 2`` along the roads from every ok
-    hydrant within ``hydrant_snap_m`` of a road.
+    hydrant within ``hydrant_snap_m`` of a road. Only roads of ``hydrant_road_classes`` (no
+    class: local) are checked and carry hydrants.
 
     Returns one row per stretch: ``length_m``, ``max_distance_m`` (largest distance to a
     hydrant along the roads; inf when the road network part has no hydrant),
@@ -231,6 +232,9 @@ def hydrant_spacing_gaps(
     cols = {"length_m": [], "max_distance_m": [], "spacing_m": [], "road_ids": []}
     e = graph.edges
     road = e["source_layer"].to_numpy(dtype=object) == roads_layer
+    if "road_class" in e.columns:
+        cls = e["road_class"].fillna("local").astype(str).to_numpy()
+        road &= np.isin(cls, list(rules.hydrant_road_classes))
     if not road.any():
         return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
     half = rules.hydrant_spacing_m / 2.0

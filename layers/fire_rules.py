@@ -68,6 +68,7 @@ class FireRules:
     hydrant_radius_m: float
     hydrant_spacing_m: float
     hydrant_snap_m: float
+    hydrant_road_classes: tuple[str, ...]
     hydrant_distance: str
     service_area_minutes: tuple[float, ...]
     service_area_buffer_m: float
@@ -111,6 +112,10 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             raise RuleError(f"{where}: hydrant_distance value is {value!r}; expected "
                             "'straight' or 'network'")
         return str(value)
+    if ftype == "tuple[str, ...]":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise RuleError(f"{where}: {key} value is {value!r}; expected a list of texts")
+        return tuple(value)
     if ftype.startswith("tuple"):
         if not isinstance(value, list) or not value or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value):

@@ -123,3 +123,14 @@ def test_faulty_hydrants_listed(rules):
     f = faulty_hydrant_findings(hyd, rules=rules)
     assert f["finding_id"].tolist() == ["hydrant_faulty:H2"]
     assert ok_hydrants(hyd)["id"].tolist() == ["H1", "H3"]
+
+
+def test_expressways_are_not_checked_for_spacing(rules):
+    roads = _gdf(["E1", "R1"], [LineString([(0, 0), (500, 0)]), LineString([(0, 50), (500, 50)])],
+                 road_class=["expressway", None])
+    g = build_fire_network(roads, None, rules=rules)
+    gaps = hydrant_spacing_gaps(g, _gdf([], [], status=[]), rules=rules)
+    assert gaps["road_ids"].tolist() == ["R1"]  # no class counts as local
+    everything = rules.replace(hydrant_road_classes=("expressway", "local"))
+    gaps = hydrant_spacing_gaps(g, _gdf([], [], status=[]), rules=everything)
+    assert sorted(gaps["road_ids"]) == ["E1", "R1"]
