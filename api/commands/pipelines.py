@@ -30,13 +30,13 @@ from typing import Any, TextIO
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from pyproj import CRS
 
 from api.commands import group
 from geo.crs import analysis_crs, to_analysis
 from geo.findings import empty_findings
 from layers.errors import InputFileError, LayerNotFoundError
+from layers.near import read_near
 from layers.rules import RuleSet, load_rules
 from layers.store import Store, open_store
 from layers.writers import FORMATS, write_findings
@@ -45,7 +45,6 @@ __all__ = [
     "HcaRun",
     "PipelineRun",
     "Progress",
-    "read_near",
     "register",
     "run_hca",
     "run_pipeline_check",
@@ -109,64 +108,6 @@ def _read(store: Store, layer: str, *, required: bool) -> gpd.GeoDataFrame | Non
     return store.read(layer)
 
 
-def _tiles(geoms: np.ndarray, radius: np.ndarray, cell_m: float) -> list[tuple[float, float, float, float]]:
-    """Rectangles (analysis CRS) covering every point within ``radius`` of the lines: grid
-    cells touched by the grown bounding boxes of short pieces, merged along rows."""
-    from geo.linref import line_reference, pieces
-
-    pcs = pieces([line_reference(g) for g in geoms], max_length_m=cell_m / 2)
-    b = shapely.bounds(pcs.geoms)
-    r = radius[pcs.line][:, None]
-    b = b + np.hstack([-r, -r, r, r])
-    x0, y0 = np.floor(b[:, :2].min(axis=0) / cell_m) * cell_m
-    i0 = np.floor((b[:, 0] - x0) / cell_m).astype(int)
-    i1 = np.floor((b[:, 2] - x0) / cell_m).astype(int)
-    j0 = np.floor((b[:, 1] - y0) / cell_m).astype(int)
-    j1 = np.floor((b[:, 3] - y0) / cell_m).astype(int)
-    cells: set[tuple[int, int]] = set()
-    for a, z, c, d in zip(i0, i1, j0, j1, strict=True):
-        for j in range(c, d + 1):
-            for i in range(a, z + 1):
-                cells.add((j, i))
-    rects = []
-    for j in sorted({c[0] for c in cells}):
-        row = sorted(i for jj, i in cells if jj == j)
-        start = prev = row[0]
-        for i in [*row[1:], None]:
-            if i is not None and i == prev + 1:
-                prev = i
-                continue
-            rects.append((x0 + start * cell_m, y0 + j * cell_m, x0 + (prev + 1) * cell_m,
-                          y0 + (j + 1) * cell_m))
-            if i is not None:
-                start = prev = i
-    return rects
-
-
-def read_near(
-    store: Store, layer: str, lines: gpd.GeoDataFrame, radius_m: np.ndarray, *,
-    cell_m: float = 2000.0, max_reads: int = 64,
-) -> gpd.GeoDataFrame:
-    """Features of ``layer`` that may lie within ``radius_m[i]`` of ``lines[i]`` (projected),
-    read through the store's spatial index tile by tile, in the lines' CRS, deduplicated by
-    ``id`` (a superset: the exact test follows). Falls back to one read of the whole layer
-    when the tiles would need more than ``max_reads`` reads."""
-    crs = lines.crs
-    geoms = np.asarray(lines.geometry.values, dtype=object)
-    if len(geoms) == 0:
-        return store.read(layer, crs=crs).iloc[:0]
-    rects = _tiles(geoms, np.asarray(radius_m, dtype=float), cell_m)
-    if len(rects) > max_reads:
-        return store.read(layer, crs=crs)
-    parts = [store.read(layer, bbox=r, bbox_crs=crs) for r in rects]
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return store.read(layer, bbox=rects[0], bbox_crs=crs).to_crs(crs)
-    out = pd.concat(parts, ignore_index=True)
-    out = out.drop_duplicates("id", keep="first") if "id" in out else out
-    return gpd.GeoDataFrame(out, geometry=out.geometry.name, crs=parts[0].crs).to_crs(crs)
-
-
 def _rules(rules: RuleSet | str | Path | None) -> RuleSet:
     if isinstance(rules, RuleSet):
         return rules
@@ -227,7 +168,8 @@ def run_pipeline_check(
         n_read = -1
     elif engine == "local":
         step("reading buildings near pipelines")
-        blds = read_near(store, "buildings", pipes, _search_radius(pipes, occ, sb))
+        blds = read_near(store, "buildings", pipes, _search_radius(pipes, occ, sb),
+                         columns=["id", "use"])
         n_read = len(blds)
         step(f"checking {n_read:,} buildings")
         found = check_pipelines(pipes, blds, occupancy_rules=occ, setback_rules=sb)
@@ -292,10 +234,13 @@ def run_hca(
         long = long[long["status"] != "abandoned"]
     crs = analysis_crs(pipes4490) if len(pipes4490) else CRS.from_epsg(4548)
     pipes = to_analysis(long, crs=crs).reset_index(drop=True) if len(long) else long.to_crs(crs)
-    reach = max(float(lc_rule["half_width_m"]), 200.0, float(np.nanmax(
-        [0.0, *[0.099 * d * np.sqrt(p) for d, p in zip(pipes["diameter_mm"],
-                                                        pipes["pressure_mpa"], strict=True)]])))
-    radius = np.full(len(pipes), reach + 1.0)
+    from geo.hca import potential_impact_radius
+
+    radii = [float(r["radius_m"]) for r in (*rs.rows("gas"), *rs.rows("oil")) if "radius_m" in r]
+    pir = potential_impact_radius(pipes["diameter_mm"].to_numpy(dtype=float),
+                                  pipes["pressure_mpa"].to_numpy(dtype=float),
+                                  coefficient=float(rs.one("pir")["coefficient"]))
+    radius = np.maximum(max([float(lc_rule["half_width_m"]), *radii]), pir) + 1.0
     blds = read_near(store, "buildings", pipes, radius)
     sites = _read(store, "sites", required=False)
     roads = _read(store, "roads", required=False)

@@ -1,0 +1,139 @@
+"""Read only the features near some lines, through the store's spatial index.
+
+A pipeline check needs the buildings within a few tens of metres of a handful of lines, not the
+million buildings of the district. The lines are cut into short pieces (long lines have huge
+bounding boxes), each piece's box is grown by the search radius and transformed to the storage
+CRS (EPSG:4490), and:
+
+- in a **GeoPackage**, the layer's R-tree is queried once per box in one SQLite statement
+  (``CROSS JOIN`` keeps the R-tree lookup per box) and only those features are read (by fid);
+- in any other store, the boxes are merged into a few grid tiles read with ``store.read(bbox=)``
+  (one whole read when there would be too many).
+
+The result is a superset of the features within the radius (box test only); the exact distance
+test follows in ``geo``. Features are returned in stored order, in the lines' CRS.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import Transformer
+
+from geo.crs import STORAGE_CRS, require_projected
+from geo.linref import line_reference, pieces
+from layers.store import GeoPackageStore, Store
+
+__all__ = ["boxes_near", "read_near"]
+
+_MARGIN_DEG = 1e-6  # ≈ 0.1 m: covers the corner-only transform of a ≤ 200 m box
+
+
+def boxes_near(lines: gpd.GeoDataFrame, radius_m: np.ndarray | float, *,
+               piece_m: float = 200.0) -> np.ndarray:
+    """(n, 4) lon/lat boxes (EPSG:4490) covering everything within ``radius_m[i]`` of
+    ``lines[i]`` (projected, metres): one per piece of at most ``piece_m``."""
+    require_projected(lines, "lines")
+    geoms = [g for g in lines.geometry.values if g is not None and not g.is_empty]
+    if not geoms:
+        return np.empty((0, 4))
+    radius = np.broadcast_to(np.asarray(radius_m, dtype=float), (len(lines),))
+    keep = np.array([g is not None and not g.is_empty for g in lines.geometry.values])
+    pcs = pieces([line_reference(g) for g in geoms], max_length_m=piece_m)
+    b = shapely.bounds(pcs.geoms)
+    r = radius[keep][pcs.line]
+    x0, y0, x1, y1 = b[:, 0] - r, b[:, 1] - r, b[:, 2] + r, b[:, 3] + r
+    # corners and edge midpoints (a box of ≤ 200 m + radius is near-affine in GK)
+    xs = np.stack([x0, x1, x0, x1, (x0 + x1) / 2, (x0 + x1) / 2, x0, x1])
+    ys = np.stack([y0, y0, y1, y1, y0, y1, (y0 + y1) / 2, (y0 + y1) / 2])
+    lon, lat = Transformer.from_crs(lines.crs, STORAGE_CRS, always_xy=True).transform(xs, ys)
+    return np.column_stack([lon.min(0) - _MARGIN_DEG, lat.min(0) - _MARGIN_DEG,
+                            lon.max(0) + _MARGIN_DEG, lat.max(0) + _MARGIN_DEG])
+
+
+def _gpkg_rtree(con: sqlite3.Connection, layer: str) -> tuple[str, str] | None:
+    row = con.execute("SELECT table_name, column_name FROM gpkg_geometry_columns "
+                      "WHERE lower(table_name) = lower(?)", (layer,)).fetchone()
+    if row is None:
+        return None
+    table, col = row
+    rtree = f"rtree_{table}_{col}"
+    ok = con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (rtree,)).fetchone()
+    return (table, rtree) if ok else None
+
+
+def _gpkg_fids(path: str, layer: str, boxes: np.ndarray) -> np.ndarray | None:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+        found = _gpkg_rtree(con, layer)
+        if found is None:
+            return None
+        _, rtree = found
+        con.execute("CREATE TEMP TABLE riskmap_boxes (x0 REAL, y0 REAL, x1 REAL, y1 REAL)")
+        con.executemany("INSERT INTO riskmap_boxes VALUES (?, ?, ?, ?)", boxes.tolist())
+        q = (f'SELECT DISTINCT r.id FROM riskmap_boxes q CROSS JOIN "{rtree}" r '
+             "WHERE r.maxx >= q.x0 AND r.minx <= q.x1 AND r.maxy >= q.y0 AND r.miny <= q.y1")
+        fids = np.fromiter((f for (f,) in con.execute(q)), dtype=np.int64)
+    fids.sort()
+    return fids
+
+
+def _tiles(boxes: np.ndarray, cell: float) -> list[tuple[float, float, float, float]]:
+    """Grid cells (degrees) touched by the boxes, merged along rows."""
+    x0, y0 = np.floor(boxes[:, :2].min(axis=0) / cell) * cell
+    i0 = np.floor((boxes[:, 0] - x0) / cell).astype(int)
+    i1 = np.floor((boxes[:, 2] - x0) / cell).astype(int)
+    j0 = np.floor((boxes[:, 1] - y0) / cell).astype(int)
+    j1 = np.floor((boxes[:, 3] - y0) / cell).astype(int)
+    cells = {(j, i) for a, z, c, d in zip(i0, i1, j0, j1, strict=True)
+             for j in range(c, d + 1) for i in range(a, z + 1)}
+    rects = []
+    for j in sorted({c[0] for c in cells}):
+        row = sorted(i for jj, i in cells if jj == j)
+        start = prev = row[0]
+        for i in [*row[1:], None]:
+            if i is not None and i == prev + 1:
+                prev = i
+                continue
+            rects.append((x0 + start * cell, y0 + j * cell, x0 + (prev + 1) * cell,
+                          y0 + (j + 1) * cell))
+            if i is not None:
+                start = prev = i
+    return rects
+
+
+def read_near(
+    store: Store, layer: str, lines: gpd.GeoDataFrame, radius_m: np.ndarray | float, *,
+    columns: Sequence[str] | None = None, piece_m: float = 200.0, max_reads: int = 64,
+) -> gpd.GeoDataFrame:
+    """Features of ``layer`` whose bounding box comes within ``radius_m`` of ``lines``
+    (projected), in the lines' CRS and stored order (see the module docstring)."""
+    crs = lines.crs
+    boxes = boxes_near(lines, radius_m, piece_m=piece_m)
+    cols = list(columns) if columns is not None else None
+    if isinstance(store, GeoPackageStore) and len(boxes):
+        fids = _gpkg_fids(str(store.path), layer, boxes)
+        if fids is not None:
+            gdf = pyogrio.read_dataframe(store.path, layer=layer, fids=fids, columns=cols,
+                                         use_arrow=True)
+            if gdf.crs is None:
+                gdf = gdf.set_crs(STORAGE_CRS)
+            return gdf.to_crs(crs)
+    if not len(boxes):
+        return store.read(layer, crs=crs, columns=cols).iloc[:0]
+    for cell in (0.01, 0.02, 0.05, 0.1):  # ~1, 2, 5, 10 km tiles
+        rects = _tiles(boxes, cell)
+        if len(rects) <= max_reads:
+            break
+    else:
+        return store.read(layer, crs=crs, columns=cols)
+    parts = [store.read(layer, bbox=r, columns=cols) for r in rects]
+    out = pd.concat(parts, ignore_index=True)
+    if "id" in out:
+        out = out.drop_duplicates("id", keep="first")
+    return gpd.GeoDataFrame(out, geometry=parts[0].geometry.name, crs=parts[0].crs).to_crs(crs)

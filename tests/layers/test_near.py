@@ -1,0 +1,64 @@
+"""read_near: only the features near lines, through the store's spatial index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from shapely.geometry import LineString
+
+from layers.near import boxes_near, read_near
+from layers.store import GeoPackageStore
+
+CRS = "EPSG:4548"
+X0, Y0 = 500_000.0, 3_800_000.0
+
+
+class _Plain:
+    """A store that is not a GeoPackageStore (exercises the tiled fallback)."""
+
+    def __init__(self, inner: GeoPackageStore) -> None:
+        self.inner = inner
+        self.url = inner.url
+
+    def read(self, layer: str, **kw: object) -> gpd.GeoDataFrame:
+        return self.inner.read(layer, **kw)  # type: ignore[arg-type]
+
+
+def _store(tmp_path: Path) -> tuple[GeoPackageStore, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    xs, ys = np.meshgrid(np.arange(0, 5000, 50.0), np.arange(-2000, 2000, 50.0))
+    x, y = X0 + xs.ravel(), Y0 + ys.ravel()
+    b = gpd.GeoDataFrame({"id": [f"B{i:05d}" for i in range(len(x))], "use": "residential"},
+                         geometry=shapely.box(x, y, x + 10, y + 10), crs=CRS)
+    lines = gpd.GeoDataFrame({"id": ["P1"]}, geometry=[LineString(
+        [(X0, Y0 - 1500), (X0 + 4000, Y0 + 1500)])], crs=CRS)
+    store = GeoPackageStore(tmp_path / "s.gpkg")
+    store.write({"buildings": b})
+    return store, b, lines
+
+
+def test_reads_a_superset_of_the_near_features_and_few_others(tmp_path: Path) -> None:
+    store, b, lines = _store(tmp_path)
+    near = read_near(store, "buildings", lines, 25.0, columns=["id", "use"])
+    d = shapely.distance(b.geometry.values, lines.geometry.iat[0])
+    want = set(b.loc[d <= 25.0, "id"])
+    got = set(near["id"])
+    assert want <= got
+    assert len(got) < len(b) / 10  # the index did the work
+    assert near.crs == b.crs and list(near.columns) == ["id", "use", "geometry"]
+    assert near["id"].tolist() == sorted(near["id"])  # stored order
+    # the generic (tiled bbox reads) path gives a superset too
+    plain = read_near(_Plain(store), "buildings", lines, 25.0)  # type: ignore[arg-type]
+    assert want <= set(plain["id"])
+
+
+def test_boxes_cover_the_radius_in_lon_lat(tmp_path: Path) -> None:
+    _, _, lines = _store(tmp_path)
+    boxes = boxes_near(lines, 30.0)
+    assert boxes.shape[1] == 4 and (boxes[:, 2] > boxes[:, 0]).all()
+    assert 116.9 < boxes[:, 0].min() < 117.1
+    empty = read_near(_store(tmp_path / "x")[0], "buildings",
+                      lines.set_geometry([LineString([(0, 0), (10, 0)])], crs=CRS), 5.0)
+    assert len(empty) == 0
