@@ -126,6 +126,9 @@ class _Structure:
     multi: np.ndarray
     multi_members: np.ndarray
     multi_pos: np.ndarray
+    entry: np.ndarray  # edge of each group's first member
+    indptr: np.ndarray  # CSR row pointer when no entry is dropped (int32)
+    cols32: np.ndarray
 
 
 @dataclass
@@ -223,9 +226,15 @@ class RoadGraph:
             offs = np.concatenate([np.arange(k) for k in size[multi]]) if len(multi) else \
                 np.zeros(0, dtype=np.int64)
             member_pos = starts[members] + offs
+            n = self.n_nodes
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(r[starts], minlength=n), out=indptr[1:])
+            idx_t = np.int32 if len(r) < 2**31 - 1 and n < 2**31 - 1 else np.int64
             self._structures[key] = _Structure(
                 order=order, starts=starts, rows=r[starts], cols=c[starts],
-                multi=multi, multi_members=members, multi_pos=member_pos)
+                multi=multi, multi_members=members, multi_pos=member_pos,
+                entry=order[starts], indptr=indptr.astype(idx_t),
+                cols32=c[starts].astype(idx_t))
         return self._structures[key]
 
     def matrix_with_edges(
@@ -245,18 +254,18 @@ class RoadGraph:
         if w.shape != (self.n_edges,):
             raise ValueError(f"weights has shape {w.shape}; expected ({self.n_edges},), "
                              "one weight per edge")
-        finite = np.isfinite(w)
-        if np.any(w[finite] < 0):
+        if np.any(w < 0):
             raise ValueError("weights must be >= 0; got a negative weight "
-                             f"on edge {int(np.flatnonzero(finite & (w < 0))[0])}")
+                             f"on edge {int(np.flatnonzero(w < 0)[0])}")
         st = self._structure(transpose)
-        ws = np.where(finite, np.maximum(w, _MIN_WEIGHT), np.inf)[st.order]
         n = self.n_nodes
-        if len(ws) == 0:
+        if len(w) == 0:
             return sparse.csr_matrix((n, n)), np.zeros(0, dtype=np.int64)
-        gmin = np.minimum.reduceat(ws, st.starts)
-        entry = st.order[st.starts].copy()
+        # 0 → 1e-9; inf stays inf; NaN (→ inf below) never beats a parallel edge
+        ws = np.maximum(w, _MIN_WEIGHT)[st.order]
         if len(st.multi):
+            gmin = np.fmin.reduceat(ws, st.starts)
+            entry = st.entry.copy()
             # lowest weight, then lowest edge id, inside each parallel group
             mw = ws[st.multi_pos]
             me = st.order[st.multi_pos]
@@ -265,14 +274,47 @@ class RoadGraph:
             first = np.ones(len(g), dtype=bool)
             first[1:] = g[1:] != g[:-1]
             entry[g[first]] = me[o][first]
-        keep = np.isfinite(gmin)
-        rows, cols = st.rows, st.cols
-        if not keep.all():
-            gmin, entry, rows, cols = gmin[keep], entry[keep], rows[keep], cols[keep]
-        indptr = np.zeros(n + 1, dtype=np.int64)
+        else:
+            gmin, entry = ws, st.entry
+        gmin = np.where(np.isnan(gmin), np.inf, gmin)
+        keep = gmin < np.inf
+        if keep.all():
+            m = sparse.csr_matrix((gmin, st.cols32, st.indptr), shape=(n, n), copy=False)
+            return m, entry
+        gmin, entry, rows, cols = gmin[keep], entry[keep], st.rows[keep], st.cols32[keep]
+        indptr = np.zeros(n + 1, dtype=st.indptr.dtype)
         np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-        m = sparse.csr_matrix((gmin, cols, indptr), shape=(n, n))
+        m = sparse.csr_matrix((gmin, cols, indptr), shape=(n, n), copy=False)
         return m, entry
+
+    def edge_between(self, u: np.ndarray | Sequence[int], v: np.ndarray | Sequence[int], *,
+                     weights: np.ndarray | None = None) -> np.ndarray:
+        """The edge ``u[i]→v[i]`` for each pair (vectorised; -1 where there is none).
+
+        Among parallel edges the one with the lowest ``weights`` (default ``length_m``) wins,
+        ties to the lowest edge id — the edge :meth:`matrix_with_edges` reports.
+        """
+        uu = np.asarray(u, dtype=np.int64).ravel()
+        vv = np.asarray(v, dtype=np.int64).ravel()
+        st = self._structure(False)
+        n = max(self.n_nodes, 1)
+        keys = st.rows.astype(np.int64) * n + st.cols.astype(np.int64)
+        want = uu * n + vv
+        gi = np.searchsorted(keys, want)
+        gi_c = np.minimum(gi, max(len(keys) - 1, 0))
+        found = (gi < len(keys)) & (keys[gi_c] == want) if len(keys) else np.zeros(len(uu), bool)
+        out = np.where(found, st.entry[gi_c] if len(keys) else -1, -1).astype(np.int64)
+        if len(st.multi) and found.any():
+            w = self.length_m if weights is None else np.asarray(weights, dtype=float)
+            multi_groups = np.isin(gi_c, st.multi) & found
+            for i in np.flatnonzero(multi_groups):
+                g = gi_c[i]
+                lo = st.starts[g]
+                hi = st.starts[g + 1] if g + 1 < len(st.starts) else len(st.order)
+                members = np.sort(st.order[lo:hi])
+                ww = np.where(np.isnan(w[members]), np.inf, w[members])
+                out[i] = members[int(np.argmin(ww))]
+        return out
 
     def matrix(self, weights: np.ndarray | None = None) -> sparse.csr_matrix:
         """The n×n CSR cost matrix for ``weights`` (default ``length_m``).

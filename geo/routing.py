@@ -128,7 +128,27 @@ class ZoneTable:
         return len(self.ids)
 
     def active(self, at: datetime | time | None) -> np.ndarray:
-        return np.array([h.active(at) for h in self.hours], dtype=bool)
+        """Per zone: on at ``at`` (``None``: every zone with any window)."""
+        return self.active_minutes(np.full(len(self), -1 if at is None else
+                                           at.hour * 60 + at.minute))
+
+    def active_minutes(self, minute: np.ndarray) -> np.ndarray:
+        """Per zone, on at its own minute of the day (-1 = at some time)."""
+        iv_z, iv_a, iv_b = self._intervals
+        mm = np.asarray(minute)[iv_z]
+        hit = (mm < 0) | ((iv_a <= mm) & (mm < iv_b))
+        return np.bincount(iv_z[hit], minlength=len(self)) > 0
+
+    @property
+    def _intervals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cached = self.__dict__.get("_iv")
+        if cached is None:
+            z = [i for i, h in enumerate(self.hours) for _ in h.intervals]
+            a = [iv[0] for h in self.hours for iv in h.intervals]
+            b = [iv[1] for h in self.hours for iv in h.intervals]
+            cached = (np.asarray(z, dtype=np.int64), np.asarray(a), np.asarray(b))
+            object.__setattr__(self, "_iv", cached)
+        return cached
 
 
 @dataclass
@@ -154,8 +174,10 @@ class HazmatNetwork:
     zone_zone: np.ndarray
     dest_component: np.ndarray
     _to_xy: Transformer | None = field(default=None, init=False, repr=False)
-    _plain: dict[str, tuple[sparse.csr_matrix, np.ndarray]] = field(
+    _plain: dict[str, tuple[sparse.csr_matrix, np.ndarray, sparse.csr_matrix]] = field(
         default_factory=dict, init=False, repr=False)
+    _lb: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    _ratios: dict[str, list[float]] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def crs(self) -> Any:
@@ -171,11 +193,34 @@ class HazmatNetwork:
             return self.risk + self.params.risk_tiebreak_per_m * self.graph.length_m
         raise ValueError(f"objective is {objective!r}; expected one of {', '.join(OBJECTIVES)}")
 
-    def plain_matrix(self, objective: str) -> tuple[sparse.csr_matrix, np.ndarray]:
-        """Cached matrix of the unrestricted network (no rule) for ``objective``."""
+    def plain_matrices(self, objective: str
+                       ) -> tuple[sparse.csr_matrix, np.ndarray, sparse.csr_matrix]:
+        """Cached forward/transposed matrices of the unrestricted network for ``objective``."""
         if objective not in self._plain:
-            self._plain[objective] = self.graph.matrix_with_edges(self.base_cost(objective))
+            w = self.base_cost(objective)
+            m, entry = self.graph.matrix_with_edges(w)
+            mt, _ = self.graph.matrix_with_edges(w, transpose=True)
+            self._plain[objective] = (m, entry, mt)
         return self._plain[objective]
+
+    def detour_ratio(self, objective: str) -> float:
+        """Typical best cost / straight-line lower bound seen so far (first guess 2.5)."""
+        seen = self._ratios.get(objective)
+        return float(np.median(seen)) if seen else 2.5
+
+    def observe_detour(self, objective: str, ratio: float) -> None:
+        seen = self._ratios.setdefault(objective, [])
+        seen.append(float(ratio))
+        del seen[:-50]
+
+    def lb_per_m(self, objective: str) -> float:
+        """Lowest cost per metre of straight-line distance (a lower bound for searches)."""
+        if objective not in self._lb:
+            ln = self.graph.length_m
+            c = self.base_cost(objective)
+            ok = (ln > 0) & np.isfinite(c)
+            self._lb[objective] = float(np.min(c[ok] / ln[ok])) if ok.any() else 0.0
+        return self._lb[objective]
 
     def zones_of_edge(self, e: int) -> np.ndarray:
         lo, hi = np.searchsorted(self.zone_edge, [e, e + 1])
@@ -475,7 +520,8 @@ def route(
     rerouted: list[str] = []
     for _ in range(_MAX_REROUTES + 1):
         req = _request_state(net, depart_at, permits, vehicle, extra)
-        o, d, w, search, allowed_dest = _solve(net, req, o_pt, d_pt, objective, depart_at)
+        o, d, w, search, allowed_dest = _solve(net, req, o_pt, d_pt, objective, depart_at,
+                                                alternatives)
         best_path = search.best_path()
         late = _entered_after_switch_on(net, req, best_path, depart_at)
         if not len(late) or len(rerouted) >= _MAX_REROUTES:
@@ -485,19 +531,20 @@ def route(
     paths = [best_path]
     costs = [search.cost]
     if alternatives > 1:
-        _alternatives(net, search, w, o, d, paths, costs, alternatives, req, depart_at)
+        _alternatives(net, search, w, o, d, paths, costs, alternatives, req, depart_at,
+                      objective)
     order = np.argsort(costs, kind="stable")
     paths = [paths[i] for i in order]
     costs = [costs[i] for i in order]
     routes = _route_frame(net, paths, costs, objective, depart_at)
-    refused = _refused(net, req, o_pt, d_pt, objective, allowed_dest)
+    refused = _refused(net, req, o_pt, d_pt, objective, allowed_dest, costs[0])
     return RouteResult(routes=routes, refused=refused, origin=_snap_info(net, o),
                        destination=_snap_info(net, d), depart_at=depart_at, objective=objective,
                        rerouted_for=tuple(dict.fromkeys(rerouted)))
 
 
 def _solve(net: HazmatNetwork, req: _Request, o_pt: Point, d_pt: Point, objective: str,
-           at: datetime | time | None) -> tuple[_Snap, _Snap, np.ndarray, _Search, np.ndarray]:
+           at: datetime | time | None, alternatives: int) -> tuple[_Snap, _Snap, np.ndarray, _Search, np.ndarray]:
     g = net.graph
     zt = net.zone_table
     hard = req.hard_block(net)
@@ -515,7 +562,12 @@ def _solve(net: HazmatNetwork, req: _Request, o_pt: Point, d_pt: Point, objectiv
             allowed_dest |= net.dest_component == c
     w = net.base_cost(objective) * req.factor
     w[hard | ((net.hazmat == 1) & ~allowed_dest)] = np.inf
-    search = _Search(g, w, o, d)
+    lb = net.lb_per_m(objective)
+    gap = float(np.hypot(o.foot.x - d.foot.x, o.foot.y - d.foot.y))
+    search = _Search(g, w, o, d, lb_per_m=lb, guess=gap * lb * net.detour_ratio(objective),
+                     stretch=net.params.max_stretch if alternatives > 1 else 1.0)
+    if np.isfinite(search.cost) and gap * lb > 0:
+        net.observe_detour(objective, search.cost / (gap * lb))
     if not np.isfinite(search.cost):
         raise NoRouteError(_explain_blocked(net, req, o_pt, d_pt, objective, at))
     return o, d, w, search, allowed_dest
@@ -533,12 +585,26 @@ def _entered_after_switch_on(net: HazmatNetwork, req: _Request, path: _Path,
     ln = net.graph.length_m
     t = net.time_s[path.edges] * path.fractions(ln)
     t_enter = np.concatenate([[0.0], np.cumsum(t)[:-1]])
+    lo = np.searchsorted(net.zone_edge, path.edges, side="left")
+    hi = np.searchsorted(net.zone_edge, path.edges, side="right")
+    cnt = hi - lo
+    if not cnt.any():
+        return np.zeros(0, dtype=np.int64)
+    span = np.repeat(np.arange(len(cnt)), cnt)
+    pos = np.repeat(lo, cnt) + (np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    zones = net.zone_zone[pos]
+    sel = could[zones]
+    zones, span = zones[sel], span[sel]
+    if not len(zones):
+        return np.zeros(0, dtype=np.int64)
     base = at if isinstance(at, datetime) else datetime.combine(date(2000, 1, 3), at)
     late: set[int] = set()
-    for e, te in zip(path.edges, t_enter, strict=True):
-        for z in net.zones_of_edge(int(e)):
-            if could[z] and z not in late and zt.hours[z].active(base + timedelta(seconds=te)):
-                late.add(int(z))
+    # first entry of each zone along the path
+    first = np.unique(zones, return_index=True)
+    for z, k in zip(*first, strict=True):
+        when = base + timedelta(seconds=float(t_enter[span[k]]))
+        if zt.hours[int(z)].active(when):
+            late.add(int(z))
     return np.array(sorted(late), dtype=np.int64)
 
 
@@ -568,33 +634,42 @@ def _snap_info(net: HazmatNetwork, s: _Snap) -> dict[str, Any]:
 
 # -- searches -------------------------------------------------------------------------------
 class _Search:
-    """Forward search from the origin and backward search to the destination on a graph
-    augmented with two virtual nodes: O = n (the origin's foot point) and D = n + 1."""
+    """Bidirectional, radius-limited Dijkstra between two snapped points.
+
+    The graph gets two virtual nodes, O = n (the origin's foot point, a row appended to the
+    forward matrix) and D = n + 1 (the destination's, a row appended to the transposed
+    matrix). Forward (from O) and backward (to D) searches run with the same cost limit r,
+    doubled until the best meeting cost m = min over edges (a→b) of df[a] + w + db[b] is
+    <= 2r, which proves m optimal: the shortest path, of cost c <= 2r, has an edge straddling
+    c/2 whose ends both lie within r. With ``radius`` the final limit is at least that (the
+    alternatives need both trees out to stretch × best / 2).
+    """
 
     def __init__(self, g: RoadGraph, w: np.ndarray, o: _Snap, d: _Snap, *,
-                 backward: bool = True, limit: float = np.inf,
-                 matrix: tuple[sparse.csr_matrix, np.ndarray] | None = None) -> None:
+                 lb_per_m: float, stretch: float = 1.0, guess: float | None = None,
+                 matrices: tuple[sparse.csr_matrix, np.ndarray, sparse.csr_matrix] | None = None
+                 ) -> None:
         self.g = g
         n = g.n_nodes
         self.O, self.D = n, n + 1
         ln = g.length_m
         twin = g.twin
         uu, vv = g.u, g.v
-        # extra entries: (row, col, cost, edge, start, end)
-        ex: list[tuple[int, int, float, int, float, float]] = []
+        starts: list[tuple[int, float, int, float, float]] = []  # (node, cost, edge, s0, s1)
+        ends: list[tuple[int, float, int, float, float]] = []
         e, p, L = o.edge, o.pos, float(ln[o.edge])
         if np.isfinite(w[e]):
-            ex.append((self.O, int(vv[e]), w[e] * (L - p) / L if L else 0.0, e, p, L))
+            starts.append((int(vv[e]), w[e] * (L - p) / L if L else 0.0, e, p, L))
         t = int(twin[e])
         if t >= 0 and np.isfinite(w[t]):
-            ex.append((self.O, int(vv[t]), w[t] * p / L if L else 0.0, t, L - p, L))
+            starts.append((int(vv[t]), w[t] * p / L if L else 0.0, t, L - p, L))
         f, q, L2 = d.edge, d.pos, float(ln[d.edge])
         if np.isfinite(w[f]):
-            ex.append((int(uu[f]), self.D, w[f] * q / L2 if L2 else 0.0, f, 0.0, q))
+            ends.append((int(uu[f]), w[f] * q / L2 if L2 else 0.0, f, 0.0, q))
         t2 = int(twin[f])
         if t2 >= 0 and np.isfinite(w[t2]):
-            ex.append((int(uu[t2]), self.D, w[t2] * (L2 - q) / L2 if L2 else 0.0, t2,
-                       0.0, L2 - q))
+            ends.append((int(uu[t2]), w[t2] * (L2 - q) / L2 if L2 else 0.0, t2, 0.0, L2 - q))
+        direct: tuple[float, int, float, float] | None = None
         piece = g.array("piece")
         rev = g.array("reverse")
         if piece[e] == piece[f]:
@@ -605,30 +680,90 @@ class _Search:
             fwd = next((x for x in pair if not rev[x]), -1)
             bwd = next((x for x in pair if rev[x]), -1)
             if pd_ >= po and fwd >= 0 and np.isfinite(w[fwd]):
-                ex.append((self.O, self.D, w[fwd] * (pd_ - po) / L if L else 0.0, fwd, po, pd_))
+                direct = (w[fwd] * (pd_ - po) / L if L else 0.0, fwd, po, pd_)
             elif pd_ < po and bwd >= 0 and np.isfinite(w[bwd]):
-                ex.append((self.O, self.D, w[bwd] * (po - pd_) / L, bwd, L - po, L - pd_))
-        self.extra_span = {(r, c): (ed, s0, s1) for r, c, _, ed, s0, s1 in ex}
-        m, entry = matrix if matrix is not None else g.matrix_with_edges(w)
-        self._base, self.entry = m, entry
-        self.m = _augment(m, [(r, c, cost) for r, c, cost, *_ in ex], n + 2)
-        self.dist_f, pred = csgraph.dijkstra(self.m, directed=True, indices=self.O,
-                                             return_predecessors=True, limit=limit)
-        self.pred_f = pred.astype(np.int64)
-        self.cost = float(self.dist_f[self.D])
-        self.dist_b: np.ndarray | None = None
-        self.pred_b: np.ndarray | None = None
-        self.backward_limit = np.inf
-        if backward and np.isfinite(self.cost):
+                direct = (w[bwd] * (po - pd_) / L, bwd, L - po, L - pd_)
+        self.extra_span = {(self.O, a): (ed, s0, s1) for a, _, ed, s0, s1 in starts}
+        self.extra_span.update({(a, self.D): (ed, s0, s1) for a, _, ed, s0, s1 in ends})
+        if direct is not None:
+            self.extra_span[(self.O, self.D)] = direct[1:]
+        if matrices is None:
+            m, entry = g.matrix_with_edges(w)
             mt, _ = g.matrix_with_edges(w, transpose=True)
-            mt = _augment(mt, [(c, r, cost) for r, c, cost, *_ in ex], n + 2)
-            self.backward_limit = self.cost * 2.0 + 1.0
-            db, pb = csgraph.dijkstra(mt, directed=True, indices=self.D,
-                                      return_predecessors=True, limit=self.backward_limit)
-            self.dist_b, self.pred_b = db, pb.astype(np.int64)
+        else:
+            m, entry, mt = matrices
+        self._base, self.entry, self.w = m, entry, w
+        fwd_m = _append_rows(m, [[(a, max(c, _EPS)) for a, c, *_ in starts], []], n + 2)
+        bwd_m = _append_rows(mt, [[], [(a, max(c, _EPS)) for a, c, *_ in ends]], n + 2)
+        s_nodes = np.array([a for a, *_ in starts], dtype=np.int64)
+        s_cost = np.array([c for _, c, *_ in starts])
+        e_nodes = np.array([a for a, *_ in ends], dtype=np.int64)
+        e_cost = np.array([c for _, c, *_ in ends])
+
+        gap = float(np.hypot(o.foot.x - d.foot.x, o.foot.y - d.foot.y))
+        self.gap_m = gap
+        # first limit: half the guessed best cost (× stretch for alternatives), never below
+        # half the straight-line lower bound; doubled until the searches meet
+        r = gap * lb_per_m / 2.0
+        if guess is not None and np.isfinite(guess):
+            r = max(r, stretch * guess / 2.0 * 1.1)
+        r = max(r, _EPS * 10)
+        self.cost = np.inf
+        meet: tuple[str, int, int] | None = None
+        while True:
+            df, pf = csgraph.dijkstra(fwd_m, directed=True, indices=self.O,
+                                      return_predecessors=True, limit=r)
+            db, pb = csgraph.dijkstra(bwd_m, directed=True, indices=self.D,
+                                      return_predecessors=True, limit=r)
+            best, meet = np.inf, None
+            if direct is not None:
+                best, meet = direct[0], ("direct", -1, -1)
+            if len(e_nodes):
+                c = df[e_nodes] + e_cost
+                k = int(np.argmin(c))
+                if c[k] < best:
+                    best, meet = float(c[k]), ("end", int(e_nodes[k]), -1)
+            if len(s_nodes):
+                c = s_cost + db[s_nodes]
+                k = int(np.argmin(c))
+                if c[k] < best:
+                    best, meet = float(c[k]), ("start", int(s_nodes[k]), -1)
+            via = df[:n][uu] + w + db[:n][vv]
+            k = int(np.argmin(via))
+            if via[k] < best:
+                best, meet = float(via[k]), ("edge", int(uu[k]), int(vv[k]))
+            if best <= 2 * r:
+                need = stretch * best / 2.0 * (1 + 1e-9) + _EPS
+                if need <= r:
+                    break
+                r = need
+                continue
+            if not np.isfinite(best):
+                fin_f, fin_b, ok_w = np.isfinite(df[:n]), np.isfinite(db[:n]), np.isfinite(w)
+                f_done = (not np.any(fin_f[uu] & ~fin_f[vv] & ok_w)
+                          and bool(np.all(np.isfinite(df[s_nodes]))))
+                b_done = (not np.any(fin_b[vv] & ~fin_b[uu] & ok_w)
+                          and bool(np.all(np.isfinite(db[e_nodes]))))
+                if f_done or b_done:
+                    break  # a search ran out of graph without meeting: no connection
+            r = max(2.0 * r, best / 2.0 if np.isfinite(best) else 0.0)
+        self.cost = float(best)
+        self.radius = r
+        self.dist_f, self.pred_f = df, pf.astype(np.int64)
+        self.dist_b, self.pred_b = db, pb.astype(np.int64)
+        self._meet = meet
 
     def best_path(self) -> _Path:
-        return self.to_path(_walk(self.pred_f, self.D))
+        kind, a, b = self._meet if self._meet is not None else ("none", -1, -1)
+        if kind == "direct":
+            nodes = [self.O, self.D]
+        elif kind == "end":
+            nodes = [*_walk(self.pred_f, a), self.D]
+        elif kind == "start":
+            nodes = [self.O, *_walk_back(self.pred_b, a)]
+        else:
+            nodes = _walk(self.pred_f, a) + _walk_back(self.pred_b, b)
+        return self.to_path(nodes)
 
     def to_path(self, nodes: Sequence[int]) -> _Path:
         """Spans of a node path O … D."""
@@ -641,7 +776,7 @@ class _Search:
 
         def flush() -> None:
             if mid_a:
-                out = _lookup(self._base, self.entry, np.array(mid_a), np.array(mid_b))
+                out = self.g.edge_between(mid_a, mid_b, weights=self.w)
                 edges.extend(out.tolist())
                 start.extend([0.0] * len(out))
                 end.extend(ln[out].tolist())
@@ -663,6 +798,32 @@ class _Search:
                      np.asarray(end, dtype=float))
 
 
+def _append_rows(m: sparse.csr_matrix, rows: list[list[tuple[int, float]]],
+                 size: int) -> sparse.csr_matrix:
+    """``m`` (n × n) grown to ``size`` × ``size`` with ``rows`` appended after row n-1."""
+    cols = [c for row in rows for c, _ in row]
+    vals = [v for row in rows for _, v in row]
+    counts = [len(row) for row in rows]
+    indptr = np.concatenate([m.indptr, m.indptr[-1] + np.cumsum(counts)]).astype(m.indptr.dtype)
+    indices = np.concatenate([m.indices, np.asarray(cols, dtype=m.indices.dtype)])
+    data = np.concatenate([m.data, np.asarray(vals, dtype=float)])
+    out = sparse.csr_matrix((data, indices, indptr), shape=(size, size), copy=False)
+    return out
+
+
+def _append_rows(m: sparse.csr_matrix, rows: list[list[tuple[int, float]]],
+                 size: int) -> sparse.csr_matrix:
+    """``m`` (n × n) grown to ``size`` × ``size`` with ``rows`` appended after row n-1."""
+    cols = [c for row in rows for c, _ in row]
+    vals = [v for row in rows for _, v in row]
+    counts = [len(row) for row in rows]
+    indptr = np.concatenate([m.indptr, m.indptr[-1] + np.cumsum(counts)]).astype(m.indptr.dtype)
+    indices = np.concatenate([m.indices, np.asarray(cols, dtype=m.indices.dtype)])
+    data = np.concatenate([m.data, np.asarray(vals, dtype=float)])
+    out = sparse.csr_matrix((data, indices, indptr), shape=(size, size), copy=False)
+    return out
+
+
 def _lookup(m: sparse.csr_matrix, entry: np.ndarray, a: np.ndarray, b: np.ndarray
             ) -> np.ndarray:
     """Edge realising each matrix entry (a[i], b[i])."""
@@ -672,30 +833,6 @@ def _lookup(m: sparse.csr_matrix, entry: np.ndarray, a: np.ndarray, b: np.ndarra
         lo, hi = indptr[a[i]], indptr[a[i] + 1]
         out[i] = entry[lo + np.searchsorted(indices[lo:hi], b[i])]
     return out
-
-
-def _augment(m: sparse.csr_matrix, extra: Sequence[tuple[int, int, float]],
-             size: int) -> sparse.csr_matrix:
-    """``m`` grown to ``size`` × ``size`` with extra entries (min of duplicates)."""
-    n = m.shape[0]
-    best: dict[tuple[int, int], float] = {}
-    for r, c, cost in extra:
-        cost = max(float(cost), _EPS)
-        if (r, c) not in best or cost < best[(r, c)]:
-            best[(r, c)] = cost
-    items = sorted(best.items())
-    indptr = np.concatenate([m.indptr, np.full(size - n, m.indptr[-1])]).astype(np.int64)
-    indices = m.indices.astype(np.int64)
-    data = m.data
-    if items:
-        rows = np.array([k[0] for k, _ in items], dtype=np.int64)
-        cols = np.array([k[1] for k, _ in items], dtype=np.int64)
-        vals = np.array([v for _, v in items])
-        pos = indptr[rows + 1]
-        indices = np.insert(indices, pos, cols)
-        data = np.insert(data, pos, vals)
-        indptr = indptr + np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=size))])
-    return sparse.csr_matrix((data, indices, indptr), shape=(size, size))
 
 
 def _walk(pred: np.ndarray, target: int) -> list[int]:
@@ -739,7 +876,7 @@ def _overlap(cand: dict[int, float], others: list[dict[int, float]]) -> float:
 
 def _alternatives(net: HazmatNetwork, search: _Search, w: np.ndarray, o: _Snap, d: _Snap,
                   paths: list[_Path], costs: list[float], k: int, req: _Request,
-                  at: datetime | time | None) -> None:
+                  at: datetime | time | None, objective: str) -> None:
     g = net.graph
     p = net.params
     best = search.cost
@@ -811,8 +948,7 @@ def _alternatives(net: HazmatNetwork, search: _Search, w: np.ndarray, o: _Snap, 
         for path in paths:
             used[np.isin(piece, piece[path.edges])] += 1.0
         wp = w * (1.0 + used)
-        s2 = _Search(g, wp, o, d, backward=False,
-                     limit=best * p.max_stretch * (1 + used.max()) + 1.0)
+        s2 = _Search(g, wp, o, d, lb_per_m=net.lb_per_m(objective))
         if not np.isfinite(s2.cost):
             return
         path = s2.best_path()
@@ -820,25 +956,30 @@ def _alternatives(net: HazmatNetwork, search: _Search, w: np.ndarray, o: _Snap, 
 
 
 # -- output ---------------------------------------------------------------------------------
+def _span_geoms(g: RoadGraph, path: _Path) -> np.ndarray:
+    """Geometry of each span: the edge itself when whole, else its substring."""
+    geoms = g.geoms[path.edges].copy()
+    ln = g.length_m[path.edges]
+    part = (path.start > _EPS) | (path.end < ln - _EPS)
+    for i in np.flatnonzero(part):
+        a, b = float(path.start[i]), float(path.end[i])
+        geoms[i] = shapely.ops.substring(geoms[i], a, b) if b > a else None
+    return geoms
+
+
 def _path_geometry(g: RoadGraph, path: _Path) -> LineString:
-    coords: list[tuple[float, float]] = []
-    geoms = g.geoms
-    ln = g.length_m
-    for ed, a, b in zip(path.edges.tolist(), path.start.tolist(), path.end.tolist(), strict=True):
-        line = geoms[ed]
-        if a <= _EPS and b >= ln[ed] - _EPS:
-            part = shapely.get_coordinates(line).tolist()
-        elif b > a:
-            part = shapely.get_coordinates(shapely.ops.substring(line, a, b)).tolist()
-        else:
-            continue
-        if coords and abs(coords[-1][0] - part[0][0]) < 1e-6 and \
-                abs(coords[-1][1] - part[0][1]) < 1e-6:
-            part = part[1:]
-        coords.extend((x, y) for x, y in part)
-    if len(coords) < 2:
-        coords = coords * 2 if coords else [(0.0, 0.0), (0.0, 0.0)]
-    return LineString(coords)
+    geoms = _span_geoms(g, path)
+    geoms = geoms[np.array([x is not None and x.geom_type == "LineString" for x in geoms],
+                           dtype=bool)] if len(geoms) else geoms
+    if not len(geoms):
+        return LineString()
+    xy = shapely.get_coordinates(geoms)
+    keep = np.ones(len(xy), dtype=bool)
+    keep[1:] = np.any(np.abs(np.diff(xy, axis=0)) > 1e-6, axis=1)
+    xy = xy[keep]
+    if len(xy) < 2:
+        xy = np.vstack([xy, xy])
+    return shapely.linestrings(xy)
 
 
 def _zones_on(net: HazmatNetwork, geom: LineString) -> list[int]:
@@ -915,7 +1056,8 @@ def _reasons(net: HazmatNetwork, req: _Request, e: int) -> str:
     return "; ".join(r["message"] for r in _edge_reasons(net, req, e, None))
 
 
-def _unrestricted(net: HazmatNetwork, o_pt: Point, d_pt: Point, objective: str) -> _Path | None:
+def _unrestricted(net: HazmatNetwork, o_pt: Point, d_pt: Point, objective: str,
+                  guess: float | None = None) -> _Path | None:
     g = net.graph
     s = g.snap([o_pt, d_pt])
     if s.edge[0] < 0 or s.edge[1] < 0:
@@ -924,8 +1066,8 @@ def _unrestricted(net: HazmatNetwork, o_pt: Point, d_pt: Point, objective: str) 
               Point(s.x[0], s.y[0]))
     d = _Snap(int(s.edge[1]), float(s.position_m[1]), float(s.distance_m[1]), d_pt,
               Point(s.x[1], s.y[1]))
-    srch = _Search(g, net.base_cost(objective), o, d, backward=False,
-                   matrix=net.plain_matrix(objective))
+    srch = _Search(g, net.base_cost(objective), o, d, lb_per_m=net.lb_per_m(objective),
+                   guess=guess, matrices=net.plain_matrices(objective))
     if not np.isfinite(srch.cost):
         return None
     return srch.best_path()
@@ -943,10 +1085,13 @@ def _refused_rows(net: HazmatNetwork, req: _Request, path: _Path,
     names = g.array("name") if "name" in g.edges.columns else None
     groups: dict[tuple[Any, str, Any], dict[str, Any]] = {}
     geoms: dict[tuple[Any, str, Any], list[LineString]] = {}
-    for i in np.flatnonzero(refused):
+    idx = np.flatnonzero(refused)
+    segs = _span_geoms(g, _Path(path.edges[idx], path.start[idx], path.end[idx]))
+    for i, seg in zip(idx, segs, strict=True):
         e = int(path.edges[i])
         a, b = float(path.start[i]), float(path.end[i])
-        seg = _path_geometry(g, _Path(np.array([e]), np.array([a]), np.array([b])))
+        if seg is None:
+            continue
         for r in _edge_reasons(net, req, e, allowed_dest):
             key = (ids[e], r["reason"], r.get("zone_id"))
             if key not in groups:
@@ -971,8 +1116,8 @@ def _refused_rows(net: HazmatNetwork, req: _Request, path: _Path,
 
 
 def _refused(net: HazmatNetwork, req: _Request, o_pt: Point, d_pt: Point, objective: str,
-             allowed_dest: np.ndarray) -> pd.DataFrame:
-    path = _unrestricted(net, o_pt, d_pt, objective)
+             allowed_dest: np.ndarray, best: float) -> pd.DataFrame:
+    path = _unrestricted(net, o_pt, d_pt, objective, best)
     if path is None:
         path = _Path(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
     return _refused_rows(net, req, path, allowed_dest)

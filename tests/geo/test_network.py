@@ -142,6 +142,16 @@ def test_matrix_keeps_minimum_of_parallel_edges_and_reports_it():
     mt, entry_t = g.matrix_with_edges(w, transpose=True)
     assert (mt != m2.T).nnz == 0
     assert set(g.edges.loc[entry_t, "source_id"]) == {"long"}
+    # the edge realising a node pair, vectorised
+    e = g.edge_between([0, 1, 0], [1, 0, 0])
+    assert g.edges.loc[e[:2], "source_id"].tolist() == ["short", "short"] and e[2] == -1
+    e = g.edge_between([0], [1], weights=w)
+    assert g.edges.loc[e, "source_id"].tolist() == ["long"]
+    # NaN is left out like inf, without hiding the parallel edge
+    w_nan = np.where(g.edges["source_id"] == "short", np.nan, g.length_m)
+    m4, entry4 = g.matrix_with_edges(w_nan)
+    assert m4[0, 1] == pytest.approx(100 * np.sqrt(2)) and m4.nnz == 2
+    assert set(g.edges.loc[entry4, "source_id"]) == {"long"}
     # equal weights: the lowest edge id wins
     _, entry3 = g.matrix_with_edges(np.ones(g.n_edges))
     assert sorted(entry3.tolist()) == [0, 1]
