@@ -110,7 +110,7 @@ class StoreLayerSource:
         return gq.describe(con, self.layer)
 
     def columns(self) -> list[tuple[str, str]]:
-        with gq.connect(self.path) as con:
+        with gq.reader(self.path) as con:
             return [(c.name, c.kind) for c in self._meta(con).columns]
 
     def _spatial_fids(self, con: Any, meta: gq.LayerMeta, q: ItemsQuery) -> np.ndarray:
@@ -146,7 +146,7 @@ class StoreLayerSource:
         return fids
 
     def page(self, q: ItemsQuery) -> Page:
-        with gq.connect(self.path) as con:
+        with gq.reader(self.path) as con:
             meta = self._meta(con)
             if q.region is not None or q.near is not None:
                 fids = self._spatial_fids(con, meta, q)
@@ -166,7 +166,7 @@ class StoreLayerSource:
         return Page(cols, rows.records, rows.geometries, ids, matched)
 
     def feature(self, feature_id: str) -> Page | None:
-        with gq.connect(self.path) as con:
+        with gq.reader(self.path) as con:
             meta = self._meta(con)
             fid = gq.fid_of(con, meta, "id", feature_id)
             if fid is None and meta.column("id") is None and feature_id.isdigit():
@@ -300,8 +300,13 @@ def _features(page: Page, crs: OgcCrs, props: Callable[[tuple[object, ...]], dic
     return out
 
 
+_PLAIN = (str, int, type(None))
+
+
 def _props_fn(columns: list[str]) -> Callable[[tuple[object, ...]], dict[str, object]]:
     def fn(rec: tuple[object, ...]) -> dict[str, object]:
+        if all(type(v) in _PLAIN for v in rec):  # bool is not plain: type() is exact
+            return dict(zip(columns, rec, strict=True))
         return {c: json_value(v) for c, v in zip(columns, rec, strict=True)}
     return fn
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -104,8 +105,67 @@ def connect(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
         con.close()
 
 
+class _Con(sqlite3.Connection):
+    info_version: tuple[int, int, int] | None = None
+    info_path: str = ""
+
+
+_local = threading.local()
+_meta_cache: dict[tuple[str, tuple[int, int, int], str], LayerMeta] = {}
+_meta_lock = threading.Lock()
+
+
+def _file_version(path: str) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@contextlib.contextmanager
+def reader(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
+    """A read-only connection reused by this thread while the file is unchanged.
+
+    Opening a connection and parsing a GeoPackage schema costs milliseconds; the file's
+    (inode, mtime, size) decides when a cached connection is stale (a store write replaces
+    the file, a registry write changes it in place) and is reopened.
+    """
+    key = os.fspath(path)
+    try:
+        version = _file_version(key)
+    except FileNotFoundError:
+        raise StoreError(f"GeoPackage {key} does not exist") from None
+    cache: dict[str, tuple[tuple[int, int, int], sqlite3.Connection]] = getattr(
+        _local, "cons", None) or {}
+    _local.cons = cache
+    hit = cache.get(key)
+    if hit is None or hit[0] != version:
+        if hit is not None:
+            hit[1].close()
+        con = sqlite3.connect(f"file:{key}?mode=ro", uri=True, factory=_Con)
+        con.info_version = version
+        con.info_path = key
+        cache[key] = (version, con)
+        hit = cache[key]
+    yield hit[1]
+
+
 def describe(con: sqlite3.Connection, layer: str) -> LayerMeta:
-    """Table, columns, R-tree and feature count of ``layer``."""
+    """Table, columns, R-tree and feature count of ``layer`` (cached per file version for
+    connections from :func:`reader`)."""
+    version = getattr(con, "info_version", None)
+    if version is None:
+        return _describe(con, layer)
+    key = (getattr(con, "info_path", ""), version, layer)
+    meta = _meta_cache.get(key)
+    if meta is None:
+        meta = _describe(con, layer)
+        with _meta_lock:
+            if len(_meta_cache) > 256:
+                _meta_cache.clear()
+            _meta_cache[key] = meta
+    return meta
+
+
+def _describe(con: sqlite3.Connection, layer: str) -> LayerMeta:
     row = con.execute(
         "SELECT table_name, column_name FROM gpkg_geometry_columns WHERE table_name = ?",
         (layer,)).fetchone()
