@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from scipy import sparse
+from scipy.spatial import cKDTree
 
 from geo.coverage import substrings
 from geo.crs import require_projected
@@ -118,6 +119,34 @@ def _network_distance(graph: RoadGraph, hydrants: gpd.GeoDataFrame,
     return dist, which, bs.distance_m
 
 
+def _nearest_point(polys: np.ndarray, points: np.ndarray, k: int = 4
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (distance, point row) of the nearest point to each footprint.
+
+    The ``k`` points nearest each centroid (KD-tree) are measured exactly; the answer is
+    proven when it is no farther than the k-th centroid distance minus the footprint's
+    radius around its centroid; the rest go through an STRtree nearest query.
+    """
+    pxy = shapely.get_coordinates(points)
+    k = min(k, len(pxy))
+    cxy = shapely.get_coordinates(shapely.centroid(polys))
+    vxy, vi = shapely.get_coordinates(polys, return_index=True)
+    radius = np.zeros(len(polys))
+    np.maximum.at(radius, vi, np.hypot(*(vxy - cxy[vi]).T))
+    dk, ik = cKDTree(pxy).query(cxy, k=k)
+    dk, ik = dk.reshape(len(polys), k), ik.reshape(len(polys), k)
+    exact = shapely.distance(np.repeat(polys, k), points[ik.ravel()]).reshape(len(polys), k)
+    best = np.argmin(exact, axis=1)
+    rows = np.arange(len(polys))
+    dist, which = exact[rows, best], ik[rows, best].astype(np.int64)
+    unsure = np.flatnonzero((dist > dk[:, -1] - radius) & (k < len(pxy)))
+    if len(unsure):
+        (bi, hi), d = shapely.STRtree(points).query_nearest(
+            polys[unsure], return_distance=True, all_matches=False)
+        dist[unsure[bi]], which[unsure[bi]] = d, hi
+    return dist, which
+
+
 def hydrant_distances(
     buildings: gpd.GeoDataFrame,
     hydrants: gpd.GeoDataFrame,
@@ -146,9 +175,8 @@ def hydrant_distances(
     which = np.full(n, -1, dtype=np.int64)
     if len(ok) and n:
         if method == "straight":
-            (bi, hi), d = shapely.STRtree(ok.geometry.values).query_nearest(
-                geoms, return_distance=True, all_matches=False)
-            dist[bi], which[bi] = d, hi
+            dist, which = _nearest_point(np.asarray(geoms, dtype=object),
+                                         np.asarray(ok.geometry.values, dtype=object))
         else:
             if graph is None:
                 raise ValueError("method 'network' needs the road graph (graph=...)")
