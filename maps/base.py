@@ -115,7 +115,8 @@ class MapOptions:
     api_base: str = ""
     inline_max: int = 5000
     remote_min_zoom: int = 15
-    remote_limit: int = 5000
+    remote_limit: int = 10000
+    remote_page: int = 2000
     simplify_m: float = 0.5
     precision: int = 6
     title: Text | None = None
@@ -249,6 +250,7 @@ class LayerSpec:
     visible: bool = True
     legend: bool = True
     collection: str | None = None  # API collection id for remote loading
+    remote_query: str | None = None  # filter of the remote items, e.g. "kind=setback"
     min_zoom: int | None = None
     note: Text | None = None
     radius_field: str | None = None  # points drawn as circles of this many metres
@@ -286,7 +288,14 @@ KIND_LABELS: dict[str, Text] = {
     "unregistered_hca": text("未登记高后果区", "unregistered HCA"),
     "hca_unsupported": text("登记高后果区已不成立", "registered HCA no longer supported"),
     "hca_grade_change": text("高后果区等级变化", "HCA grade change"),
+    "hca_unregistered": text("未登记高后果区", "unregistered HCA"),
+    "hca_grade_changed": text("高后果区等级变化", "HCA grade changed"),
+    "hca_monitoring": text("高后果区视频监控不足", "HCA video monitoring below target"),
     "route_in_zone": text("路线穿越限行区", "route inside restricted zone"),
+    "route_in_forbidden_zone": text("路线穿越禁行区", "route inside forbidden zone"),
+    "route_in_permit_zone": text("路线穿越需通行证区域", "route inside permit zone"),
+    "route_over_bridge_tunnel_zone": text("路线经过桥梁隧道管控区", "route over bridge/tunnel zone"),
+    "route_on_hazmat_no_road": text("路线使用禁止危化品道路", "route on hazmat=no road"),
     "route_forbidden_zone": text("路线穿越禁行区", "route inside forbidden zone"),
     "route_hazmat_no": text("路线使用禁止危化品道路", "route on hazmat=no road"),
     "route_off_network": text("路线偏离路网", "route off the road network"),
@@ -297,6 +306,8 @@ KIND_LABELS: dict[str, Text] = {
     "dead_end_no_turnaround": text("尽头式车道无回车场", "dead end without turnaround"),
     "hydrant_faulty": text("消火栓故障", "faulty hydrant"),
     "hydrant_gap": text("消火栓间距过大", "hydrant gap"),
+    "hydrant_spacing_gap": text("消火栓间距过大", "hydrant spacing gap"),
+    "building_beyond_hydrant_radius": text("消火栓保护半径外建筑", "beyond hydrant radius"),
     "building_unreachable": text("消防车不可达建筑", "building not reachable"),
     "building_beyond_engine_reach": text("消防车5分钟不可达", "beyond 5-min engine reach"),
     "building_beyond_micro_reach": text("微型站3分钟不可达", "beyond 3-min micro-station reach"),
@@ -481,10 +492,12 @@ class RiskMapElement(MacroElement):
                              "values": {str(k): dict(v) for k, v in spec.style_by[1].items()}}
         if (isinstance(data, gpd.GeoDataFrame) and len(data) > o.inline_max
                 and o.mode == "served" and spec.collection):
-            data = RemoteSource(f"{o.api_base}/collections/{spec.collection}/items", len(data))
+            query = f"?{spec.remote_query}" if spec.remote_query else ""
+            data = RemoteSource(f"{o.api_base}/collections/{spec.collection}/items{query}",
+                                len(data))
         if isinstance(data, RemoteSource):
             js["remote"] = {"url": data.url, "minZoom": spec.min_zoom or o.remote_min_zoom,
-                            "limit": o.remote_limit}
+                            "limit": o.remote_limit, "page": o.remote_page}
             if spec.classify is not None:
                 js["classify"] = spec.classify.to_js(None)
             if data.count is not None:

@@ -6,6 +6,7 @@ old compounds ranked with their 一区一策 report in the popup.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import folium
 import geopandas as gpd
@@ -18,6 +19,7 @@ from maps.base import (
     Graduated,
     LayerSpec,
     MapOptions,
+    RiskMapElement,
     findings_spec,
     make_map,
     text,
@@ -25,11 +27,19 @@ from maps.base import (
 from maps.compose import FindingsInput, LayerInput, add, concat_findings, get, group, select_kinds
 from maps.styles import spec
 
-__all__ = ["REPORT_FIELDS", "build_fire", "lane_qualification"]
+__all__ = ["REACH_KINDS", "REPORT_FIELDS", "add_reach_layers", "build_fire", "lane_qualification"]
 
 # Lane defect kinds (geo.fire_lanes) → qualification class, most severe first.
 _LANE_KINDS = (("lane_obstructed", "obstructed"), ("lane_narrow", "narrow"),
                ("lane_low", "low"), ("dead_end_no_turnaround", "dead_end"))
+
+# Buildings-beyond-reach finding kinds (geo.coverage): layer label, shown at start.
+REACH_KINDS = (
+    ("building_unreachable", "消防车不可达建筑", "Buildings not reachable", True),
+    ("building_beyond_engine_reach", "消防车5分钟不可达建筑", "Beyond 5-min engine reach", True),
+    ("building_beyond_micro_reach", "微型站3分钟不可达建筑", "Beyond 3-min micro-station reach", False),
+    ("building_beyond_hydrant_radius", "消火栓保护半径外建筑", "Beyond hydrant radius", True),
+)
 
 SERVICE_MINUTES = ((3, "#006d2c", "3 分钟", "3 min"), (5, "#74c476", "5 分钟", "5 min"),
                    (8, "#c7e9c0", "8 分钟", "8 min"))
@@ -47,7 +57,11 @@ REPORT_FIELDS: tuple[Field, ...] = (
     Field("low_m", "净高不足", "low", "m", 0),
     Field("obstructed_m", "被占用", "obstructed", "m", 0),
     Field("dead_end_m", "尽头无回车场", "dead end", "m", 0),
+    Field("unmarked_m", "未标识", "unmarked", "m", 0),
+    Field("hydrant_share", "消火栓保护范围内比例", "within hydrant radius", type="percent"),
     Field("hydrant_gaps", "消火栓缺口", "hydrant gaps", digits=0),
+    Field("spacing_gap_m", "消火栓间距超限道路", "streets beyond hydrant spacing", "m", 0),
+    Field("faulty_hydrants", "故障消火栓", "faulty hydrants", digits=0),
     Field("nearest_station", "最近消防站", "nearest station"),
     Field("nearest_station_s", "最近消防站到场时间", "nearest station time", "s", 0),
     Field("measures", "整改措施（一区一策）", "measures (一区一策)", type="list"),
@@ -80,6 +94,7 @@ def build_fire(
     findings: FindingsInput = None,
     *,
     options: MapOptions | None = None,
+    findings_collection: str | None = "fire_findings",
 ) -> folium.Map:
     """The fire map.
 
@@ -87,6 +102,8 @@ def build_fire(
     ``roads`` and, when computed, ``service_areas`` (``station_id``, ``minutes`` 3/5/8) and
     ``compound_report`` (compound polygons with the report columns of :data:`REPORT_FIELDS`).
     ``findings``: lane, hydrant and coverage findings (common schema).
+    ``findings_collection``: the API collection serving them (``api.analysis``), from which a
+    served map loads the large buildings-beyond-reach layers by bbox.
     """
     options = options or MapOptions()
     m, app = make_map(options, title=text("消防车通道与消防力量覆盖图", "Fire lanes and fire cover"))
@@ -104,18 +121,27 @@ def build_fire(
                 if c in sa.columns:
                     sa["minutes"] = (pd.to_numeric(sa[c], errors="coerce") / 60).round().astype("Int64")
                     break
-        sa = sa.sort_values("minutes", ascending=False) if "minutes" in sa.columns else sa
+        if "minutes" in sa.columns:
+            sa["minutes"] = pd.to_numeric(sa["minutes"], errors="coerce").round().astype("Int64")
+            sa = sa.sort_values("minutes", ascending=False)
     add(app, LayerSpec("service_areas", "服务范围", "Service areas", "fire", "polygon",
                        style={"weight": 0.5, "fillOpacity": 0.35, "color": "#31a354"},
                        classify=Categorical("minutes", SERVICE_MINUTES, title=text("到场时间", "arrival")),
                        fields=(Field("station_id", "消防站", "station"),
-                               Field("minutes", "分钟", "minutes", digits=0)),
+                               Field("kind", "类型", "kind",
+                                     enum={"station": text("消防站", "fire station"),
+                                           "micro_station": text("微型消防站", "micro station")}),
+                               Field("minutes", "分钟", "minutes", digits=0),
+                               Field("area_m2", "面积", "area", "m²", 0),
+                               Field("reached_length_m", "可达道路长度", "roads reached", "m", 0)),
                        popup_title="station_id", search=()), sa, flist)
 
     compounds = get(layers, "compound_report")
     if compounds is None:
         compounds = get(layers, "compounds")
     if isinstance(compounds, gpd.GeoDataFrame):
+        if "id" not in compounds.columns and "compound_id" in compounds.columns:
+            compounds = compounds.assign(id=compounds["compound_id"])
         cspec = spec("compounds", fields=(*spec("compounds").fields[:1], *REPORT_FIELDS))
         if "rank" in compounds.columns:
             n = int(pd.to_numeric(compounds["rank"], errors="coerce").max() or 1)
@@ -134,12 +160,9 @@ def build_fire(
     add(app, spec("hydrants"), get(layers, "hydrants"), flist)
     add(app, spec("fire_stations"), get(layers, "fire_stations"), flist)
 
-    unreach = select_kinds(fnd, {"building_unreachable", "building_beyond_engine_reach",
-                                 "building_beyond_micro_reach"})
     hyd = select_kinds(fnd, prefix=("hydrant",))
     lanef = select_kinds(fnd, prefix=("lane_", "dead_end"))
     for fid, zh, en, frame, kind in (
-            ("unreachable", "不可达建筑", "Buildings not reached", unreach, "polygon"),
             ("hydrant_findings", "消火栓问题", "Hydrant findings", hyd, "point"),
             ("lane_findings", "车道问题", "Lane findings", lanef, "line")):
         if frame is not None:
@@ -147,7 +170,27 @@ def build_fire(
             app.add_layer(findings_spec(fid, zh=zh, en=en, kind=kind,
                                         extra_fields=(Field("compound_id", "小区", "compound"),)),
                           frame)
+    add_reach_layers(app, fnd, collection=findings_collection)
     return m
+
+
+def add_reach_layers(app: RiskMapElement, findings: gpd.GeoDataFrame | None, *,
+                     collection: str | None = "fire_findings", visible: bool | None = None) -> None:
+    """Buildings-beyond-reach findings, one layer per kind of :data:`REACH_KINDS`.
+
+    A district has tens of thousands of them: a served map loads a layer over
+    ``inline_max`` by bbox from ``/collections/{collection}/items?kind=…``; an export keeps
+    none of a layer that large and its legend says so.
+    """
+    for kind, zh, en, shown in REACH_KINDS:
+        frame = select_kinds(findings, {kind})
+        if frame is None:
+            continue
+        group(app, "findings")
+        app.add_layer(replace(findings_spec(kind, zh=zh, en=en, kind="polygon",
+                                            extra_fields=(Field("compound_id", "小区", "compound"),)),
+                              collection=collection, remote_query=f"kind={kind}",
+                              visible=shown if visible is None else visible), frame)
 
 
 def _ranking_panel(app: object, compounds: gpd.GeoDataFrame) -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from maps.base import Categorical, Field, MapOptions, findings_spec, make_map, text
 from maps.compose import FindingsInput, LayerInput, add, concat_findings, get, group
-from maps.fire import lane_qualification
+from maps.fire import REACH_KINDS, add_reach_layers, lane_qualification
 from maps.planner import COVERAGE_TARGETS
 from maps.styles import spec, with_pressure_class
 
@@ -86,6 +86,14 @@ def build_overview(
     add(app, spec("fire_lanes", visible=False), lanes, flist)
     add(app, spec("fire_stations"), get(layers, "fire_stations"), flist)
 
+    mon = get(layers, "monitoring_coverage")
+    if coverage_overall is None and isinstance(mon, gpd.GeoDataFrame) and \
+            {"covered_m", "length_m"} <= set(mon.columns) and float(mon["length_m"].sum()) > 0:
+        coverage_overall = float(mon["covered_m"].sum()) / float(mon["length_m"].sum())
+    if fnd is not None:  # buildings beyond fire reach: own layers (tens of thousands)
+        reach = fnd["kind"].isin([k for k, *_ in REACH_KINDS])
+        add_reach_layers(app, fnd[reach] if reach.any() else None, visible=False)
+        fnd = fnd[~reach] if (~reach).any() else None
     if fnd is not None:
         group(app, "findings")
         f = fnd.copy()

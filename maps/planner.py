@@ -18,6 +18,7 @@ from geo.crs import STORAGE_CRS, analysis_crs
 from maps.base import (
     Categorical,
     Field,
+    Graduated,
     LayerSpec,
     MapOptions,
     findings_spec,
@@ -71,7 +72,9 @@ def build_planner(
 
     ``layers``: store layers (``pipelines``, ``buildings``, ``sites``, ``hca``, ``cameras``)
     and, when computed, ``hca_computed`` (HCA segments with ``grade``), ``location_classes``
-    (chainage ranges with ``location_class``), ``corridor`` (else drawn from pipelines).
+    (chainage ranges with ``location_class``), ``corridor`` (else drawn from pipelines),
+    ``monitoring_coverage`` (per people-dense HCA ``coverage``; gives ``coverage_overall``
+    when that is not passed).
     ``findings``: common-schema frames (occupancy, setback, HCA diff …). ``coverage_overall``:
     share of people-dense HCA length under camera coverage, shown against the plan targets.
     """
@@ -113,16 +116,32 @@ def build_planner(
                                    Field("households", "户数", "households", digits=0),
                                    Field("chainage_from_m", "起点里程", "from", "m", 1),
                                    Field("chainage_to_m", "终点里程", "to", "m", 1),
-                                   Field("station", "桩号", "station")),
+                                   Field("station_from", "起点桩号", "from"),
+                                   Field("station_to", "终点桩号", "to"),
+                                   Field("class_zh", "地区等级（细分）", "class (division)"),
+                                   Field("design_factor", "强度设计系数", "design factor"),
+                                   Field("rule_source", "依据条款", "rule source")),
                            popup_title="pipeline_id", search=()), loc, flist)
     computed = get(layers, "hca_computed")
+    if isinstance(computed, gpd.GeoDataFrame):
+        computed = computed.copy()
+        if "id" not in computed.columns and "hca_id" in computed.columns:
+            computed["id"] = computed["hca_id"]
     if computed is not None:
-        add(app, spec("hca", id="hca_computed", zh="识别的高后果区", en="Computed HCAs",
-                      style={"weight": 1, "fillOpacity": 0.35},
-                      fields=(*spec("hca").fields,
-                              Field("criteria", "判定依据", "criteria", type="list"),
-                              Field("chainage_from_m", "起点里程", "from", "m", 1),
-                              Field("chainage_to_m", "终点里程", "to", "m", 1))), computed, flist)
+        hca = spec("hca")
+        add(app, LayerSpec("hca_computed", "识别的高后果区", "Computed HCAs", "hca", "line",
+                           style={"weight": 8, "opacity": 0.6}, classify=hca.classify,
+                           fields=(Field("pipeline_id", "管道", "pipeline"),
+                                   Field("grade", "等级", "grade"),
+                                   Field("station_from", "起点桩号", "from"),
+                                   Field("station_to", "终点桩号", "to"),
+                                   Field("length_m", "长度", "length", "m", 0),
+                                   Field("criteria_zh", "判定依据", "criteria"),
+                                   Field("criteria_en", "判定依据（英文）", "criteria (en)")),
+                           search=("id",),
+                           note=text("按 GB 32167-2015 识别；虚线为已登记高后果区",
+                                     "identified by GB 32167-2015; dashed: registered HCAs")),
+            computed, flist)
     add(app, spec("hca"), get(layers, "hca"), flist)
     add(app, spec("cameras"), get(layers, "cameras"), flist)
 
@@ -148,6 +167,24 @@ def build_planner(
         group(app, "findings")
         app.add_layer(findings_spec("other_findings", zh="其他问题", en="Other findings"), rest)
 
+    mon = get(layers, "monitoring_coverage")
+    if isinstance(mon, gpd.GeoDataFrame):
+        add(app, LayerSpec("monitoring_coverage", "高后果区视频监控覆盖", "HCA video coverage",
+                           "monitoring", "line", style={"weight": 5, "opacity": 0.85},
+                           classify=Graduated("coverage", (0.0, 0.3, 0.7, 1.0, float("inf")),
+                                              ("#d7301f", "#fc8d59", "#fdcc8a", "#1a9850"),
+                                              title=text("覆盖率", "coverage")),
+                           fields=(Field("hca_id", "高后果区", "HCA"),
+                                   Field("pipeline_id", "管道", "pipeline"),
+                                   Field("grade", "等级", "grade"),
+                                   Field("coverage", "覆盖率", "coverage", type="percent"),
+                                   Field("covered_m", "覆盖长度", "covered", "m", 0),
+                                   Field("length_m", "长度", "length", "m", 0),
+                                   Field("cameras", "摄像机", "cameras", digits=0)),
+                           popup_title="hca_id", search=("hca_id",), visible=False), mon, flist)
+        if coverage_overall is None and {"covered_m", "length_m"} <= set(mon.columns):
+            total = float(mon["length_m"].sum())
+            coverage_overall = float(mon["covered_m"].sum()) / total if total > 0 else None
     if coverage_overall is not None:
         rows = [((str(y), f"{t:.0%}", f"{coverage_overall:.1%}"),
                  "ok" if coverage_overall >= t - 1e-9 else "bad") for y, t in COVERAGE_TARGETS]

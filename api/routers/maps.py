@@ -40,14 +40,17 @@ MAP_ROLES: dict[str, frozenset[str]] = {
 # "findings" frames are merged; other results become named layers of the builder.
 _ANALYSIS_USE: dict[str, tuple[tuple[str, str], ...]] = {
     "planner": (("hca-segment", "hca_computed"), ("hca_segment", "hca_computed"),
-                ("location", "location_classes"), ("pipeline", "findings"),
-                ("occupancy", "findings"), ("setback", "findings"), ("hca", "findings")),
+                ("location", "location_classes"), ("monitoring", "monitoring_coverage"),
+                ("pipeline", "findings"), ("occupancy", "findings"), ("setback", "findings"),
+                ("hca", "findings")),
     "police": (("route", "findings"),),
     "fire": (("service", "service_areas"), ("compound", "compound_report"),
              ("lane", "findings"), ("coverage", "findings"), ("hydrant", "findings"),
              ("fire", "findings")),
-    "overview": (("pipeline", "findings"), ("hca", "findings"), ("route", "findings"),
-                 ("lane", "findings"), ("coverage", "findings"), ("hydrant", "findings")),
+    "overview": (("monitoring", "monitoring_coverage"), ("pipeline", "findings"),
+                 ("hca", "findings"), ("route", "findings"),
+                 ("lane", "findings"), ("coverage", "findings"), ("hydrant", "findings"),
+                 ("fire", "findings")),
 }
 
 

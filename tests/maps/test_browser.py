@@ -201,27 +201,39 @@ def test_osm_basemap_requests_only_the_tile_host(server: str, browser: Any) -> N
 
 
 def test_police_route_form_draws_alternatives(server: str, browser: Any) -> None:
+    """The form's request and the drawing of a reply in the shape of ``POST /routes`` (the
+    real endpoint on the demo district: tests/maps/test_browser_demo.py)."""
     page, w = _open(browser, f"{server}/maps/police")
     sent: list[dict[str, Any]] = []
+
+    def feat(props: dict[str, Any], geom: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "Feature", "properties": props, "geometry": geom}
+
+    line = {"type": "LineString", "coordinates": [[117.249, 34.7995], [117.254, 34.7995]]}
     answer = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"rank": 1, "length_m": 1234.5, "time_s": 150.0,
-                                           "risk_score": 5400.0, "zones": [],
-                                           "refused": [{"road_id": "RD-2", "reason": "hazmat=no"}]},
-         "geometry": {"type": "LineString", "coordinates": [[117.249, 34.7995], [117.254, 34.7995]]}},
-        {"type": "Feature", "properties": {"rank": 2, "length_m": 1500.0, "time_s": 200.0,
-                                           "risk_score": 3000.0, "refused": []},
-         "geometry": {"type": "LineString", "coordinates": [[117.249, 34.7995], [117.254, 34.80]]}}]}
+        feat({"feature": "route", "rank": 2.0, "length_m": 1500.0, "time_s": 200.0,
+              "risk_score": 3000.0, "zones": "", "roads": "RD-1;RD-3"},
+             {"type": "LineString", "coordinates": [[117.249, 34.7995], [117.254, 34.80]]}),
+        feat({"feature": "route", "rank": 1.0, "length_m": 1234.5, "time_s": 150.0,
+              "risk_score": 5400.0, "zones": "Z-09", "roads": "RD-1;RD-2"}, line),
+        feat({"feature": "origin", "road_id": "RD-1", "snap_m": 3.0},
+             {"type": "Point", "coordinates": [117.249, 34.7995]}),
+        feat({"feature": "destination", "road_id": "RD-2", "snap_m": 4.0},
+             {"type": "Point", "coordinates": [117.254, 34.7995]}),
+        feat({"feature": "refused", "road_id": "RD-4", "road_name": "华山路", "length_m": 150.0,
+              "reason": "zone_forbidden", "zone_id": "Z-01", "zone_name": "水源保护区",
+              "rule": "forbidden", "hours": "00:00-24:00"}, line),
+        feat({"feature": "refused", "road_id": "RD-5", "road_name": "华山路", "length_m": 150.0,
+              "reason": "zone_forbidden", "zone_id": "Z-01", "zone_name": "水源保护区",
+              "rule": "forbidden", "hours": "00:00-24:00"}, line),
+        feat({"feature": "refused", "road_id": "RD-6", "length_m": 80.0, "reason": "hazmat_no"},
+             line)]}
 
     def handle(route: Any) -> None:
         sent.append(json.loads(route.request.post_data or "{}"))
         route.fulfill(status=200, content_type="application/geo+json", body=json.dumps(answer))
 
-    import urllib.request
-
-    with urllib.request.urlopen(f"{server}/api") as resp:  # the app's OpenAPI document
-        has_routes = "/routes" in json.loads(resp.read())["paths"]
-    if not has_routes:
-        page.route(f"{server}/routes", handle)
+    page.route(f"{server}/routes", handle)
     # pick origin and destination by clicking the map
     box = page.locator(".folium-map").bounding_box()
     page.click("button[name=origin]")
@@ -231,13 +243,17 @@ def test_police_route_form_draws_alternatives(server: str, browser: Any) -> None
     page.fill("input[name=depart_at]", "2024-05-01T08:30")
     page.click(".riskmap-route-go")
     page.wait_for_selector(".riskmap-route-alt, .riskmap-route-error", timeout=15000)
-    if not has_routes:
-        assert sent and sent[0]["depart_at"] == "2024-05-01T08:30:00"
-        assert len(sent[0]["origin"]) == 2 and sent[0]["alternatives"] == 3
-        assert page.locator(".riskmap-route-alt").count() == 2
-        text = page.inner_text(".riskmap-route-out")
-        assert "1.23 km" in text and "2.5 分钟" in text and "RD-2: hazmat=no" in text
-        assert page.get_attribute(".folium-map", "data-routes") == "2"
+    assert sent and sent[0]["depart_at"] == "2024-05-01T08:30:00"
+    assert len(sent[0]["origin"]) == 2 and sent[0]["alternatives"] == 3
+    assert sent[0]["objective"] == "time"
+    assert page.locator(".riskmap-route-alt").count() == 2
+    first = page.inner_text(".riskmap-route-alt[data-rank='1']")
+    assert "1.23 km" in first and "2.5 分钟" in first and "风险值 5,400" in first and "Z-09" in first
+    refused = page.inner_text(".riskmap-route-refused")
+    assert "华山路 (2), 300 m: 禁行区 Z-01 水源保护区 00:00-24:00" in refused
+    assert "RD-6, 80 m: 禁止危化品车辆" in refused
+    assert page.get_attribute(".folium-map", "data-routes") == "2"
+    assert page.get_attribute(".folium-map", "data-refused") == "3"
     assert w.errors == []
     page.close()
 

@@ -44,6 +44,7 @@
     fullscreen: {zh: '全屏', en: 'Fullscreen'},
     zoomIn: {zh: '放大至 {z} 级以上加载', en: 'zoom to {z}+ to load'},
     loading: {zh: '加载中…', en: 'loading…'},
+    loadingN: {zh: '加载中 {n} / {m}…', en: 'loading {n} of {m}…'},
     shown: {zh: '显示 {n} / {m}', en: 'showing {n} of {m}'},
     loadError: {zh: '加载失败', en: 'failed to load'},
     origin: {zh: '起点', en: 'Origin'},
@@ -245,7 +246,10 @@
   };
   App.prototype._geojsonLayer = function (spec) {
     var self = this, renderer = this._renderer(spec);
-    return L.geoJSON(null, {
+    // Remote (bbox-loaded) layers carry thousands of features: popups and tooltips are bound
+    // lazily on the first click / hover through the group instead of once per feature.
+    var lazy = !!spec.remote;
+    var g = L.geoJSON(null, {
       style: function (f) { return L.extend({renderer: renderer}, featureStyle(spec, f.properties)); },
       pointToLayer: function (f, latlng) {
         var rf = spec.radiusField, p = f.properties || {};
@@ -255,16 +259,35 @@
         return L.circleMarker(latlng, L.extend({renderer: renderer, radius: 5},
           featureStyle(spec, f.properties)));
       },
-      onEachFeature: function (f, layer) {
-        if (spec.popup) {
-          layer.bindPopup(function () { return popupHtml(spec, f.properties || {}, self.lang); },
-            {maxWidth: 360});
-        }
-        if (spec.tooltip && f.properties && f.properties[spec.tooltip] !== undefined) {
-          layer.bindTooltip(esc(f.properties[spec.tooltip]), {sticky: true});
-        }
+      onEachFeature: lazy ? null : function (f, layer) {
+        self._bindPopup(spec, layer);
+        self._bindTooltip(spec, layer);
       }
     });
+    if (lazy) {
+      g.on('click', function (e) {
+        var l = e.layer;
+        if (l && !l.getPopup() && self._bindPopup(spec, l)) { l.openPopup(e.latlng); }
+      });
+      g.on('mouseover', function (e) {
+        var l = e.layer;
+        if (l && !l.getTooltip() && self._bindTooltip(spec, l)) { l.openTooltip(e.latlng); }
+      });
+    }
+    return g;
+  };
+  App.prototype._bindPopup = function (spec, layer) {
+    var self = this, f = layer.feature;
+    if (!spec.popup || !f || layer.getPopup()) { return false; }
+    layer.bindPopup(function () { return popupHtml(spec, f.properties || {}, self.lang); },
+      {maxWidth: 360});
+    return true;
+  };
+  App.prototype._bindTooltip = function (spec, layer) {
+    var f = layer.feature, p = (f && f.properties) || {};
+    if (!spec.tooltip || p[spec.tooltip] === undefined || p[spec.tooltip] === null) { return false; }
+    layer.bindTooltip(esc(p[spec.tooltip]), {sticky: true});
+    return true;
   };
   App.prototype._addLayer = function (spec) {
     var layer = this._geojsonLayer(spec);
@@ -282,6 +305,7 @@
     entry.index = {};
     entry.layer.eachLayer(function (l) {
       var p = (l.feature && l.feature.properties) || {};
+      l.riskmapSpec = entry.spec;
       keys.forEach(function (k) {
         if (p[k] !== undefined && p[k] !== null) {
           entry.index[String(p[k]).toLowerCase()] = l;
@@ -302,6 +326,8 @@
     var self = this, spec = entry.spec, r = spec.remote, map = this.map;
     if (!map.hasLayer(entry.layer)) { return; }
     if (map.getZoom() < (r.minZoom || 0)) {
+      if (entry.abort) { entry.abort.abort(); }
+      entry.pending = false;
       entry.layer.clearLayers();
       entry.key = null;
       this._setStatus(spec.id, UI.zoomIn, {z: r.minZoom});
@@ -318,33 +344,54 @@
     if (entry.abort) { entry.abort.abort(); }
     var ctrl = global.AbortController ? new global.AbortController() : null;
     entry.abort = ctrl;
-    var url = r.url + (r.url.indexOf('?') < 0 ? '?' : '&') + 'bbox=' + bbox + '&limit=' + (r.limit || 5000);
+    // Small pages fetched one after the other, each drawn as it arrives (the next request is
+    // sent before the current page is drawn), up to `limit` features per view.
+    var cap = r.limit || 5000, size = Math.min(r.page || cap, cap);
+    var base = r.url + (r.url.indexOf('?') < 0 ? '?' : '&') + 'bbox=' + bbox;
+    var loaded = 0, first = true, t0 = global.performance ? global.performance.now() : 0;
+    function fetchPage(offset) {
+      var url = base + '&limit=' + Math.min(size, cap - offset) + (offset ? '&offset=' + offset : '');
+      return global.fetch(url, {credentials: 'same-origin', headers: {'Accept': 'application/geo+json'},
+        signal: ctrl ? ctrl.signal : undefined})
+        .then(function (resp) {
+          if (!resp.ok) { throw new Error('HTTP ' + resp.status); }
+          return resp.json();
+        });
+    }
+    function fail(err) {
+      if (err && err.name === 'AbortError') { return; }
+      if (entry.key !== bbox) { return; }
+      entry.pending = false;
+      self._setStatus(spec.id, UI.loadError, {});
+      if (global.console && global.console.warn) { global.console.warn('riskmap: ' + spec.id + ': ' + err); }
+    }
+    function step(offset, req) {
+      req.then(function (fc) {
+        if (entry.key !== bbox) { return; }
+        var feats = fc.features || [], nret = feats.length;
+        var nmatch = typeof fc.numberMatched === 'number' ? fc.numberMatched : offset + nret;
+        var more = nret > 0 && offset + nret < Math.min(nmatch, cap);
+        var next = more ? fetchPage(offset + nret) : null;
+        if (first) { entry.layer.clearLayers(); first = false; }
+        entry.layer.addData(self.gcj ? shiftGeojson(fc) : fc);
+        loaded += nret;
+        entry.loaded = loaded;
+        var c = map.getContainer();
+        c.setAttribute('data-loaded-' + spec.id, String(loaded));
+        if (next) {
+          self._setStatus(spec.id, UI.loadingN, {n: fmtNum(loaded, 0), m: fmtNum(Math.min(nmatch, cap), 0)});
+          step(offset + nret, next);
+          return;
+        }
+        self._indexLayer(entry);
+        entry.pending = false;
+        self._setStatus(spec.id, nmatch > loaded ? UI.shown : null, {n: fmtNum(loaded, 0), m: fmtNum(nmatch, 0)});
+        if (t0) { c.setAttribute('data-load-ms-' + spec.id, String(Math.round(global.performance.now() - t0))); }
+      }).catch(fail);
+    }
     this._setStatus(spec.id, UI.loading, {});
     entry.pending = true;
-    global.fetch(url, {credentials: 'same-origin', headers: {'Accept': 'application/geo+json'},
-      signal: ctrl ? ctrl.signal : undefined})
-      .then(function (resp) {
-        if (!resp.ok) { throw new Error('HTTP ' + resp.status); }
-        return resp.json();
-      })
-      .then(function (fc) {
-        if (entry.key !== bbox) { return; }
-        entry.layer.clearLayers();
-        entry.layer.addData(self.gcj ? shiftGeojson(fc) : fc);
-        self._indexLayer(entry);
-        var nret = (fc.features || []).length;
-        var nmatch = typeof fc.numberMatched === 'number' ? fc.numberMatched : nret;
-        entry.pending = false;
-        entry.loaded = nret;
-        self._setStatus(spec.id, nmatch > nret ? UI.shown : null, {n: fmtNum(nret, 0), m: fmtNum(nmatch, 0)});
-        map.getContainer().setAttribute('data-loaded-' + spec.id, String(nret));
-      })
-      .catch(function (err) {
-        if (err && err.name === 'AbortError') { return; }
-        entry.pending = false;
-        self._setStatus(spec.id, UI.loadError, {});
-        if (global.console && global.console.warn) { global.console.warn('riskmap: ' + spec.id + ': ' + err); }
-      });
+    step(0, fetchPage(0));
   };
   App.prototype._setStatus = function (id, label, vars) {
     this.status[id] = label ? {label: label, vars: vars} : null;
@@ -579,6 +626,8 @@
   App.prototype._show = function (l) {
     var map = this.map;
     if (l.getBounds) { map.fitBounds(l.getBounds(), {maxZoom: 17}); } else { map.setView(l.getLatLng(), Math.max(map.getZoom(), 16)); }
+    var spec = l.riskmapSpec;
+    if (spec && !l.getPopup()) { this._bindPopup(spec, l); }
     if (l.openPopup) { l.openPopup(); }
   };
   App.prototype.search = function (q, out) {
@@ -618,7 +667,7 @@
           if (!f || !f.geometry) { return false; }
           var fc = {type: 'FeatureCollection', features: [f]};
           var tmp = self._geojsonLayer(e.spec).addData(self.gcj ? shiftGeojson(fc) : fc).addTo(self.map);
-          tmp.eachLayer(function (l) { self._show(l); });
+          tmp.eachLayer(function (l) { l.riskmapSpec = e.spec; self._show(l); });
           return true;
         }).catch(function () { return false; });
     });
@@ -875,63 +924,133 @@
         self._renderRoutes(ctl.result);
       });
   };
-  function routeFeatures(body) {
-    if (!body) { return []; }
-    if (body.type === 'FeatureCollection') { return body.features || []; }
-    if (body.routes) { return body.routes.type ? routeFeatures(body.routes) : body.routes; }
-    if (body.alternatives) { return body.alternatives.type ? routeFeatures(body.alternatives) : body.alternatives; }
-    if (body.type === 'Feature') { return [body]; }
-    return [];
+  // POST /routes answers a FeatureCollection whose features carry `feature`: one `route` per
+  // alternative (rank, length_m, time_s, risk_score, zones "a;b", roads "r1;r2"), the snapped
+  // `origin` / `destination` and the `refused` stretches (road_id, road_name, reason, zone_id,
+  // zone_name, rule, hours, message) the unrestricted shortest way would use.
+  function splitList(v) {
+    if (v === null || v === undefined || v === '') { return []; }
+    if (Array.isArray(v)) { return v; }
+    return String(v).split(';').filter(function (x) { return x.trim() !== ''; });
   }
-  function refusedText(r) {
-    if (typeof r === 'string') { return r; }
-    var id = r.road_id || r.id || r.feature_id || '';
-    var why = r.reason || r.why || r.message_zh || r.message || r.zone_id || '';
-    return id + (why ? ': ' + why : '') + (r.hours ? ' (' + r.hours + ')' : '');
+  function routeParts(body) {
+    var out = {routes: [], refused: [], ends: []};
+    if (!body) { return out; }
+    var feats = [];
+    if (body.type === 'FeatureCollection') { feats = body.features || []; }
+    else if (body.type === 'Feature') { feats = [body]; }
+    else if (body.routes || body.alternatives) {
+      var r = body.routes || body.alternatives;
+      feats = r.type === 'FeatureCollection' ? r.features : r;
+      (body.refused || []).forEach(function (x) { out.refused.push(x.properties ? x : {properties: x}); });
+    }
+    feats.forEach(function (f) {
+      var kind = (f.properties || {}).feature;
+      if (kind === 'refused') { out.refused.push(f); }
+      else if (kind === 'origin' || kind === 'destination') { out.ends.push(f); }
+      else if (!kind || kind === 'route') { out.routes.push(f); }
+    });
+    out.routes.sort(function (x, y) { return ((x.properties || {}).rank || 0) - ((y.properties || {}).rank || 0); });
+    // older shapes listed the refused roads per route
+    out.routes.forEach(function (f) {
+      splitList((f.properties || {}).refused).forEach(function (x) {
+        out.refused.push({properties: typeof x === 'string' ? {road_id: x} : x});
+      });
+    });
+    return out;
+  }
+  var REASONS = {
+    zone_forbidden: {zh: '禁行区', en: 'forbidden zone'},
+    zone_permit: {zh: '需通行证区域', en: 'permit zone'},
+    zone_avoid: {zh: '避让区域', en: 'zone to avoid'},
+    hazmat_no: {zh: '禁止危化品车辆', en: 'hazmat=no'},
+    hazmat_destination: {zh: '仅限目的地车辆', en: 'destination traffic only'},
+    weight: {zh: '限重', en: 'weight limit'},
+    height: {zh: '限高', en: 'height limit'}
+  };
+  // Refused stretches grouped by road name, reason and zone: "华山路 (6): 禁行区 Z-01 … 00:00-24:00"
+  function refusedGroups(refused, lang) {
+    var groups = [], byKey = {};
+    refused.forEach(function (f) {
+      var p = f.properties || f;
+      var road = p.road_name || p.road_id || p.id || '';
+      var key = [road, p.reason, p.zone_id].join('|');
+      if (!byKey[key]) {
+        var why = p.reason ? tr(REASONS[p.reason] || p.reason, lang) : (p.why || p.message || '');
+        var zone = p.zone_id ? ' ' + p.zone_id + (p.zone_name ? ' ' + p.zone_name : '') : '';
+        byKey[key] = {road: road, why: why + zone + (p.hours ? ' ' + p.hours : ''), ids: [], m: 0};
+        groups.push(byKey[key]);
+      }
+      var g = byKey[key];
+      if (p.road_id && g.ids.indexOf(p.road_id) < 0) { g.ids.push(p.road_id); }
+      if (typeof p.length_m === 'number') { g.m += p.length_m; }
+    });
+    return groups.map(function (g) {
+      var n = g.ids.length > 1 ? ' (' + g.ids.length + ')' : (g.ids.length === 1 && g.ids[0] !== g.road ? ' ' + g.ids[0] : '');
+      return g.road + n + (g.m ? ', ' + fmtLen(g.m) : '') + (g.why ? ': ' + g.why : '');
+    });
   }
   App.prototype._renderRoutes = function (res) {
     var self = this, st = this.routeState, out = this.routeControl.out;
     st.routes.clearLayers();
     out.innerHTML = '';
+    var c = self.map.getContainer();
     if (!res.ok) {
-      var det = res.body && (res.body.detail || res.body.message || res.body.description);
+      var det = res.body && (res.body.description || res.body.detail || res.body.message);
       el('div', 'riskmap-route-error', out).textContent = self.t(UI.noRoute) + ': ' +
         (typeof det === 'string' ? det : JSON.stringify(det));
+      c.setAttribute('data-routes', '0');
       return;
     }
-    var feats = routeFeatures(res.body);
-    feats.forEach(function (f, i) {
-      var p = f.properties || f;
+    var parts = routeParts(res.body);
+    function draw(geom, style, popup) {
+      if (!geom) { return; }
+      var fc = {type: 'FeatureCollection', features: [{type: 'Feature', geometry: JSON.parse(JSON.stringify(geom)), properties: {}}]};
+      var ly = L.geoJSON(self.gcj ? shiftGeojson(fc) : fc, {style: style,
+        pointToLayer: function (f, ll) { return L.circleMarker(ll, L.extend({radius: 5}, style)); }});
+      if (popup) { ly.bindTooltip(esc(popup), {sticky: true}); }
+      ly.addTo(st.routes);
+    }
+    parts.refused.forEach(function (f) {
+      var p = f.properties || {};
+      draw(f.geometry, {color: '#d7191c', weight: 5, opacity: 0.8, dashArray: '6 6'},
+        (p.road_name || p.road_id || '') + ': ' + (p.message || p.reason || ''));
+    });
+    for (var i = parts.routes.length - 1; i >= 0; i--) {  // the best route drawn last, on top
+      draw(parts.routes[i].geometry, {color: ROUTE_COLORS[i % ROUTE_COLORS.length], weight: i === 0 ? 6 : 4,
+        opacity: i === 0 ? 0.9 : 0.6});
+    }
+    parts.ends.forEach(function (f) {
+      draw(f.geometry, {color: '#000', weight: 2, fillColor: '#ffffff', fillOpacity: 1});
+    });
+    parts.routes.forEach(function (f, i) {
+      var p = f.properties || {};
       var color = ROUTE_COLORS[i % ROUTE_COLORS.length];
-      var geom = f.geometry;
-      if (geom) {
-        var fc = {type: 'FeatureCollection', features: [{type: 'Feature', geometry: JSON.parse(JSON.stringify(geom)), properties: {}}]};
-        L.geoJSON(self.gcj ? shiftGeojson(fc) : fc, {style: {color: color, weight: i === 0 ? 6 : 4, opacity: i === 0 ? 0.9 : 0.6}})
-          .addTo(st.routes);
-      }
       var box = el('div', 'riskmap-route-alt', out);
-      box.setAttribute('data-rank', String(i + 1));
+      box.setAttribute('data-rank', String(p.rank || i + 1));
       box.style.borderLeft = '5px solid ' + color;
       var len = p.length_m, time = p.time_s, risk = p.risk_score !== undefined ? p.risk_score : p.risk;
-      el('div', '', box).textContent = '#' + (i + 1) + '  ' +
+      el('div', '', box).textContent = '#' + (p.rank || i + 1) + '  ' +
         (typeof len === 'number' ? fmtLen(len) : '') + ' · ' +
         (typeof time === 'number' ? fmtNum(time / 60, 1) + ' ' + self.t(UI.minutes) : '') +
-        (risk !== undefined ? ' · ' + self.t(UI.riskScore) + ' ' + fmtNum(risk, 0) : '');
-      var zones = p.zones || p.zones_passed;
-      if (zones && zones.length) {
+        (typeof risk === 'number' ? ' · ' + self.t(UI.riskScore) + ' ' + fmtNum(risk, 0) : '');
+      var zones = splitList(p.zones !== undefined && p.zones !== '' ? p.zones : (p.zones_passed || p.zone_ids));
+      if (zones.length) {
         el('div', 'riskmap-route-zones', box).textContent = self.t(UI.zones) + ': ' +
           zones.map(function (z) { return typeof z === 'string' ? z : (z.id || z.zone_id || JSON.stringify(z)); }).join(', ');
       }
-      var refused = p.refused || p.refused_roads;
-      if (refused && refused.length) {
-        var rr = el('div', 'riskmap-route-refused', box);
-        rr.textContent = self.t(UI.refused) + ': ';
-        var ul = el('ul', '', rr);
-        refused.slice(0, 8).forEach(function (r) { el('li', '', ul).textContent = refusedText(r); });
-      }
     });
+    var groups = refusedGroups(parts.refused, self.lang);
+    if (groups.length) {
+      var rr = el('div', 'riskmap-route-refused', out);
+      rr.textContent = self.t(UI.refused) + ': ';
+      var ul = el('ul', '', rr);
+      groups.slice(0, 8).forEach(function (g) { el('li', '', ul).textContent = g; });
+      if (groups.length > 8) { el('li', '', ul).textContent = '… +' + (groups.length - 8); }
+    }
     if (st.routes.getLayers().length) { self.map.fitBounds(st.routes.getBounds(), {padding: [30, 30]}); }
-    self.map.getContainer().setAttribute('data-routes', String(feats.length));
+    c.setAttribute('data-routes', String(parts.routes.length));
+    c.setAttribute('data-refused', String(parts.refused.length));
   };
   function fmtLen(m) { return m >= 1000 ? fmtNum(m / 1000, 2) + ' km' : fmtNum(m, 0) + ' m'; }
 
