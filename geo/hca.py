@@ -328,7 +328,8 @@ def _class_instances(
     lc: gpd.GeoDataFrame, table: str, row: Rule, line_of: Mapping[str, int],
     lines: np.ndarray, half_width_m: float,
 ) -> pd.DataFrame:
-    sel = lc[lc["pipeline_id"].map(line_of).isin(lines) & (lc["location_class"] >= row["min_class"])]
+    sel = lc[lc["pipeline_id"].map(line_of).isin(lines)
+             & lc["location_class"].isin(list(row["classes"]))]
     if sel.empty:
         return pd.DataFrame()
     zh = [f"{row['row']}：{z}（2 km 地段 {format_station(a)}～{format_station(b)} 内 {int(h)} 户）"

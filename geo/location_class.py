@@ -145,6 +145,8 @@ def _classify_line(
         w_lo = w_hi = w_s = np.zeros(0)
     g_lo = np.clip(gather[0] - bnd, 0.0, length)
     g_hi = np.clip(gather[1] + bnd, 0.0, length)
+    # millimetre grid: no sliver ranges from floating-point noise
+    w_lo, w_hi, g_lo, g_hi = (np.round(v, 3) for v in (w_lo, w_hi, g_lo, g_hi))
     pts = np.unique(np.concatenate([[0.0, length], w_lo, w_hi, g_lo, g_hi]))
     m = len(pts) - 1
     if m <= 0:

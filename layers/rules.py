@@ -153,8 +153,10 @@ _TABLE_FIELDS: dict[str, dict[str, tuple[Any, bool]]] = {
     "households": {"household_area_m2": ("num+", True), "residential_uses": ("strs", True),
                    "zero_uses": ("strs", True)},
     "pir": {"coefficient": ("num+", True)},
-    "gas": {"grade": (("I", "II", "III"), True), "criterion": ("str", True)},
-    "oil": {"grade": (("I", "II", "III"), True), "criterion": ("str", True)},
+    "gas": {"grade": (("I", "II", "III"), True), "criterion": ("str", True),
+            "radius_m": ("num+", False)},
+    "oil": {"grade": (("I", "II", "III"), True), "criterion": ("str", True),
+            "radius_m": ("num+", False)},
     "monitoring": {"year": ("int", True), "target": ("num", True),
                    "severity": (_SEVERITIES, True)},
 }
