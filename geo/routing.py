@@ -549,7 +549,8 @@ def _solve(net: HazmatNetwork, req: _Request, o_pt: Point, d_pt: Point, objectiv
     zt = net.zone_table
     hard = req.hard_block(net)
     for what, pt in (("origin", o_pt), ("destination", d_pt)):
-        inside = np.sort(zt.tree.query(pt, predicate="intersects")) if len(zt) else []
+        inside: list[int] = (np.sort(zt.tree.query(pt, predicate="intersects")).tolist()
+                             if len(zt) else [])
         bad = [int(z) for z in inside if req.zone_block[z]]
         if bad:
             raise NoRouteError(f"{what} lies in " + "; ".join(zt.words[z] for z in bad))
@@ -808,30 +809,6 @@ def _append_rows(m: sparse.csr_matrix, rows: list[list[tuple[int, float]]],
     indices = np.concatenate([m.indices, np.asarray(cols, dtype=m.indices.dtype)])
     data = np.concatenate([m.data, np.asarray(vals, dtype=float)])
     out = sparse.csr_matrix((data, indices, indptr), shape=(size, size), copy=False)
-    return out
-
-
-def _append_rows(m: sparse.csr_matrix, rows: list[list[tuple[int, float]]],
-                 size: int) -> sparse.csr_matrix:
-    """``m`` (n × n) grown to ``size`` × ``size`` with ``rows`` appended after row n-1."""
-    cols = [c for row in rows for c, _ in row]
-    vals = [v for row in rows for _, v in row]
-    counts = [len(row) for row in rows]
-    indptr = np.concatenate([m.indptr, m.indptr[-1] + np.cumsum(counts)]).astype(m.indptr.dtype)
-    indices = np.concatenate([m.indices, np.asarray(cols, dtype=m.indices.dtype)])
-    data = np.concatenate([m.data, np.asarray(vals, dtype=float)])
-    out = sparse.csr_matrix((data, indices, indptr), shape=(size, size), copy=False)
-    return out
-
-
-def _lookup(m: sparse.csr_matrix, entry: np.ndarray, a: np.ndarray, b: np.ndarray
-            ) -> np.ndarray:
-    """Edge realising each matrix entry (a[i], b[i])."""
-    out = np.empty(len(a), dtype=np.int64)
-    indptr, indices = m.indptr, m.indices
-    for i in range(len(a)):
-        lo, hi = indptr[a[i]], indptr[a[i] + 1]
-        out[i] = entry[lo + np.searchsorted(indices[lo:hi], b[i])]
     return out
 
 
