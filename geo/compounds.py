@@ -172,7 +172,8 @@ def compound_report(
         cols[f"{key}_share"] = shares[key]
 
     # lanes by reason
-    lane_len = {r: np.zeros(nc) for r in (*_REASONS, "unmarked", "all", "unqualified")}
+    lane_len: dict[str, np.ndarray] = {r: np.zeros(nc) for r in (*_REASONS, "unmarked", "all",
+                                                                  "unqualified")}
     lane_rows: dict[str, list[list[str]]] = {r: [[] for _ in range(nc)]
                                              for r in (*_REASONS, "unmarked")}
     lane_vals: dict[int, dict[str, str]] = {}
@@ -201,10 +202,10 @@ def compound_report(
         for r in ("narrow", "low", "obstructed", "unmarked"):
             sel = lin & flags[r]
             lane_len[r] = np.bincount(lc[sel], weights=length[sel], minlength=nc)
-            for i in np.flatnonzero(sel):
-                lane_rows[r][lc[i]].append(lid[i])
-        for i in np.flatnonzero(lin & (flags["narrow"] | flags["low"])):
-            lane_vals[i] = {"w": f"{width[i]:.1f}", "h": f"{height[i]:.1f}"}
+            for li in np.flatnonzero(sel):
+                lane_rows[r][int(lc[li])].append(str(lid[li]))
+        for li in np.flatnonzero(lin & (flags["narrow"] | flags["low"])):
+            lane_vals[int(li)] = {"w": f"{width[li]:.1f}", "h": f"{height[li]:.1f}"}
         lane_pos = {k: i for i, k in enumerate(lid)}
     else:
         lane_pos = {}
@@ -217,10 +218,10 @@ def compound_report(
             named = cpos.reindex(dead_ends["compound_id"].astype(str).to_numpy()).to_numpy()
             dc = np.where(np.isfinite(named), np.nan_to_num(named, nan=-1), dc).astype(np.int64)
         dlen = dead_ends["length_m"].to_numpy(dtype=float)
-        for i in np.flatnonzero(dc >= 0):
-            lane_len["dead_end"][dc[i]] += dlen[i]
-            dead_rows[dc[i]].append((str(dead_ends["feature_id"].iloc[i]), dlen[i],
-                                     float(dead_ends["turnaround_required_m"].iloc[i])))
+        for di in np.flatnonzero(dc >= 0):
+            lane_len["dead_end"][dc[di]] += dlen[di]
+            dead_rows[int(dc[di])].append((str(dead_ends["feature_id"].iloc[di]), float(dlen[di]),
+                                           float(dead_ends["turnaround_required_m"].iloc[di])))
     for r in (*_REASONS, "unmarked"):
         cols[f"{r}_m"] = lane_len[r]
     cols["lane_length_m"] = lane_len["all"]
@@ -229,7 +230,7 @@ def compound_report(
     # hydrants
     hyd_bad = (~b["hydrant_covered"].to_numpy(dtype=bool) if "hydrant_covered" in b.columns
                else np.zeros(len(b), bool))
-    gap_len = np.zeros(nc)
+    gap_len: np.ndarray = np.zeros(nc)
     if spacing_gaps is not None and len(spacing_gaps):
         zone = shapely.buffer(c.geometry.values, rules.hose_m)
         ci, gi = shapely.STRtree(spacing_gaps.geometry.values).query(zone, predicate="intersects")
@@ -344,11 +345,11 @@ def compound_report(
         near = df.sort_values(["c", "d", "b"]).drop_duplicates("c")
         count = df.groupby("c").size()
         for _, row in near.iterrows():
-            i, k = int(row["c"]), int(count[row["c"]])
-            mz[i].append(f"在建筑 {row['b']} 附近增设室外消火栓（{k} 栋建筑距完好消火栓超过 "
-                         f"{rules.hydrant_radius_m:g} m）")
-            me[i].append(f"add a hydrant near building {row['b']} ({k} buildings are more "
-                         f"than {rules.hydrant_radius_m:g} m from a working hydrant)")
+            ic, nk = int(row["c"]), int(count[row["c"]])
+            mz[ic].append(f"在建筑 {row['b']} 附近增设室外消火栓（{nk} 栋建筑距完好消火栓超过 "
+                          f"{rules.hydrant_radius_m:g} m）")
+            me[ic].append(f"add a hydrant near building {row['b']} ({nk} buildings are more "
+                          f"than {rules.hydrant_radius_m:g} m from a working hydrant)")
     for i in range(nc):
         if gap_len[i] > 0:
             mz[i].append(f"在小区周边道路消火栓间距超过 {rules.hydrant_spacing_m:g} m 的路段"

@@ -533,8 +533,9 @@ def building_coverage(
             else r.stations.index.astype(str).to_numpy()
         out[f"{mode}_covered"] = covered
         out[f"{mode}_time_s"] = t
-        out[f"{mode}_station_id"] = np.where(s >= 0, ids[np.maximum(s, 0)] if len(ids) else "",
-                                             None)
+        sid = np.full(len(s), None, dtype=object)
+        sid[s >= 0] = ids[s[s >= 0]]
+        out[f"{mode}_station_id"] = sid
     return out
 
 

@@ -192,8 +192,9 @@ def hydrant_distances(
             del foot
     out = buildings.copy()
     out["hydrant_distance_m"] = dist
-    out["hydrant_id"] = np.where(which >= 0, hid[np.maximum(which, 0)] if len(hid) else "",
-                                 None)
+    hyd_id = np.full(n, None, dtype=object)
+    hyd_id[which >= 0] = hid[which[which >= 0]]
+    out["hydrant_id"] = hyd_id
     out["hydrant_method"] = method
     out["hydrant_covered"] = dist <= rules.hydrant_radius_m
     return out
@@ -257,7 +258,8 @@ def hydrant_spacing_gaps(
     """
     require_projected(hydrants, "hydrants")
     crs = graph.crs
-    cols = {"length_m": [], "max_distance_m": [], "spacing_m": [], "road_ids": []}
+    cols: dict[str, list[object]] = {"length_m": [], "max_distance_m": [], "spacing_m": [],
+                                     "road_ids": []}
     e = graph.edges
     road = e["source_layer"].to_numpy(dtype=object) == roads_layer
     if "road_class" in e.columns:
