@@ -1,13 +1,16 @@
 """Scale-out pipeline check with dask-geopandas (``riskmap check pipelines --engine dask``).
 
 Buildings are read in partitions (GeoPackage slices, PostGIS primary-key ranges or GeoParquet
-files), projected to one analysis CRS, and spatially partitioned along a Hilbert curve
-(``spatial_shuffle``), so each partition is a compact patch of the district. The pipelines —
-small next to the buildings — are broadcast to every worker. Each partition keeps the pipelines
-whose bounding box comes within the largest rule distance of the patch and runs the ordinary
-in-process check (:func:`geo.pipelines.check_pipelines`: STRtree ``dwithin`` over pipeline
-pieces, then exact distances), then writes its findings as one GeoParquet part file. Nothing
-gathers all findings in one process; a ``.gpkg`` output is filled part by part.
+files) and projected to one analysis CRS; each input partition keeps only the buildings within
+the largest rule distance of a pipeline piece (an STRtree ``dwithin`` query — the map-side
+filter, so that only candidates are shuffled). The candidates are then spatially partitioned
+along a Hilbert curve (``hilbert_distance`` + ``set_index``), so each partition is a compact
+patch of the district. The pipelines — small next to the buildings — are broadcast to every
+worker. Each partition keeps the pipelines whose bounding box comes within the largest rule
+distance of its patch and runs the ordinary in-process check
+(:func:`geo.pipelines.check_pipelines`: STRtree ``dwithin`` over pipeline pieces, then exact
+distances), then writes its findings as one GeoParquet part file. Nothing gathers all buildings
+or all findings in one process; a ``.gpkg`` output is filled part by part.
 
 Every finding concerns one (pipeline, building) pair, so the union of the partitions' findings
 is exactly the default engine's result.
@@ -20,6 +23,7 @@ and the output directory must be reachable by the workers under the same paths.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import time
@@ -31,9 +35,10 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
 from geo.crs import analysis_crs, to_analysis
+from geo.linref import line_reference, pieces
 from layers.errors import StoreError
 
 __all__ = [
@@ -49,23 +54,45 @@ _PART_ROWS = 200_000
 
 @dataclass(frozen=True)
 class DaskRun:
-    """Summary of a Dask run: where the findings went and how many."""
+    """Summary of a Dask run: where the findings went, how many buildings were read, how many
+    were within reach of a pipeline (checked exactly), and how many findings."""
 
     out: str
     partitions: int
     buildings: int
+    candidates: int
     findings: int
     seconds: float
     scheduler: str
 
 
 # -- reading buildings in partitions -------------------------------------------------------
-def _gpkg_slice(path: str, layer: str, start: int, count: int) -> gpd.GeoDataFrame:
+def _gpkg_slice(path: str, layer: str, where: str) -> gpd.GeoDataFrame:
     import pyogrio
 
-    gdf = pyogrio.read_dataframe(path, layer=layer, skip_features=start, max_features=count,
-                                 use_arrow=True)
+    gdf = pyogrio.read_dataframe(path, layer=layer, where=where, use_arrow=True)
     return gdf if gdf.crs is not None else gdf.set_crs(4490)
+
+
+def _gpkg_ranges(path: str, layer: str, rows: int) -> tuple[int, list[str]]:
+    """Row count and ``where`` filters on the primary key splitting ``layer`` into about
+    ``rows``-row slices (a key range is an index lookup; skipping features is a scan)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        quoted = '"' + layer.replace('"', '""') + '"'
+        pk = next(r[1] for r in con.execute(f"PRAGMA table_info({quoted})") if r[5])
+        lo, hi, n = con.execute(f'SELECT MIN("{pk}"), MAX("{pk}"), COUNT(*) FROM {quoted}'
+                                ).fetchone()
+    finally:
+        con.close()
+    if not n:
+        return 0, [f'"{pk}" < 0']
+    k = max(1, -(-int(n) // rows))
+    step = -(-(int(hi) - int(lo) + 1) // k)
+    return int(n), [f'"{pk}" >= {a} AND "{pk}" < {a + step}'
+                    for a in range(int(lo), int(hi) + 1, step)]
 
 
 def _pg_slice(url: str, layer: str, start: int, stop: int) -> gpd.GeoDataFrame:
@@ -85,8 +112,8 @@ def buildings_frame(source: Any, *, layer: str = "buildings",
 
 
 def _source(source: Any, *, layer: str = "buildings",
-            partition_rows: int = _PART_ROWS) -> tuple[Any, tuple[float, ...] | None]:
-    """The frame and, when the store knows it, its total bounds (in the frame's CRS)."""
+            partition_rows: int = _PART_ROWS) -> tuple[Any, int | None]:
+    """The frame and, when the source knows it, its number of rows."""
     import dask.dataframe as dd
     import dask_geopandas
     import pyogrio
@@ -111,16 +138,14 @@ def _source(source: Any, *, layer: str = "buildings",
         meta = store.read_slice(layer, 0, 0)
         return dd.from_map(_pg_slice, [text] * len(bounds), [layer] * len(bounds),
                            [b[0] for b in bounds], [b[1] for b in bounds], meta=meta,
-                           enforce_metadata=False), info[layer].bbox
+                           enforce_metadata=False), n
     if text.lower().endswith(".gpkg"):
-        info = pyogrio.read_info(text, layer=layer, force_total_bounds=True)
-        n = int(info["features"])
-        starts = list(range(0, max(n, 1), partition_rows))
-        meta = _gpkg_slice(text, layer, 0, 0).head(0)
-        bounds = info.get("total_bounds")
-        return dd.from_map(_gpkg_slice, [text] * len(starts), [layer] * len(starts), starts,
-                           [partition_rows] * len(starts), meta=meta, enforce_metadata=False), (
-            tuple(float(v) for v in bounds) if bounds is not None and n else None)
+        n, wheres = _gpkg_ranges(text, layer, partition_rows)
+        meta = pyogrio.read_dataframe(text, layer=layer, max_features=1, use_arrow=True).head(0)
+        if meta.crs is None:
+            meta = meta.set_crs(4490)
+        return dd.from_map(_gpkg_slice, [text] * len(wheres), [layer] * len(wheres), wheres,
+                           meta=meta, enforce_metadata=False), n
     if text.lower().endswith(".parquet") or Path(text).is_dir():
         return dask_geopandas.read_parquet(text), None
     raise StoreError(f"cannot read buildings from {text!r}: expected a .gpkg, a "
@@ -138,6 +163,18 @@ def max_search_radius(
     occ = [float(r["half_width_m"]) for r in occupancy_rules]
     req = [float(r["required_m"]) for r in setback_rules]
     return max([0.0, *occ, *req]) + half + 1.0
+
+
+def _near_pipelines(blds: gpd.GeoDataFrame, piece_geoms: np.ndarray,
+                    radius_m: float) -> gpd.GeoDataFrame:
+    """The buildings of a partition within ``radius_m`` of any pipeline piece."""
+    import shapely
+
+    if len(blds) == 0 or len(piece_geoms) == 0:
+        return blds.iloc[:0]
+    tree = shapely.STRtree(np.asarray(blds.geometry.values, dtype=object))
+    hit = np.unique(tree.query(piece_geoms, predicate="dwithin", distance=radius_m)[1])
+    return blds.iloc[hit]
 
 
 def _check_partition(
@@ -229,11 +266,11 @@ def check_pipelines_dask(
     pipes = to_analysis(pipelines, crs=target).reset_index(drop=True)
     radius = max_search_radius(pipes, occupancy_rules=occupancy_rules,
                                setback_rules=setback_rules)
-    bounds: Any = None
+    total: int | None = None
     if isinstance(buildings, str | os.PathLike) or hasattr(buildings, "layers"):
-        buildings, bounds = _source(buildings)
+        buildings, total = _source(buildings)
     elif isinstance(buildings, gpd.GeoDataFrame):
-        bounds = buildings.total_bounds
+        total = len(buildings)
         buildings = dask_geopandas.from_geopandas(
             buildings, chunksize=_PART_ROWS, sort=False)
     out_path = Path(out)
@@ -242,22 +279,26 @@ def check_pipelines_dask(
     if parts_dir.exists():
         shutil.rmtree(parts_dir)
     parts_dir.mkdir(parents=True)
+    refs = [line_reference(g) for g in pipes.geometry.values]
+    piece_geoms = pieces(refs, max_length_m=piece_length_m).geoms
 
     with _client(scheduler, n_workers, memory_limit) as client:
-        nparts = npartitions or max(2 * n_workers, buildings.npartitions)
-        # Hilbert-sort the buildings into compact patches (one pass for the divisions, then
-        # the shuffle as the partitions are consumed).
-        src_crs = CRS.from_user_input(buildings.crs)
-        blds = buildings.to_crs(target)
-        if bounds is None:
-            bounds = blds.total_bounds.compute()
-        else:  # the store's bbox, in the analysis CRS (a box containing the data is enough)
-            bounds = Transformer.from_crs(src_crs, target, always_xy=True).transform_bounds(
-                *bounds, densify_pts=21)
-        hilbert = blds.hilbert_distance(total_bounds=tuple(bounds), level=16)
-        # "tasks" shuffle: partitions travel as pickled GeoDataFrames (the p2p shuffle's Arrow
-        # round trip loses the geometry type of dask-geopandas frames).
-        blds = blds.set_index(hilbert, npartitions=nparts, sorted=False, shuffle_method="tasks")
+        if total is None:
+            total = len(buildings)
+        # 1. map side: keep the buildings within reach of a pipeline piece (STRtree dwithin);
+        #    only they are shuffled, and they are few next to all buildings.
+        near = buildings.to_crs(target).map_partitions(
+            _near_pipelines, dask.delayed(piece_geoms, pure=True), radius,
+            meta=buildings._meta.to_crs(target))
+        near = near.persist()
+        n_near = len(near)
+        # 2. Hilbert-sort them into compact patches ("tasks" shuffle: partitions travel as
+        #    pickled GeoDataFrames; the p2p shuffle's Arrow round trip loses the geometry type).
+        nparts = npartitions or max(2 * n_workers, math.ceil(n_near / _PART_ROWS))
+        bounds = near.total_bounds.compute() if n_near else (0.0, 0.0, 1.0, 1.0)
+        hilbert = near.hilbert_distance(total_bounds=tuple(bounds), level=16)
+        blds = near.set_index(hilbert, npartitions=nparts, sorted=False, shuffle_method="tasks")
+        # 3. per partition: the exact check against the broadcast pipelines, one part file each
         pipes_ref: Any = (client.scatter(pipes, broadcast=True) if client is not None
                           else dask.delayed(pipes, pure=True))
         check = dask.delayed(_check_partition, pure=False)
@@ -273,13 +314,13 @@ def check_pipelines_dask(
         else:
             results = dask.compute(*tasks, scheduler=scheduler)
         used = ("local" if scheduler in (None, "", "local") else str(scheduler))
-    n_bld = sum(r[1] for r in results)
     n_find = sum(r[2] for r in results)
     if to_gpkg:
         _parts_to_gpkg(parts_dir, out_path)
         shutil.rmtree(parts_dir)
-    return DaskRun(out=str(out_path), partitions=len(results), buildings=n_bld,
-                   findings=n_find, seconds=time.perf_counter() - t0, scheduler=used)
+    return DaskRun(out=str(out_path), partitions=len(results), buildings=total,
+                   candidates=n_near, findings=n_find, seconds=time.perf_counter() - t0,
+                   scheduler=used)
 
 
 def _part_files(parts_dir: Path) -> list[Path]:

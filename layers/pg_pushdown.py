@@ -24,7 +24,7 @@ import shapely
 from pyproj import CRS
 
 from geo.crs import analysis_crs, require_projected, to_analysis
-from layers.errors import CRSError
+from layers.errors import CRSError, StoreError
 from layers.postgis import SRID, PostGISStore
 
 __all__ = ["candidate_buildings", "check_pipelines_pushdown", "pipeline_pairs", "search_radius"]
@@ -165,6 +165,9 @@ def check_pipelines_pushdown(
     """
     from geo.pipelines import check_pipelines
 
+    if not isinstance(store, PostGISStore):
+        raise StoreError(f"the PostGIS engine needs a postgresql:// store; {store.url} is not "
+                         "one (use the default engine, or import the data into PostGIS)")
     if pipelines is None:
         pipelines = store.read("pipelines")
     target = CRS.from_user_input(crs) if crs is not None else analysis_crs(pipelines)

@@ -378,7 +378,7 @@ class PostGISStore:
                 where: Any = None) -> tuple[Any, tuple[Any, ...]]:
         from psycopg import sql
 
-        items = []
+        items: list[sql.Composable] = []
         for name, pgtype in stored:
             ident = sql.Identifier(name)
             if pgtype == "timestamptz":  # ISO 8601 that Arrow parses
@@ -412,7 +412,7 @@ class PostGISStore:
                 sql.SQL("AND" if bbox is not None or rows is not None else "WHERE"), where)
         inner += sql.SQL(" ORDER BY {}").format(sql.Identifier(_FID))
         # FORCE_QUOTE on text columns tells an empty string ("") from NULL (nothing).
-        options = sql.SQL("FORMAT csv")
+        options: sql.Composable = sql.SQL("FORMAT csv")
         if text_cols:
             options += sql.SQL(", FORCE_QUOTE ({})").format(sql.SQL(", ").join(text_cols))
         return sql.SQL("COPY ({}) TO STDOUT ({})").format(inner, options), params
