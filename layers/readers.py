@@ -271,7 +271,8 @@ def _fix_dbf_encoding(gdf: gpd.GeoDataFrame, source: str, notes: list[str]) -> g
         return gdf
     texts = [c for c in gdf.columns if isinstance(c, str) and c != gdf.geometry.name]
     strings = [str(c) for c in texts]
-    obj_cols = [c for c in texts if gdf[c].dtype == object]
+    obj_cols = [c for c in texts
+                if gdf[c].dtype == object or pd.api.types.is_string_dtype(gdf[c])]
     for c in obj_cols:
         strings.extend(v for v in gdf[c].dropna().unique() if isinstance(v, str))
     raw = [t.encode("latin-1", errors="ignore") for t in strings if not t.isascii()]

@@ -79,6 +79,34 @@ _UNITS: dict[str, dict[str, float]] = {
              "km/hr": 1.0, "mph": 1.609344},
     "t": {"t": 1.0, "吨": 1.0, "kg": 1e-3, "千克": 1e-3, "公斤": 1e-3},
 }
+# Counting words after a whole number ('4台', '6层', '120户') are dropped.
+_COUNT_WORDS = ("个", "台", "辆", "部", "层", "户", "人", "名", "条", "座", "处", "套", "口",
+                "车道", "floors", "storeys", "stories", "lanes", "persons", "people")
+
+# Chinese (and a few common English) names of enum values, accepted when the target value is
+# one of the field's enum values; each use is reported as a conversion note.
+_ENUM_SYNONYMS = {
+    "天然气": "natural_gas", "燃气": "natural_gas", "原油": "crude_oil", "成品油": "refined_oil",
+    "液化石油气": "lpg", "其他": "other", "其它": "other",
+    "长输": "long_distance", "长输管道": "long_distance", "城镇燃气": "urban_gas",
+    "城市燃气": "urban_gas",
+    "在用": "in_service", "运行": "in_service", "停用": "idle", "闲置": "idle",
+    "废弃": "abandoned", "在建": "under_construction",
+    "住宅": "residential", "学校": "school", "幼儿园": "kindergarten", "医院": "hospital",
+    "养老院": "elderly_care", "监狱": "prison", "市场": "market", "商场": "market",
+    "办公": "office", "工业": "industrial", "厂房": "industrial", "仓库": "warehouse",
+    "加油站": "gas_station", "油库": "oil_depot", "棚": "shed", "棚房": "shed",
+    "广场": "square", "体育场": "stadium", "水源地": "water_source", "河流": "river",
+    "水库": "reservoir", "自然保护区": "nature_reserve", "铁路": "railway",
+    "一级": "I", "二级": "II", "三级": "III", "ⅰ": "I", "ⅱ": "II", "ⅲ": "III",
+    "高速": "expressway", "高速公路": "expressway", "快速路": "expressway", "国道": "national",
+    "省道": "provincial", "主干路": "arterial", "次干路": "collector", "支路": "local",
+    "禁止": "forbidden", "禁行": "forbidden", "许可": "permit", "避让": "avoid",
+    "消防站": "station", "微型消防站": "micro_station",
+    "正常": "ok", "完好": "ok", "良好": "ok", "故障": "faulty", "损坏": "faulty", "坏": "faulty",
+    "草稿": "draft", "已发布": "published", "发布": "published",
+    "是": "yes", "否": "no", "禁止通行": "no",
+}
 _NUM_UNIT = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(\S.*)?$")
 # Pipe outside diameter as written in Chinese drawings: Φ720, φ720×8 (OD x wall), Ø720.
 _PHI = re.compile(r"^[ΦφØø]\s*(\d+(?:\.\d+)?)\s*(?:[×xX*]\s*\d+(?:\.\d+)?)?\s*(mm|毫米)?$")
@@ -348,6 +376,12 @@ def _coerce(raw: pd.Series, spec: FieldSpec) -> tuple[pd.Series, np.ndarray, np.
         lookup = {_norm_key(v): v for v in spec.enum}
         keys = text.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
         vals = keys.map(lookup).astype("string")
+        retry = present & vals.isna().to_numpy()
+        if retry.any():
+            syn = {k: v for k, v in _ENUM_SYNONYMS.items() if v in spec.enum}
+            found = keys[retry].map(syn).astype("string")
+            vals[retry] = found
+            converted = retry & vals.notna().to_numpy()
         return vals, present & vals.isna().to_numpy(), converted
     if spec.type == "str":
         return text, np.zeros(len(raw), dtype=bool), converted
@@ -407,7 +441,8 @@ def _parse_with_units(texts: np.ndarray, unit: str | None) -> np.ndarray:
             continue
         if m.group(2) is None:  # "1,234" style thousands separators are not guessed
             continue
-        factor = table.get(re.sub(r"\s+", "", m.group(2)).lower())
+        word = re.sub(r"\s+", "", m.group(2)).lower()
+        factor = table.get(word, 1.0 if unit is None and word in _COUNT_WORDS else None)
         if factor is not None:
             res[k] = round(float(m.group(1)) * factor, 9)
     return res
@@ -442,11 +477,16 @@ def _check_field(
                 _bad_value_note(raw_obj[i], spec, hint))
     if converted.any() and report is not None:
         idx = np.flatnonzero(converted)
-        examples = ", ".join(f"{raw_obj[i]!r} → {float(vals.iloc[i]):g}" for i in idx[:3])
-        report.notes.append(Note(
-            report.layer, None, spec.name,
-            f"{len(idx)} value(s) of {spec.name} written with a unit converted to "
-            f"{spec.unit} (e.g. {examples})", "convert"))
+        if spec.enum is not None:
+            examples = ", ".join(f"{raw_obj[i]!r} → {vals.iloc[i]}" for i in idx[:3])
+            what = "named in Chinese or a synonym read as the layer's value"
+        else:
+            examples = ", ".join(f"{raw_obj[i]!r} → {float(vals.iloc[i]):g}" for i in idx[:3])
+            what = (f"written with a unit converted to {spec.unit}" if spec.unit
+                    else "written with a counting word read as a number")
+        report.notes.append(Note(report.layer, None, spec.name,
+                                 f"{len(idx)} value(s) of {spec.name} {what} (e.g. {examples})",
+                                 "convert"))
     missing = vals.isna().to_numpy() & ~bad
     if spec.required and spec.name in df.columns:
         fix = f"fill it in, or use --default {spec.name}=VALUE"
@@ -692,6 +732,15 @@ def _prefixed_gk(zone: int) -> int | None:
     return None
 
 
+def _prefixed_choice(zone: int) -> str:
+    """``EPSG:4527 (CGCS2000 …; EPSG:2363 if Xian 1980, EPSG:2415 if Beijing 1954)``."""
+    code = _prefixed_gk(zone)
+    if 25 <= zone <= 45:
+        return (f"EPSG:{code} (CGCS2000 3-degree GK zone {zone}; EPSG:{2349 + zone - 25} if "
+                f"Xian 1980, EPSG:{2401 + zone - 25} if Beijing 1954)")
+    return f"EPSG:{code} (CGCS2000 6-degree GK zone {zone})"
+
+
 def _guess_crs(geoms: np.ndarray) -> str:
     """What --crs the coordinates suggest (a hint for the message, never applied)."""
     generic = ("e.g. --crs EPSG:4490 for CGCS2000 lon/lat or --crs EPSG:4548 for the "
@@ -708,8 +757,7 @@ def _guess_crs(geoms: np.ndarray) -> str:
     zone = int(minx // 1e6)
     if zone == int(maxx // 1e6) and _prefixed_gk(zone) and 1e6 <= miny <= 6.5e6:
         return (f"the coordinates ({span}) look like Gauss-Krüger with zone prefix {zone}: "
-                f"--crs EPSG:{_prefixed_gk(zone)} (CGCS2000; Xian 1980 and Beijing 1954 have "
-                "their own codes)")
+                f"--crs {_prefixed_choice(zone)}")
     if minx >= 1e5 and maxx <= 9e5 and 1e6 <= miny <= 6.5e6:
         return (f"the coordinates ({span}) look like metres in a Gauss-Krüger or UTM zone "
                 "without zone prefix: e.g. --crs EPSG:4548 (CGCS2000 GK CM 117°E; EPSG:4534-4554 "
@@ -740,11 +788,12 @@ def _check_projected(geoms: np.ndarray, src: CRS, out: _Collector) -> bool:
     if abs(maxx - fe) > 1.5e6 or abs(minx - fe) > 1.5e6:
         zone = int(minx // 1e6)
         if zone == int(maxx // 1e6) and _prefixed_gk(zone):
-            fix = (f"x carries the zone prefix {zone}; use --crs EPSG:{_prefixed_gk(zone)} "
-                   f"(CGCS2000 GK zone {zone} with prefix) or remove the prefix")
+            fix = (f"x carries the zone prefix {zone}, so the CRS is {_prefixed_choice(zone)}; "
+                   "correct the CRS (--crs, or the file's .prj) or remove the prefix")
         elif fe >= 1e7 and minx >= 1e5 and maxx <= 9e5:
-            fix = ("x has no zone prefix but the CRS expects one; use the CRS without prefix "
-                   "(EPSG:4534-4554 for CGCS2000 3-degree zones)")
+            fix = ("x has no zone prefix but the CRS expects one; correct the CRS (--crs, or "
+                   "the file's .prj) to the zone without prefix (EPSG:4534-4554 for CGCS2000 "
+                   "3-degree zones, by central meridian)")
         else:
             fix = "the coordinates do not fit this CRS; check the .prj or --crs"
         out.add(-1, None, "crs", src.to_string(),
