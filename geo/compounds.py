@@ -380,6 +380,9 @@ def compound_report(
             me[i].append("no defect found: keep lanes and hydrants under regular inspection")
     cols["measures"] = _object_array(mz)
     cols["measures_en"] = _object_array(me)
+    for key in ("narrow_m", "low_m", "obstructed_m", "dead_end_m", "unmarked_m", "lane_length_m",
+                "unqualified_lanes_m", "spacing_gap_m", "nearest_station_s"):
+        cols[key] = np.round(np.asarray(cols[key], dtype=float), 2)
     out = gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries(c.geometry.values, crs=c.crs),
                            crs=c.crs)
     order = np.lexsort((cid, -households, -score))

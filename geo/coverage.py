@@ -539,9 +539,15 @@ def building_coverage(
     return out
 
 
-def coverage_findings(coverage: gpd.GeoDataFrame, *, rules: FireRules) -> gpd.GeoDataFrame:
+def coverage_findings(coverage: gpd.GeoDataFrame, *, rules: FireRules,
+                      micro_scope: np.ndarray | None = None) -> gpd.GeoDataFrame:
     """Findings ``building_beyond_engine_reach`` (high) and ``building_beyond_micro_reach``
-    (medium) for the uncovered rows of :func:`building_coverage`."""
+    (medium) for the uncovered rows of :func:`building_coverage`.
+
+    ``micro_scope`` (booleans aligned with ``coverage``) limits the micro-station findings,
+    e.g. to the buildings of the old compounds the community micro stations serve; default
+    every building.
+    """
     frames = []
     specs = (
         ("building_beyond_engine_reach", "engine", rules.station_reach_s, "station_reach_s",
@@ -557,6 +563,8 @@ def coverage_findings(coverage: gpd.GeoDataFrame, *, rules: FireRules) -> gpd.Ge
         else coverage.index.astype(str).to_numpy()
     for kind, mode, limit, key, sev, zh, en in specs:
         bad = ~coverage[f"{mode}_covered"].to_numpy(dtype=bool)
+        if mode == "micro" and micro_scope is not None:
+            bad &= np.asarray(micro_scope, dtype=bool)
         if not bad.any():
             continue
         src = rules.source(key)

@@ -1,8 +1,8 @@
 """``riskmap coverage`` and ``riskmap compounds``: fire-lane coverage and the 一区一策 report.
 
 ``riskmap coverage --store STORE [--rules FILE] --out FILE`` writes every fire finding (lane
-defects, dead ends, buildings beyond engine / micro-station reach, hydrant gaps, faulty
-hydrants, stations off the network) to FILE and the building-level coverage and the 3/5/8-
+defects, dead ends, buildings beyond engine reach, buildings of old compounds beyond
+micro-station reach, hydrant gaps, faulty hydrants, stations off the network) to FILE and the building-level coverage and the 3/5/8-
 minute service areas next to it (``<stem>.buildings<ext>``, ``<stem>.service_areas<ext>``;
 in a ``.gpkg`` they are the layers ``fire_findings``, ``building_coverage`` and
 ``service_areas``).
@@ -28,7 +28,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo.compounds import RISK_FORMULA, compound_report
+from geo.compounds import RISK_FORMULA, assign_compounds, compound_report
 from geo.coverage import Reach, build_fire_network, building_coverage, coverage_findings, reach
 from geo.crs import STORAGE_CRS, analysis_crs
 from geo.findings import empty_findings, make_findings
@@ -127,7 +127,12 @@ def run_fire(store: Store, *, rules: FireRules | None = None, with_compounds: bo
     dead = dead_end_findings(graph, rules=rules, buildings=buildings)
     parts.append(dead)
     cov = building_coverage(buildings, graph, stations, rules=rules)
-    parts.append(coverage_findings(cov, rules=rules))
+    # micro stations serve their communities: their 3-minute findings are listed for the
+    # buildings of the old compounds (every building when the store has no compounds)
+    scope = None
+    if compounds is not None and len(compounds):
+        scope = assign_compounds(compounds, np.asarray(cov.geometry.values)) >= 0
+    parts.append(coverage_findings(cov, rules=rules, micro_scope=scope))
     engine = reach(graph, stations, rules=rules, mode="engine")
     micro = reach(graph, stations, rules=rules, mode="micro")
     parts += [_station_findings(engine, rules), _station_findings(micro, rules)]

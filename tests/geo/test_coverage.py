@@ -97,6 +97,12 @@ def test_hose_distance_49_vs_51(rules):
     cov = building_coverage(blds, g, st, rules=rules).set_index("id")
     assert cov["engine_covered"].to_dict() == {"B49": True, "B51": False}
     assert cov["micro_covered"].to_dict() == {"B49": True, "B51": False}
+    f = coverage_findings(cov.reset_index(), rules=rules)
+    assert sorted(f["finding_id"]) == ["building_beyond_engine_reach:B51",
+                                       "building_beyond_micro_reach:B51"]
+    # micro-station findings only where the scope says (e.g. buildings of old compounds)
+    f = coverage_findings(cov.reset_index(), rules=rules, micro_scope=np.array([True, False]))
+    assert f["finding_id"].tolist() == ["building_beyond_engine_reach:B51"]
     cov60 = building_coverage(blds, g, st, rules=rules.replace(hose_m=60.0))
     assert cov60["engine_covered"].tolist() == [True, True]
 
