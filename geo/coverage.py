@@ -5,8 +5,8 @@ and marks every directed edge with who may use it and how fast:
 
 * **engine** edges: roads (narrower or lower than 4.0 m when ``width_m``/``max_height_m`` say
   so are excluded) and *qualified* fire lanes (:func:`geo.fire_lanes.qualify_lanes`); speed
-  from the road's ``speed_kmh``, else its class (``engine_speeds.kmh``), lanes at
-  ``lane_speed_kmh``;
+  ``engine_speed_factor`` × the road's ``speed_kmh``, else its class speed
+  (``fire_engine_speed`` rules), lanes at ``lane_speed_kmh``;
 * **micro** edges: every road and lane a crew on foot / light vehicle can pass (narrow lanes
   included), at ``micro_speed_kmh`` (capped by the engine speed).
 
@@ -153,7 +153,8 @@ def _edge_costs(g: RoadGraph, rules: FireRules) -> None:
            else pd.Series("local", index=e.index))
     default_local = rules.engine_speeds_kmh.get("local", 25.0)
     cls_speed = cls.map(rules.engine_speeds_kmh).fillna(default_local).to_numpy(dtype=float)
-    road_speed = np.where(np.isfinite(speed_attr) & (speed_attr > 0), speed_attr, cls_speed)
+    road_speed = np.where(np.isfinite(speed_attr) & (speed_attr > 0),
+                          speed_attr * rules.engine_speed_factor, cls_speed)
     engine_kmh = np.where(is_lane, rules.lane_speed_kmh, road_speed)
     micro_kmh = np.minimum(rules.micro_speed_kmh, engine_kmh)
     length = e["length_m"].to_numpy(dtype=float)

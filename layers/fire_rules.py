@@ -63,6 +63,7 @@ class FireRules:
     micro_pass_obstructed: bool
     hose_m: float
     lane_speed_kmh: float
+    engine_speed_factor: float
     snap_m: float
     station_snap_m: float
     hydrant_radius_m: float

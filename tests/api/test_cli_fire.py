@@ -232,3 +232,19 @@ def test_demo_every_compound_reported_counts_add_up(demo_fire):
     assert top.loc["C-01", "narrow_m"] > 0
     assert any("FL-01-02" in m for m in top.loc["C-01", "measures_en"])
     assert top.loc["C-05", "dead_end_m"] == pytest.approx(55.0, abs=0.01)
+
+
+def test_bad_district_rules_are_refused(store, tmp_path):
+    from layers.errors import RuleError
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[fire_reach]]\nid = "hose_m"\nvalue = -5.0\n', encoding="utf-8")
+    with pytest.raises(RuleError, match=r"hose_m value is -5\.0; expected a number > 0"):
+        _run("coverage", "--store", str(store), "--rules", str(bad),
+             "--out", str(tmp_path / "x.geojson"))
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('[[fire_reach]]\nid = "hose_lenght_m"\nvalue = 60.0\n'
+                       'source = "x"\nconfidence = "LOCAL"\n', encoding="utf-8")
+    with pytest.raises(RuleError, match="unknown rule"):
+        _run("coverage", "--store", str(store), "--rules", str(unknown),
+             "--out", str(tmp_path / "x.geojson"))

@@ -233,3 +233,11 @@ def test_real_web_mercator_sample(bubenec, rules):
     short = building_coverage(b, g, st, rules=load_fire_rules().replace(hose_m=5.0))
     assert short["engine_covered"].sum() < cov["engine_covered"].sum()
     assert not (short["engine_covered"] & ~cov["engine_covered"]).any()
+
+
+def test_engine_speed_factor_scales_posted_speeds():
+    rules = load_fire_rules().replace(engine_speed_factor=0.5)
+    roads = _gdf(["R1"], [LineString([(0, 0), (1000, 0)])], speed_kmh=[72.0])
+    g = build_fire_network(roads, None, rules=rules)
+    r = reach(g, _stations([("S1", "station", 0.0, Point(0, 0))]), rules=rules)
+    assert sorted(r.cost_s) == pytest.approx([0.0, 100.0])  # 1000 m at 36 km/h
