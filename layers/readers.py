@@ -24,6 +24,7 @@ OSM files (``.osm.pbf``, ``.osm``) give one of three layers, chosen by ``target`
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -59,8 +60,10 @@ FORMATS = ("GeoJSON (.geojson, .json)", "GeoPackage (.gpkg)", "zipped Shapefile 
 OSM_LAYERS = ("roads", "buildings", "pipelines")
 
 _WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkt_geom", "shape")
-_LON_COLUMNS = ("lon", "lng", "long", "longitude", "x", "经度")
-_LAT_COLUMNS = ("lat", "latitude", "y", "纬度")
+_LON_COLUMNS = ("lon", "lng", "long", "longitude", "x", "经度", "东经", "point_x", "x_coord",
+                "xcoord", "x坐标", "easting", "东坐标")
+_LAT_COLUMNS = ("lat", "latitude", "y", "纬度", "北纬", "point_y", "y_coord", "ycoord", "y坐标",
+                "northing", "北坐标")
 
 
 def parse_mapping(items: list[str] | None) -> dict[str, str]:
@@ -241,6 +244,8 @@ def _read_ogr(
         raise InputFileError(f"{p} has no geometry; expected {_formats()}")
     if source.lower().endswith(".shp"):
         gdf = _fix_dbf_encoding(gdf, source, notes)
+    if name.endswith((".geojson", ".json")) and "id" not in gdf.columns and src is None:
+        gdf = _feature_ids(p, gdf, notes)
     if notes:
         gdf.attrs[READ_NOTES] = list(dict.fromkeys(notes))
     if crs is not None:
@@ -302,6 +307,30 @@ def _fix_dbf_encoding(gdf: gpd.GeoDataFrame, source: str, notes: list[str]) -> g
     notes.append(f"the Shapefile has no .cpg and no code page; its text was read as "
                  f"{codec.upper()} (add a .cpg file holding {'UTF-8' if codec == 'utf-8' else 'GBK'}"
                  " to say so)")
+    return out
+
+
+def _feature_ids(p: Path, gdf: gpd.GeoDataFrame, notes: list[str]) -> gpd.GeoDataFrame:
+    """GeoJSON Features' own ``"id"`` members (RFC 7946 §3.2) as the ``id`` field.
+
+    GDAL turns integer Feature ids into feature numbers, which are not returned as a field;
+    without this a file whose ids are only there would be refused for lacking ids.
+    """
+    if p.stat().st_size > 256 * 1024**2:
+        return gdf
+    try:
+        data = json.loads(p.read_bytes())
+    except ValueError:
+        return gdf
+    feats = data.get("features") if isinstance(data, dict) else None
+    if not isinstance(feats, list) or len(feats) != len(gdf) or not feats:
+        return gdf
+    ids = [f.get("id") if isinstance(f, dict) else None for f in feats]
+    if any(i is None for i in ids):
+        return gdf
+    out = gdf.copy()
+    out.insert(0, "id", [str(i) for i in ids])
+    notes.append('ids taken from the Features\' "id" members (there is no id property)')
     return out
 
 
@@ -368,10 +397,11 @@ def _read_csv(
 ) -> gpd.GeoDataFrame:
     del layer, target
     df = None
+    sep = _csv_delimiter(p)
     for enc in ("utf-8-sig", "gb18030"):
         try:
             df = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""],
-                             encoding=enc)
+                             encoding=enc, sep=sep)
             break
         except UnicodeDecodeError:
             continue
@@ -379,7 +409,11 @@ def _read_csv(
             raise _broken(p, exc, "a CSV with a WKT column or lon/lat columns") from exc
     if df is None:
         raise InputFileError(f"{p} is not text in UTF-8 or GB18030; expected a CSV")
-    lower = {str(c).strip().lower(): c for c in df.columns}
+    lower: dict[str, Any] = {}
+    for c in df.columns:  # "经度(°)", "Longitude (deg)" → 经度, longitude
+        key = re.sub(r"\s*[(（\[].*?[)）\]]\s*|[°\s]", "", str(c).strip().lower())
+        lower.setdefault(key, c)
+        lower.setdefault(str(c).strip().lower(), c)
     wkt = next((lower[c] for c in _WKT_COLUMNS if c in lower), None)
     lon = next((lower[c] for c in _LON_COLUMNS if c in lower), None)
     lat = next((lower[c] for c in _LAT_COLUMNS if c in lower), None)
@@ -392,8 +426,13 @@ def _read_csv(
         problem[bad] = [f"{wkt} {_clip(t)!r} is not valid WKT" for t in text[bad]]
         df = df.drop(columns=[wkt])
     elif lon is not None and lat is not None:
-        x = pd.to_numeric(df[lon], errors="coerce").to_numpy(dtype=float)
-        y = pd.to_numeric(df[lat], errors="coerce").to_numpy(dtype=float)
+        def num(col: Any) -> np.ndarray:
+            text = df[col].astype("string").str.strip()
+            if sep != ",":  # decimal commas of European exports: 117,25
+                text = text.str.replace(r"^(-?\d+),(\d+)$", r"\1.\2", regex=True)
+            return pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+        x, y = num(lon), num(lat)
         good = np.isfinite(x) & np.isfinite(y)
         geoms = np.full(len(df), None, dtype=object)
         geoms[good] = shapely.points(x[good], y[good])
@@ -413,6 +452,19 @@ def _read_csv(
     if problem.notna().any():
         gdf[READ_PROBLEM] = problem.to_numpy()
     return gdf
+
+
+def _csv_delimiter(p: Path) -> str:
+    """',' unless the header line has none and has ';' or a tab (European or Excel exports)."""
+    with open(p, "rb") as fh:
+        head = fh.readline(65536)
+    if b"," in head:
+        return ","
+    if b";" in head:
+        return ";"
+    if b"\t" in head:
+        return "\t"
+    return ","
 
 
 def _clip(text: str, n: int = 40) -> str:

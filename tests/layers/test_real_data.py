@@ -580,3 +580,61 @@ def test_cli_default_make_ids_drop_clipped(tmp_path: Path,
     assert rc == 2
     assert capsys.readouterr().err.strip() == (
         "riskmap: error: --default 'speed': expected FIELD=VALUE, e.g. pressure_mpa=1.6")
+
+
+def test_geojson_feature_id_members_and_legacy_epsg_4326_urn(store: GeoPackageStore,
+                                                             tmp_path: Path) -> None:
+    fc = {"type": "FeatureCollection",
+          "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4326"}},
+          "features": [
+              {"type": "Feature", "id": 101, "properties": {"status": "ok"},
+               "geometry": {"type": "Point", "coordinates": [117.25, 34.80]}},
+              {"type": "Feature", "id": 102, "properties": None,
+               "geometry": {"type": "Point", "coordinates": [117.26, 34.80]}}]}
+    path = tmp_path / "h.geojson"
+    path.write_text(json.dumps(fc))
+    res = import_file(store, "hydrants", path)
+    assert note_texts(res) == [
+        "layer 'hydrants': ids taken from the Features' \"id\" members (there is no id property)"]
+    h = store.read("hydrants")
+    assert h["id"].tolist() == ["101", "102"]
+    assert h["status"].tolist() == ["ok", "ok"]  # properties null: the default
+    assert gap_m(first_xy(store, "hydrants", "101"), ZAOZHUANG) < 0.01  # lon/lat, not lat/lon
+
+
+def test_semicolon_csv_with_decimal_commas_and_unit_headers(store: GeoPackageStore,
+                                                           tmp_path: Path) -> None:
+    semi = tmp_path / "h.csv"
+    semi.write_text("id;Longitude (deg);Latitude (deg)\nH-1;117,25;34,80\n", encoding="utf-8")
+    import_file(store, "hydrants", semi, crs="EPSG:4326")
+    excel = tmp_path / "x.csv"
+    excel.write_text("编号,经度(°),纬度(°)\nH-2,117.25,34.80\n", encoding="gb18030")
+    import_file(store, "hydrants", excel, crs="EPSG:4326", mapping={"编号": "id"})
+    arc = tmp_path / "a.csv"
+    arc.write_text("id,POINT_X,POINT_Y\nH-3,117.25,34.80\n", encoding="utf-8")
+    import_file(store, "hydrants", arc, crs="EPSG:4326")
+    for fid in ("H-1", "H-2", "H-3"):
+        assert gap_m(first_xy(store, "hydrants", fid), ZAOZHUANG) < 0.01
+
+
+ESRI_BEIJING54_GK_CM117 = (
+    'PROJCS["Beijing_1954_3_Degree_GK_CM_117E",GEOGCS["GCS_Beijing_1954",DATUM["D_Beijing_1954",'
+    'SPHEROID["Krasovsky_1940",6378245.0,298.3]],PRIMEM["Greenwich",0.0],UNIT["Degree",'
+    '0.0174532925199433]],PROJECTION["Gauss_Kruger"],PARAMETER["False_Easting",500000.0],'
+    'PARAMETER["False_Northing",0.0],PARAMETER["Central_Meridian",117.0],PARAMETER['
+    '"Scale_Factor",1.0],PARAMETER["Latitude_Of_Origin",0.0],UNIT["Meter",1.0]]')
+
+
+def test_esri_prj_beijing54_gk_shapefile(store: GeoPackageStore, tmp_path: Path) -> None:
+    x, y = Transformer.from_crs("EPSG:4214", "EPSG:2436", always_xy=True).transform(*ZAOZHUANG)
+    gdf = gpd.GeoDataFrame({"ID": ["C-1"], "KIND": ["摄像头"]}, geometry=[shapely.Point(x, y)], crs="EPSG:2436")
+    shp = tmp_path / "cams.shp"
+    pyogrio.write_dataframe(gdf, shp, encoding="UTF-8")
+    shp.with_suffix(".prj").write_text(ESRI_BEIJING54_GK_CM117)  # as ArcGIS writes it
+    res = import_file(store, "cameras", shp)
+    assert res.source_crs == "EPSG:2436"
+    assert "EPSG:2436 is on the Beijing 1954 datum" in note_texts(res)[-1]
+    cams = store.read("cameras")
+    assert cams["range_m"].tolist() == [100.0]
+    assert cams["KIND"].tolist() == ["摄像头"]
+    assert gap_m(first_xy(store, "cameras", "C-1"), ZAOZHUANG) < 0.01
