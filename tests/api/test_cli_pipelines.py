@@ -152,3 +152,35 @@ def test_check_hca_finds_the_unregistered_school(checked: dict[str, Any], tmp_pa
     assert set(lcs["location_class"]) <= {1, 2, 3, 4}
     text = capsys.readouterr().out
     assert "video monitoring of people-dense HCAs" in text and "hca_unregistered" in text
+
+
+@pytest.mark.server
+def test_postgis_store_both_engines_match_the_geopackage(checked: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    import os
+    import uuid
+
+    import psycopg
+
+    from layers.store import open_store
+
+    url = os.environ.get("RISKMAP_TEST_POSTGIS_URL", "").strip()
+    if not url:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but RISKMAP_TEST_POSTGIS_URL is unset")
+        pytest.skip("PostGIS variant skipped: RISKMAP_TEST_POSTGIS_URL is unset")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    store_url = f"{url}{'&' if '?' in url else '?'}schema={schema}"
+    src = checked["store"]
+    want = [f["properties"]["finding_id"] for f in checked["geojson"]["features"]]
+    try:
+        open_store(store_url).write({k: src.read(k) for k in ("pipelines", "buildings")})
+        for engine in ("postgis", "local"):
+            out = tmp_path / f"{engine}.geojson"
+            assert main(["check", "pipelines", "--store", store_url, "--engine", engine,
+                         "--out", str(out), "--quiet"]) == 0
+            got = json.loads(out.read_text(encoding="utf-8"))
+            assert [f["properties"]["finding_id"] for f in got["features"]] == want, engine
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
