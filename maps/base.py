@@ -104,7 +104,9 @@ class MapOptions:
     ``tile_url`` is the local tile URL template (``basemap="local"``); ``tianditu_key`` comes
     from settings and is required for ``basemap="tianditu"``. ``mode="served"`` loads large
     layers from the API (``api_base`` + ``/collections/{id}/items``); ``"standalone"``
-    embeds them reduced to the features findings refer to.
+    embeds them reduced to the features findings refer to. A remote layer is loaded from
+    ``remote_min_zoom``, at most ``remote_limit`` features per view, in pages of
+    ``remote_page`` after a first page of ``remote_first``.
     """
 
     basemap: str = "none"
@@ -117,6 +119,7 @@ class MapOptions:
     remote_min_zoom: int = 15
     remote_limit: int = 10000
     remote_page: int = 2000
+    remote_first: int = 500
     simplify_m: float = 0.5
     precision: int = 6
     title: Text | None = None
@@ -497,7 +500,8 @@ class RiskMapElement(MacroElement):
                                 len(data))
         if isinstance(data, RemoteSource):
             js["remote"] = {"url": data.url, "minZoom": spec.min_zoom or o.remote_min_zoom,
-                            "limit": o.remote_limit, "page": o.remote_page}
+                            "limit": o.remote_limit, "page": o.remote_page,
+                            "first": o.remote_first}
             if spec.classify is not None:
                 js["classify"] = spec.classify.to_js(None)
             if data.count is not None:

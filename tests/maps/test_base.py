@@ -120,7 +120,7 @@ def test_served_mode_loads_large_layers_by_bbox() -> None:
     b = next(lay for lay in cfg["layers"] if lay["id"] == "buildings")
     assert "data" not in b
     assert b["remote"] == {"url": "/api/collections/buildings/items", "minZoom": 15,
-                           "limit": 10000, "page": 2000}
+                           "limit": 10000, "page": 2000, "first": 500}
 
 
 def test_basemap_presets_need_their_settings() -> None:

@@ -344,13 +344,16 @@
     if (entry.abort) { entry.abort.abort(); }
     var ctrl = global.AbortController ? new global.AbortController() : null;
     entry.abort = ctrl;
-    // Small pages fetched one after the other, each drawn as it arrives (the next request is
-    // sent before the current page is drawn), up to `limit` features per view.
+    // Pages fetched one after the other, each drawn as it arrives (the next request is sent
+    // before the current page is drawn), up to `limit` features per view; the first page is
+    // small so that something is on screen quickly.
     var cap = r.limit || 5000, size = Math.min(r.page || cap, cap);
+    var firstSize = Math.min(r.first || size, size);
     var base = r.url + (r.url.indexOf('?') < 0 ? '?' : '&') + 'bbox=' + bbox;
     var loaded = 0, first = true, t0 = global.performance ? global.performance.now() : 0;
     function fetchPage(offset) {
-      var url = base + '&limit=' + Math.min(size, cap - offset) + (offset ? '&offset=' + offset : '');
+      var url = base + '&limit=' + Math.min(offset ? size : firstSize, cap - offset) +
+        (offset ? '&offset=' + offset : '');
       return global.fetch(url, {credentials: 'same-origin', headers: {'Accept': 'application/geo+json'},
         signal: ctrl ? ctrl.signal : undefined})
         .then(function (resp) {
@@ -391,6 +394,7 @@
     }
     this._setStatus(spec.id, UI.loading, {});
     entry.pending = true;
+    entry.loaded = 0;
     step(0, fetchPage(0));
   };
   App.prototype._setStatus = function (id, label, vars) {
