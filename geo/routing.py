@@ -352,10 +352,22 @@ def _col(df: pd.DataFrame, name: str, default: Any) -> pd.Series:
 
 
 def _corridor_sum(lines: np.ndarray, geoms: np.ndarray, values: np.ndarray,
-                  corridor_m: float) -> np.ndarray:
-    """Per line, the sum of ``values`` of geometries within ``corridor_m`` of it."""
-    li, gi = shapely.STRtree(geoms).query(lines, predicate="dwithin", distance=corridor_m)
-    return np.bincount(li, weights=values[gi], minlength=len(lines))
+                  corridor_m: float, *, chunk: int = 200_000) -> np.ndarray:
+    """Per line, the sum of ``values`` of geometries within ``corridor_m`` of it.
+
+    The tree is built on the lines and queried with the (non-zero) geometries in chunks:
+    measured 2.5x faster than the other way round, and memory stays bounded.
+    """
+    out = np.zeros(len(lines))
+    keep = np.flatnonzero(values != 0)
+    if not len(keep) or not len(lines):
+        return out
+    tree = shapely.STRtree(lines)
+    for k in range(0, len(keep), chunk):
+        sel = keep[k:k + chunk]
+        gi, li = tree.query(geoms[sel], predicate="dwithin", distance=corridor_m)
+        out += np.bincount(li, weights=values[sel][gi], minlength=len(lines))
+    return out
 
 
 # -- request state --------------------------------------------------------------------------
@@ -1052,6 +1064,7 @@ def _unrestricted(net: HazmatNetwork, o_pt: Point, d_pt: Point, objective: str,
 
 _REFUSED_COLUMNS = ["road_id", "road_name", "reason", "zone_id", "zone_name", "rule", "hours",
                     "length_m", "message", "geometry"]
+_EMPTY_REFUSED = pd.DataFrame({c: pd.Series(dtype=object) for c in _REFUSED_COLUMNS})
 
 
 def _refused_rows(net: HazmatNetwork, req: _Request, path: _Path,
@@ -1080,7 +1093,7 @@ def _refused_rows(net: HazmatNetwork, req: _Request, path: _Path,
             groups[key]["length_m"] += b - a
             geoms[key].append(seg)
     if not groups:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in _REFUSED_COLUMNS})
+        return _EMPTY_REFUSED.copy(deep=False)
     rows = []
     for key, row in groups.items():
         row["length_m"] = round(row["length_m"], 3)
