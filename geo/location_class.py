@@ -3,7 +3,8 @@
 Method (rule row ``location_class`` of ``layers/rules/location_class.toml``):
 
 1. Every building within ``half_width_m`` of the centre line (exact distance) is placed at the
-   chainage of its nearest point on the line and counts its households (:func:`households`).
+   chainage of its centroid projected on the line and counts its households
+   (:func:`households`).
 2. Every 2 km window ``[s, s + window_m]`` is evaluated. The windows that matter start at a
    building's chainage, so all of them are enumerated exactly with cumulative sums and
    ``searchsorted`` (no sampling step).
@@ -34,7 +35,15 @@ import shapely
 
 from geo.crs import require_projected
 from geo.findings import format_station
-from geo.linref import LineRef, chainage_range, cover_max, line_reference, pieces, substring
+from geo.linref import (
+    LineRef,
+    chainage,
+    chainage_range,
+    cover_max,
+    line_reference,
+    pieces,
+    substring,
+)
 from geo.pipelines import pipeline_distances
 
 __all__ = ["CLASS_LABELS", "households", "location_classes", "window_classes"]
@@ -231,9 +240,6 @@ def location_classes(
     bgeom = np.asarray(blds.geometry.values, dtype=object)
     pairs = pipeline_distances(refs, bgeom, radius_m=np.full(len(refs), half), pcs=pcs)
     pl, bi = pairs["line"].to_numpy(), pairs["building"].to_numpy()
-    piece = pairs["piece"].to_numpy()
-    near = shapely.get_point(shapely.shortest_line(bgeom[bi], pcs.geoms[piece]), 1)
-    ch = pcs.start_m[piece] + shapely.line_locate_point(pcs.geoms[piece], near)
     hh_all = households(blds, rule=household_rule)
     floors = (pd.to_numeric(blds["floors"], errors="coerce").fillna(1).to_numpy()
               if "floors" in blds else np.ones(len(blds)))
@@ -260,7 +266,8 @@ def location_classes(
         glo, ghi = chainage_range(ref, bgeom[gb])
         ssel = spairs["line"].to_numpy() == li
         slo, shi = chainage_range(ref, site_geoms[spairs["building"].to_numpy()[ssel]])
-        df = _classify_line(ref, ch[sel], lo, hi, hh_all[b], tall_all[b],
+        ch = chainage(ref, shapely.centroid(bgeom[b]))
+        df = _classify_line(ref, ch, lo, hi, hh_all[b], tall_all[b],
                             (np.r_[glo, slo], np.r_[ghi, shi]), rule=rule)
         df.insert(0, "pipeline_id", pipes["id"].iat[li])
         df["geometry"] = [substring(ref, a, z) for a, z in

@@ -1,10 +1,10 @@
 """Pipeline occupancy (占压) and setback violations (安全距离不足).
 
-Every distance is exact: candidate (pipeline, building) pairs come from an STRtree ``dwithin``
-query of the building footprints against the pipelines cut into short pieces (like
-``ST_Subdivide`` — a long line's bounding box would match half the district), then
-``shapely.distance`` is measured on each pair and reduced to the minimum per (pipeline,
-building). No buffer decides membership; a corridor buffer (``quad_segs=64``) is used only for
+Every distance is exact: candidate (pipeline, building) pairs come from an STRtree of the
+pipelines cut into short pieces (like ``ST_Subdivide`` — a long line's bounding box would match
+half the district), each piece's envelope grown by the search radius (the ``dwithin``
+envelope); ``shapely.distance`` is measured on each candidate pair, pairs within the radius
+are kept and reduced to the minimum per (pipeline, building). No buffer decides membership; a corridor buffer (``quad_segs=64``) is used only for
 the ``overlap_m2`` area figure.
 
 Rules arrive as rows (mappings) from ``layers/rules/pipelines.toml``:
@@ -102,10 +102,11 @@ def _prepare(
     return pipes.reset_index(drop=True), buildings.reset_index(drop=True)
 
 
-def _uses(buildings: gpd.GeoDataFrame) -> np.ndarray:
+def _uses(buildings: gpd.GeoDataFrame, rows: np.ndarray) -> np.ndarray:
+    """``use`` of the buildings at positions ``rows`` (missing → "other")."""
     if "use" not in buildings.columns:
-        return np.full(len(buildings), "other", dtype=object)
-    return buildings["use"].fillna("other").astype(str).to_numpy(dtype=object)
+        return np.full(len(rows), "other", dtype=object)
+    return buildings["use"].iloc[rows].fillna("other").astype(str).to_numpy(dtype=object)
 
 
 def _rule_matches(rule: Rule, pipe: Mapping[str, Any]) -> bool:
@@ -161,9 +162,14 @@ def pipeline_distances(
 ) -> pd.DataFrame:
     """Exact minimum distance of every (line, building) pair closer than ``radius_m[line]``.
 
+    Candidates: an STRtree over the pieces' envelopes grown by their line's radius is queried
+    with the building footprints (a tree of a few thousand pieces is cheap to build, and no
+    query geometry needs preparing); then ``shapely.distance`` decides: pairs at most
+    ``radius_m`` apart (as ``dwithin``) are kept and reduced to the minimum per (line,
+    building).
+
     Returns columns ``line``, ``building`` (positional indices), ``distance_m`` and ``piece``
-    (index of the nearest piece in ``pcs``), sorted by line then building. Pairs at exactly
-    ``radius_m`` are included (``dwithin``).
+    (index of the nearest piece in ``pcs``), sorted by line then building.
     """
     geoms = np.asarray(buildings.values if isinstance(buildings, gpd.GeoSeries) else buildings,
                        dtype=object)
@@ -173,12 +179,15 @@ def pipeline_distances(
             "distance_m": np.empty(0), "piece": np.empty(0, np.intp)}
     if len(pcs.geoms) == 0 or len(geoms) == 0:
         return pd.DataFrame(cols)
-    tree = shapely.STRtree(geoms)
-    pi, bj = tree.query(pcs.geoms, predicate="dwithin",
-                        distance=np.asarray(radius_m, dtype=float)[pcs.line])
+    r = np.asarray(radius_m, dtype=float)[pcs.line]
+    env = shapely.bounds(pcs.geoms)
+    grown = shapely.box(env[:, 0] - r, env[:, 1] - r, env[:, 2] + r, env[:, 3] + r)
+    bj, pi = shapely.STRtree(grown).query(geoms)
     if len(pi) == 0:
         return pd.DataFrame(cols)
     d = shapely.distance(pcs.geoms[pi], geoms[bj])
+    ok = d <= r[pi]
+    pi, bj, d = pi[ok], bj[ok], d[ok]
     line = pcs.line[pi]
     order = np.lexsort((d, bj, line))
     line, bj, d, pi = line[order], bj[order], d[order], pi[order]
@@ -322,7 +331,7 @@ def check_pipelines(
     line = pairs["line"].to_numpy()
     bidx = pairs["building"].to_numpy()
     dist = pairs["distance_m"].to_numpy()
-    uses = _uses(blds)[bidx]
+    uses = _uses(blds, bidx)
 
     occ = dist < thr_occ[line]
     frames = []
@@ -353,7 +362,7 @@ def _base_frame(
     labels = [pipeline_labels(p) for p in pipes.drop(columns=pipes.geometry.name).to_dict("records")]
     return pd.DataFrame({
         "layer": "buildings",
-        "feature_id": blds["id"].to_numpy(dtype=object)[bidx],
+        "feature_id": blds["id"].iloc[bidx].to_numpy(dtype=object),
         "other_layer": "pipelines",
         "other_id": pipes["id"].to_numpy(dtype=object)[line],
         "chainage_from_m": np.round(lo, 3),

@@ -47,7 +47,7 @@ def test_window_with_exactly_15_16_99_100_households(n: int, cls: int, label: st
     assert row["design_factor"] == factor
     # the class reaches 200 m beyond the outer edges of the first and last building
     assert (row["chainage_from_m"], row["chainage_to_m"]) == (2800.0, 4710.0)
-    assert (row["window_from_m"], row["window_to_m"]) == (3000.0, 5000.0)
+    assert (row["window_from_m"], row["window_to_m"]) == (3005.0, 5005.0)  # from a centroid
     # the rest of the line is class 1 division 1; ranges cover the line end to end
     assert out["chainage_from_m"].tolist() == [0.0, 2800.0, 4710.0]
     assert out["chainage_to_m"].tolist() == [2800.0, 4710.0, 10_000.0]
