@@ -607,9 +607,8 @@ def _check_geometry(
     if wrong.sum() >= 2 and wrong.sum() == ok.sum() and len(set(types[wrong])) == 1:
         out.add(-1, None, "geometry", f"{types[wrong][0]} (all {int(wrong.sum())} features)",
                 expected, f"is this the file for layer {layer!r}?")
-    else:
-        for i in np.flatnonzero(wrong):
-            out.add(int(i), labels[i], "geometry", types[i], expected, _split_hint(arr[i]))
+    for i in np.flatnonzero(wrong):
+        out.add(int(i), labels[i], "geometry", types[i], expected, _split_hint(arr[i]))
     ok &= ~wrong
 
     invalid = ok & ~shapely.is_valid(arr)
@@ -827,6 +826,18 @@ def _check_degrees(
         china_swapped = _vec_in_china(cy, cx)
     swapped = ok & (swapped_range | (~out_range & ~china & china_swapped))
     not_degrees = ok & out_range & ~swapped_range
+    n_ok = int(ok.sum())
+    if n_ok >= 2 and int(swapped.sum()) == n_ok:
+        out.add(-1, None, "geometry", f"(lat, lon) in all {n_ok} features",
+                "(lon, lat) in degrees",
+                f"x spans {np.nanmin(minx[ok]):.4f}..{np.nanmax(maxx[ok]):.4f}, y spans "
+                f"{np.nanmin(miny[ok]):.4f}..{np.nanmax(maxy[ok]):.4f}; swap them to (lon, lat)")
+    if n_ok >= 2 and int(not_degrees.sum()) == n_ok:
+        stated = CRS.from_user_input(geom.crs).to_string() if geom.crs is not None else "?"
+        out.add(-1, None, "crs", stated, "the CRS of the coordinates",
+                f"all {n_ok} features are outside the range of degrees, so the stated lon/lat "
+                "CRS (or the GeoJSON default WGS 84) is wrong; state the real CRS with --crs: "
+                + _guess_crs(np.asarray(geom.array, dtype=object)[ok]))
     for i in np.flatnonzero(swapped):
         out.add(int(i), labels[i], "geometry", _where((minx[i], miny[i])),
                 "(lon, lat) in degrees",

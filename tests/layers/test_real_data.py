@@ -119,9 +119,13 @@ def test_utm_points_refused_as_roads_in_one_problem_then_sites(store: GeoPackage
     zp = REAL / "vautm17n_points.zip"
     with pytest.raises(LayerValidationError) as info:
         import_file(store, "roads", zp)
-    assert messages(info.value) == [
+    got = messages(info.value)
+    assert len(got) == 201  # one line for the file, then every feature
+    assert got[:2] == [
         "layer 'roads': geometry is 'Point (all 200 features)'; expected a LineString or "
-        "MultiLineString (is this the file for layer 'roads'?)"]
+        "MultiLineString (is this the file for layer 'roads'?)",
+        "layer 'roads', feature '0': geometry is 'Point'; expected a LineString or "
+        "MultiLineString"]
     res = import_file(store, "sites", zp, defaults={"kind": "other"})
     assert (res.imported, res.source_crs) == (200, "EPSG:32617")
     utm = Transformer.from_crs("+proj=utm +zone=17 +datum=WGS84", "EPSG:4326", always_xy=True)
@@ -638,3 +642,20 @@ def test_esri_prj_beijing54_gk_shapefile(store: GeoPackageStore, tmp_path: Path)
     assert cams["range_m"].tolist() == [100.0]
     assert cams["KIND"].tolist() == ["摄像头"]
     assert gap_m(first_xy(store, "cameras", "C-1"), ZAOZHUANG) < 0.01
+
+
+def test_geojson_claiming_crs84_with_local_coordinates(store: GeoPackageStore) -> None:
+    with pytest.raises(LayerValidationError) as info:
+        import_file(store, "sites", REAL / "baltimore_not_degrees.geojson",
+                    mapping={"STATION": "id"}, defaults={"kind": "other"})
+    got = messages(info.value)
+    assert len(got) == 212
+    assert got[:2] == [
+        "layer 'sites': crs is 'EPSG:4326'; expected the CRS of the coordinates (all 211 "
+        "features are outside the range of degrees, so the stated lon/lat CRS (or the GeoJSON "
+        "default WGS 84) is wrong; state the real CRS with --crs: the coordinates are x "
+        "860..988, y 506..581; e.g. --crs EPSG:4490 for CGCS2000 lon/lat or --crs EPSG:4548 "
+        "for the CGCS2000 GK zone at 117°E)",
+        "layer 'sites', feature '1': geometry is '(907.000000, 534.000000)'; expected (lon, "
+        "lat) in degrees (these are not degrees; state the file's projected CRS, e.g. --crs "
+        "EPSG:4548)"]

@@ -211,8 +211,11 @@ def test_all_features_swapped_are_all_reported() -> None:
     gdf["geometry"] = gdf.geometry.map(lambda g: Point(g.y, g.x))
     got = problems(gdf, "hydrants")
     assert [p.split(":")[0] for p in got] == [
-        "layer 'hydrants', feature 'HY-1'", "layer 'hydrants', feature 'HY-1-1'",
-        "layer 'hydrants', feature 'HY-1-2'"]
+        "layer 'hydrants'", "layer 'hydrants', feature 'HY-1'",
+        "layer 'hydrants', feature 'HY-1-1'", "layer 'hydrants', feature 'HY-1-2'"]
+    assert got[0] == ("layer 'hydrants': geometry is '(lat, lon) in all 3 features'; expected "
+                      "(lon, lat) in degrees (x spans 34.8000..34.8000, y spans "
+                      "117.2500..117.2520; swap them to (lon, lat))")
 
 
 def test_swapped_inside_china_envelope_is_reported() -> None:
