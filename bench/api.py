@@ -7,8 +7,9 @@ district GeoPackage; the client asks both for the same random bbox pages of 100 
 
 pygeoapi serves the GeoPackage with its OGR provider, which needs GDAL's Python bindings;
 the project venv has none, so the bench builds ``bench/out/pygeoapi-venv`` from the system
-Python (``--system-site-packages``: Debian ``python3-gdal``) and installs pygeoapi there — it
-is never a riskmap dependency. If that fails, the output says so and only riskmap is timed.
+Python (``--system-site-packages``: Debian ``python3-gdal``) and installs pygeoapi and gunicorn
+there — never a riskmap dependency. pygeoapi runs as in production: gunicorn, one sync worker
+(riskmap: uvicorn, one worker). If that fails, the output says so and only riskmap is timed.
 
 Usage: ``.venv/bin/python bench/api.py [--store data/demo.gpkg] [--requests 200]
 [--clients 4] [--scale 1.0]`` (run from the repository root)
@@ -27,6 +28,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -43,11 +45,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _log(name: str) -> Any:
+    """A log file for a server's output (a pipe nobody reads would fill up and block it)."""
+    return open(OUT / f"{name}-server.log", "wb")
+
+
 def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            name = "pygeoapi" if "gunicorn" in str(proc.args) else "riskmap"
+            out = (OUT / f"{name}-server.log").read_text(errors="replace")
             raise RuntimeError(f"server exited: {out[-2000:]}")
         try:
             if httpx.get(url, timeout=2).status_code < 500:
@@ -73,7 +81,7 @@ def _start_riskmap(store: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "RISKMAP_STORE": str(store), "RISKMAP_API_KEYS": f"admin:{KEY}"}
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
                              "--host", "127.0.0.1", "--port", str(port), "--log-level",
-                             "warning"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                             "warning"], env=env, cwd=ROOT, stdout=_log("riskmap"),
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     _wait(url + "/health", proc)
@@ -83,7 +91,7 @@ def _start_riskmap(store: Path) -> tuple[subprocess.Popen[bytes], str]:
 def _pygeoapi_python() -> Path:
     venv = OUT / "pygeoapi-venv"
     py = venv / "bin" / "python"
-    check = [str(py), "-c", "import pygeoapi, osgeo, uvicorn, starlette"]
+    check = [str(py), "-c", "import pygeoapi, osgeo, gunicorn, flask"]
     if py.exists() and subprocess.run(check, capture_output=True).returncode == 0:
         return py
     system = shutil.which("python3", path="/usr/bin")
@@ -94,7 +102,7 @@ def _pygeoapi_python() -> Path:
         raise RuntimeError("the system python3 has no GDAL bindings (apt-get install "
                            "python3-gdal)")
     subprocess.run([system, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "pygeoapi", "uvicorn", "starlette"], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "pygeoapi", "gunicorn"], check=True)
     if subprocess.run(check, capture_output=True).returncode != 0:
         raise RuntimeError("pygeoapi did not install")
     return py
@@ -155,9 +163,10 @@ def _start_pygeoapi(store: Path, bbox: list[float]) -> tuple[subprocess.Popen[by
     bindir = py.parent
     subprocess.run([str(bindir / "pygeoapi"), "openapi", "generate", str(cfg), "--output-file",
                     str(oas)], env=env, check=True, capture_output=True)
-    proc = subprocess.Popen([str(py), "-m", "uvicorn", "pygeoapi.starlette_app:APP", "--host",
-                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            env=env, cwd=OUT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # gunicorn with one sync worker: pygeoapi's production set-up.
+    proc = subprocess.Popen([str(bindir / "gunicorn"), "-w", "1", "-b", f"127.0.0.1:{port}",
+                             "--log-level", "warning", "pygeoapi.flask_app:APP"],
+                            env=env, cwd=OUT, stdout=_log("pygeoapi"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     _wait(url + "/collections/buildings", proc)
     return proc, url
@@ -195,16 +204,21 @@ def _get(client: httpx.Client, url: str, box: tuple[float, ...], headers: dict[s
     return dt, len(r.json()["features"])
 
 
-def _sequential(url: str, boxes: list, headers: dict[str, str]) -> list[float]:
+def _sequential(url: str, boxes: list, headers: dict[str, str]
+                ) -> tuple[list[float], str | None]:
+    """Latencies of the requests that completed, and the error that stopped the run."""
+    out: list[float] = []
     with httpx.Client(timeout=60) as c:
-        _get(c, url, boxes[0], headers)  # warm up
-        out = []
-        for box in boxes:
-            dt, n = _get(c, url, box, headers)
-            if n != PAGE:
-                raise RuntimeError(f"{url}: bbox {box} returned {n} features, expected {PAGE}")
-            out.append(dt)
-    return out
+        try:
+            _get(c, url, boxes[0], headers)  # warm up
+            for box in boxes:
+                dt, n = _get(c, url, box, headers)
+                if n != PAGE:
+                    raise RuntimeError(f"bbox {box} returned {n} features, expected {PAGE}")
+                out.append(dt)
+        except (httpx.HTTPError, RuntimeError) as exc:
+            return out, f"{type(exc).__name__} after {len(out)} requests: {exc}"[:200]
+    return out, None
 
 
 def _concurrent(url: str, boxes: list, headers: dict[str, str], clients: int) -> float:
@@ -266,13 +280,28 @@ def main(argv: list[str] | None = None) -> int:
         # the same boxes, interleaved per half so drift hits both alike
         half = len(boxes) // 2
         lat: dict[str, list[float]] = {k: [] for k in servers}
+        errors: dict[str, str] = {}
         for part in (boxes[:half], boxes[half:]):
             for name, (url, headers) in servers.items():
+                if name in errors:
+                    continue
                 print(f"  {name}: {len(part)} sequential requests …", flush=True)
-                lat[name] += _sequential(url, part, headers)
+                done, err = _sequential(url, part, headers)
+                lat[name] += done
+                if err is not None:
+                    errors[name] = err
+                    print(f"  {name}: stopped — {err}", flush=True)
         for name, (url, headers) in servers.items():
-            print(f"  {name}: {len(boxes)} requests from {args.clients} clients …", flush=True)
+            if not lat[name]:
+                continue
             st: dict[str, float | str | None] = dict(_stats(lat[name]))
+            st["completed"] = float(len(lat[name]))
+            if name in errors:
+                st["concurrent_rps"] = None
+                st["sequential_error"] = errors[name]
+                results[name] = st
+                continue
+            print(f"  {name}: {len(boxes)} requests from {args.clients} clients …", flush=True)
             try:
                 st["concurrent_rps"] = _concurrent(url, boxes, headers, args.clients)
             except httpx.HTTPError as exc:
@@ -295,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:10} {st['rps']:8.1f} {st['p50_ms']:8.1f} {st['p95_ms']:8.1f} {ctext}")
         if st.get("concurrent_error"):
             print(f"{'':10} concurrent run: {st['concurrent_error']}")
+        if st.get("sequential_error"):
+            print(f"{'':10} sequential run stopped ({int(st['completed'] or 0)} requests "
+                  f"timed): {st['sequential_error']}")
     if "pygeoapi" in results:
         r, p = results["riskmap"], results["pygeoapi"]
         rc, pc = r["concurrent_rps"], p["concurrent_rps"]

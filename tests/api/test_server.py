@@ -31,13 +31,14 @@ def server(small_store_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     store = tmp_path_factory.mktemp("server") / "store.gpkg"
     shutil.copy(small_store_path, store)  # schemathesis writes to the registry
     port = _free_port()
+    log_path = store.with_suffix(".log")
+    log = open(log_path, "wb")  # noqa: SIM115 - a pipe nobody reads would block the server
     env = {**os.environ, "RISKMAP_STORE": str(store), "RISKMAP_API_KEYS": API_KEYS,
            "RISKMAP_MAX_LIMIT": "1000"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
          "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT)
+        env=env, cwd=Path(__file__).resolve().parents[2], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -46,8 +47,7 @@ def server(small_store_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                 break
         except OSError:
             if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"server exited: {out}")
+                pytest.fail(f"server exited: {log_path.read_text(errors='replace')[-3000:]}")
             time.sleep(0.2)
     else:
         proc.kill()
@@ -60,6 +60,7 @@ def server(small_store_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def _ogrinfo(args: list[str], role: str | None = "planner") -> str:
