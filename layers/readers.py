@@ -56,7 +56,8 @@ DEFAULT_MAX_BYTES = 2 * 1024**3
 """Largest file read by default (2 GB)."""
 
 FORMATS = ("GeoJSON (.geojson, .json)", "GeoPackage (.gpkg)", "zipped Shapefile (.zip, .shp)",
-           "CSV with a WKT column or lon/lat columns (.csv)", "OSM PBF (.osm.pbf, .osm)")
+           "CSV with a WKT column or lon/lat columns (.csv)", "OSM PBF (.osm.pbf, .osm)",
+           "KML (.kml)", "FlatGeobuf (.fgb)")
 OSM_LAYERS = ("roads", "buildings", "pipelines")
 
 _WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkt_geom", "shape")
@@ -152,7 +153,7 @@ def _reader_for(p: Path) -> _Reader:
         return _read_csv
     if name.endswith(".zip"):
         return _read_zip
-    if name.endswith((".geojson", ".json", ".gpkg", ".shp", ".fgb")):
+    if name.endswith((".geojson", ".json", ".gpkg", ".shp", ".fgb", ".kml")):
         return _read_ogr
     raise InputFileError(f"{p}: unsupported file type {p.suffix or '(no extension)'!r}; "
                          f"expected {_formats()}")
@@ -210,6 +211,7 @@ _EXPECTED = {
     ".csv": "a CSV with a WKT column or lon/lat columns",
     ".pbf": "an OSM PBF file",
     ".osm": "an OSM XML file",
+    ".kml": "a KML document",
 }
 
 

@@ -26,7 +26,8 @@ GEOD = Geod(ellps="GRS80")
 KNOWN_3857 = (117.2512345, 34.8012345)  # tests/data/make_test_data.py KNOWN
 KNOWN_2263 = (-73.9856644, 40.7484405)
 FORMATS = ("one of GeoJSON (.geojson, .json), GeoPackage (.gpkg), zipped Shapefile (.zip, "
-           ".shp), CSV with a WKT column or lon/lat columns (.csv), OSM PBF (.osm.pbf, .osm)")
+           ".shp), CSV with a WKT column or lon/lat columns (.csv), OSM PBF (.osm.pbf, .osm), "
+           "KML (.kml), FlatGeobuf (.fgb)")
 
 
 def metres(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -659,3 +659,31 @@ def test_geojson_claiming_crs84_with_local_coordinates(store: GeoPackageStore) -
         "layer 'sites', feature '1': geometry is '(907.000000, 534.000000)'; expected (lon, "
         "lat) in degrees (these are not degrees; state the file's projected CRS, e.g. --crs "
         "EPSG:4548)"]
+
+
+def test_kml_placemarks(store: GeoPackageStore, tmp_path: Path) -> None:
+    kml = tmp_path / "消火栓.kml"
+    kml.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2">'
+        "<Document><name>消火栓</name>"
+        "<Placemark><name>H-1</name><Point><coordinates>117.25,34.80,0</coordinates></Point>"
+        "</Placemark><Placemark><name>H-2</name><Point><coordinates>117.26,34.80,0"
+        "</coordinates></Point></Placemark></Document></kml>", encoding="utf-8")
+    with pytest.raises(LayerValidationError) as info:
+        import_file(store, "hydrants", kml)
+    assert messages(info.value)[0] == (
+        "layer 'hydrants', feature 'row 1': id is missing; expected a unique text id per feature")
+    res = import_file(store, "hydrants", kml, mapping={"Name": "id"})
+    assert res.imported == 2
+    assert gap_m(first_xy(store, "hydrants", "H-1"), ZAOZHUANG) < 0.01
+
+
+def test_extra_field_differing_only_by_case_is_kept_renamed(store: GeoPackageStore,
+                                                           tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("id,ID,Status,lon,lat\nH-1,old-7,正常,117.25,34.80\n", encoding="utf-8")
+    res = import_file(store, "hydrants", path, crs="EPSG:4490")
+    assert "layer 'hydrants': extra field 'ID' kept as 'ID_src' (its name clashes with another " \
+           "field when case is ignored)" in note_texts(res)
+    h = store.read("hydrants")
+    assert h[["id", "ID_src", "status"]].values.tolist() == [["H-1", "old-7", "ok"]]
