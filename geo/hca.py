@@ -575,7 +575,7 @@ def _segments(
             over = g[(g["from_m"] < zz) & (g["to_m"] > aa)]
             rows.append((int(li), int(gg), float(aa), float(zz), over))
     out = []
-    for li, gg, a, z, over in rows:
+    for li, gg, fa, fz, over in rows:
         pid = str(p["id"].iat[li])
         over = over.sort_values(["row", "feature_id"], kind="stable")
         crit = [{"rule_id": r.rule_id, "row": r.row, "grade": GRADES[int(r.grade) - 1],
@@ -587,15 +587,15 @@ def _segments(
                 for r in over.itertuples(index=False)]
         out.append({
             "hca_id": None, "pipeline_id": pid, "grade": GRADES[gg - 1],
-            "chainage_from_m": round(a, 3), "chainage_to_m": round(z, 3),
-            "length_m": round(z - a, 3),
-            "station_from": format_station(a), "station_to": format_station(z),
+            "chainage_from_m": round(fa, 3), "chainage_to_m": round(fz, 3),
+            "length_m": round(fz - fa, 3),
+            "station_from": format_station(fa), "station_to": format_station(fz),
             "rows": ",".join(sorted(set(over["row"]))),
             "criteria": crit,
             "criteria_zh": "；".join(dict.fromkeys(over["text_zh"])),
             "criteria_en": "; ".join(dict.fromkeys(over["text_en"])),
             "corridor_m": float(over["radius_m"].max()),
-            "geometry": substring(refs[li], a, z),
+            "geometry": substring(refs[li], fa, fz),
         })
     if not out:
         return _empty_segments(crs)
@@ -824,9 +824,9 @@ def monitoring_coverage(
                                                           strict=True)
             if g is not None and not g.is_empty}
     pieces_ = [substring(refs[r.pipeline_id], r.from_m, r.to_m) for r in reg.itertuples()]
-    sub_refs = [line_reference(g) if not g.is_empty else None for g in pieces_]
-    ok = [i for i, s in enumerate(sub_refs) if s is not None]
-    lengths = np.array([sub_refs[i].length_m if sub_refs[i] else 0.0 for i in range(len(reg))])
+    ok = [i for i, g in enumerate(pieces_) if not g.is_empty]
+    sub_refs = {i: line_reference(pieces_[i]) for i in ok}
+    lengths = np.array([sub_refs[i].length_m if i in sub_refs else 0.0 for i in range(len(reg))])
     covered = np.zeros(len(reg))
     ncam = np.zeros(len(reg), dtype=int)
     if len(cameras) and ok:

@@ -160,8 +160,11 @@ def run_pipeline_check(
     if not store.has_layer("buildings"):
         raise LayerNotFoundError(f"store {store.url} has no layer 'buildings'")
     if engine == "postgis":
-        from layers.pg_pushdown import check_pipelines_pushdown  # type: ignore[import-not-found]
+        from layers.pg_pushdown import check_pipelines_pushdown
+        from layers.postgis import PostGISStore
 
+        if not isinstance(store, PostGISStore):
+            raise InputFileError(f"--engine postgis needs a postgresql:// store; got {store.url}")
         step("checking (candidates from PostGIS)")
         found = check_pipelines_pushdown(store, occupancy_rules=occ, setback_rules=sb, crs=crs,
                                          pipelines=pipes4490)
@@ -284,13 +287,13 @@ def run_hca(
 
 # --- summary ---------------------------------------------------------------------------------
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    rows = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
               for i, h in enumerate(header)]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                      enumerate(zip(r, widths, strict=True))) for r in rows]
+                      enumerate(zip(r, widths, strict=True))) for r in cells]
     return "\n".join(out)
 
 
@@ -338,7 +341,7 @@ def _cmd_pipelines(args: argparse.Namespace) -> int:
 
 
 def _cmd_dask(args: argparse.Namespace, store: Store) -> int:
-    from layers.dask_engine import check_pipelines_dask  # type: ignore[import-not-found]
+    from layers.dask_engine import check_pipelines_dask
 
     rs = _rules(args.rules)
     pipes = _select(store.read("pipelines"), args.pipeline)
