@@ -776,6 +776,20 @@ def _way_line(way: Any, fab: Any) -> tuple[Any, str | None, str | None]:
     return None, f"way {way.id} has fewer than two distinct nodes", None
 
 
+def _ways_state(p: Path, osmium: Any, ids: set[int]) -> tuple[set[int], set[int]]:
+    """Of the ways ``ids``: those in the file, and those with nodes missing (second pass, only
+    when a multipolygon relation could not be assembled)."""
+    seen: set[int] = set()
+    cut: set[int] = set()
+    proc = osmium.FileProcessor(str(p), osmium.osm.NODE | osmium.osm.WAY).with_locations()
+    for w in proc.with_filter(osmium.filter.IdFilter(ids)):
+        if w.is_way():
+            seen.add(w.id)
+            if any(not n.location.valid() for n in w.nodes):
+                cut.add(w.id)
+    return seen, cut
+
+
 def _osm_buildings(p: Path, osmium: Any) -> tuple[list[dict[str, object]], list[Any]]:
     fab = osmium.geom.WKBFactory()
     records: dict[str, dict[str, object]] = {}
@@ -783,18 +797,9 @@ def _osm_buildings(p: Path, osmium: Any) -> tuple[list[dict[str, object]], list[
     candidates: dict[str, tuple[dict[str, object], str, bool]] = {}
     ways_built: dict[str, tuple[dict[str, object], Any]] = {}
     relation_ways: dict[str, list[int]] = {}
-    seen_ways: set[int] = set()
-    cut_ways: set[int] = set()
     proc = osmium.FileProcessor(str(p)).with_areas(osmium.filter.KeyFilter("building"))
-    proc = proc.with_filter(osmium.filter.EntityFilter(
-        osmium.osm.WAY | osmium.osm.RELATION | osmium.osm.AREA))
+    proc = proc.with_filter(osmium.filter.KeyFilter("building"))
     for obj in proc:
-        if obj.is_way():
-            seen_ways.add(obj.id)
-            if any(not n.location.valid() for n in obj.nodes):
-                cut_ways.add(obj.id)
-        if "building" not in obj.tags:
-            continue
         tags = {t.k: t.v for t in obj.tags}
         if obj.is_area():
             rec = _building_record(tags)
@@ -838,6 +843,8 @@ def _osm_buildings(p: Path, osmium: Any) -> tuple[list[dict[str, object]], list[
                                f"assembled from its {len(outer)} member way(s) (broken, or "
                                "clipped at the extract edge)", False)
             relation_ways[fid] = outer
+    failed = [w for fid, ws in relation_ways.items() if fid not in records for w in ws]
+    seen_ways, cut_ways = _ways_state(p, osmium, set(failed)) if failed else (set(), set())
     for fid, (rec, why, clipped) in candidates.items():
         if fid in records:
             continue
