@@ -686,7 +686,9 @@ def diff_hca(
     - ``hca_unsupported``: registered stretches no identified HCA supports;
     - ``hca_grade_changed``: overlaps where the identified grade differs from the registered.
 
-    Pieces shorter than ``rule["min_length_m"]`` are ignored. All inputs projected (metres).
+    Pieces shorter than ``rule["min_length_m"]`` are ignored. Pass the registered HCAs of the
+    analysed pipelines (and those whose pipeline is unknown: they are reported); ``pipelines``
+    may hold more lines. All inputs projected (metres).
     """
     require_projected(pipelines, "pipelines")
     crs = pipelines.crs
@@ -698,9 +700,6 @@ def diff_hca(
             if g is not None and not g.is_empty}
     recs: list[dict[str, Any]] = []
     src = rule_source
-    checked = set(identified["pipeline_id"]) if len(identified) else set()
-    # identified pipelines are the ones analysed; registered HCAs on other lines are skipped
-    reg = reg[reg["pipeline_id"].isin(checked | set(reg["pipeline_id"][~reg["known"]]))]
     for s in identified.itertuples(index=False):
         cuts = [(a, z) for a, z in zip(reg.loc[reg["pipeline_id"] == s.pipeline_id, "from_m"],
                                        reg.loc[reg["pipeline_id"] == s.pipeline_id, "to_m"],

@@ -271,7 +271,9 @@ def run_hca(
     empty_hca = gpd.GeoDataFrame({"id": [], "pipeline_id": [], "grade": []},
                                  geometry=gpd.GeoSeries([], crs=crs), crs=crs)
     reg = hca if hca is not None else empty_hca
-    reg_long = reg[reg["pipeline_id"].isin(pipes["id"])] if len(reg) else reg
+    # registered HCAs on the analysed lines, and on lines the store does not have (reported)
+    reg_long = (reg[reg["pipeline_id"].isin(pipes["id"])
+                    | ~reg["pipeline_id"].isin(pipes4490["id"])] if len(reg) else reg)
     diff = diff_hca(segs, reg_long, all_pipes, rule=rs.one("hca_diff"))
     step("monitoring coverage")
     cams_ = cams if cams is not None else gpd.GeoDataFrame(

@@ -209,3 +209,21 @@ def test_no_hca_on_urban_mains_and_empty_inputs() -> None:
     assert identify(p, b).empty
     assert identify(pipes({"id": "G", "y": 0}), gdf([])).empty
     pd.testing.assert_index_equal(identify(p, b).columns, identify(p, b).columns)
+
+
+def test_registered_hca_on_a_line_without_any_identified_hca_is_unsupported() -> None:
+    p = pipes({"id": "G", "y": 0}, {"id": "H", "y": 5000})
+    seg = identify(p, gdf([school_at("S1", 1000, 100.0)]))  # only G has an HCA
+    reg = gdf([
+        {"id": "HCA-H", "pipeline_id": "H", "grade": "II", "start_m": 100.0, "end_m": 600.0,
+         "geometry": None},
+        {"id": "HCA-X", "pipeline_id": "NOPE", "grade": "I", "start_m": 0.0, "end_m": 10.0,
+         "geometry": None},
+    ])
+    reg = reg.set_geometry(gpd.GeoSeries(reg.geometry, crs=CRS))
+    f = diff_hca(seg, reg, p, rule=R.one("hca_diff"))
+    assert f["finding_id"].tolist() == ["hca_unregistered:G:" + f"{seg['chainage_from_m'].iat[0]:.0f}-"
+                                        f"{seg['chainage_to_m'].iat[0]:.0f}",
+                                        "hca_unsupported:HCA-H:H:100-600",
+                                        "hca_unsupported:HCA-X:all"]
+    assert "pipeline is unknown" in f["message_en"].iat[2]
