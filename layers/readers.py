@@ -428,8 +428,10 @@ def _read_csv(
         problem[bad] = [f"{wkt} {_clip(t)!r} is not valid WKT" for t in text[bad]]
         df = df.drop(columns=[wkt])
     elif lon is not None and lat is not None:
+        frame = df
+
         def num(col: Any) -> np.ndarray:
-            text = df[col].astype("string").str.strip()
+            text = frame[col].astype("string").str.strip()
             if sep != ",":  # decimal commas of European exports: 117,25
                 text = text.str.replace(r"^(-?\d+),(\d+)$", r"\1.\2", regex=True)
             return pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -820,8 +822,8 @@ def _osm_buildings(p: Path, osmium: Any) -> tuple[list[dict[str, object]], list[
                 continue
             fid = f"w{obj.id}"
             missing = sum(1 for n in obj.nodes if not n.location.valid())
-            clipped = (f" ({missing} of {len(obj.nodes)} nodes missing from the extract — "
-                       "clipped at its edge)" if missing else "")
+            cut_note = (f" ({missing} of {len(obj.nodes)} nodes missing from the extract — "
+                        "clipped at its edge)" if missing else "")
             if obj.is_closed() and not missing:
                 ring = [(n.location.lon, n.location.lat) for n in obj.nodes]
                 rec["id"] = fid
@@ -830,8 +832,8 @@ def _osm_buildings(p: Path, osmium: Any) -> tuple[list[dict[str, object]], list[
                 ways_built[fid] = (rec, shapely.to_wkb(shapely.Polygon(ring))
                                    if len(set(ring)) >= 3 else None)
                 continue
-            why = (f"way {obj.id}: closed ring could not be built{clipped}" if obj.is_closed()
-                   else f"way {obj.id}: ring is not closed{clipped}")
+            why = (f"way {obj.id}: closed ring could not be built{cut_note}" if obj.is_closed()
+                   else f"way {obj.id}: ring is not closed{cut_note}")
             candidates[fid] = (rec, why, bool(missing))
         elif obj.is_relation() and tags.get("type") in ("multipolygon", "building"):
             rec = _building_record(tags)

@@ -781,9 +781,10 @@ def _check_projected(geoms: np.ndarray, src: CRS, out: _Collector) -> bool:
     op = src.coordinate_operation
     if op is None or "Transverse Mercator" not in op.method_name:
         return True
-    fe = next((p.value for p in op.params if p.name == "False easting"), None)
-    if fe is None:
+    fe_value = next((p.value for p in op.params if p.name == "False easting"), None)
+    if fe_value is None:
         return True
+    fe = float(fe_value)
     if abs(maxx - fe) > 1.5e6 or abs(minx - fe) > 1.5e6:
         zone = int(minx // 1e6)
         if zone == int(maxx // 1e6) and _prefixed_gk(zone):
