@@ -855,29 +855,42 @@ def monitoring_coverage(
 
 
 def monitoring_findings(coverage: gpd.GeoDataFrame, *, target_row: Rule) -> gpd.GeoDataFrame:
-    """``hca_monitoring`` findings: people-dense HCAs covered below the target share."""
+    """``hca_monitoring`` findings: each people-dense HCA covered below the target share, and
+    the district as a whole (``feature_id`` ``all``: covered length / HCA length)."""
     crs = coverage.crs
     target = float(target_row["target"])
-    below = coverage[coverage["coverage"] < target - _EPS]
-    if below.empty:
-        return empty_findings(crs)
     year = int(target_row["year"])
-    df = pd.DataFrame({
-        "severity": target_row.get("severity", "medium"), "layer": "hca",
-        "feature_id": below["hca_id"].to_numpy(), "other_layer": "cameras",
-        "other_id": str(year), "rule_id": target_row["id"], "rule_source": target_row["source"],
-        "coverage": below["coverage"].to_numpy(), "target": target,
-        "length_m": below["length_m"].to_numpy(), "covered_m": below["covered_m"].to_numpy(),
-    })
+    below = coverage[coverage["coverage"] < target - _EPS]
+    total, cov_m = float(coverage["length_m"].sum()), float(coverage["covered_m"].sum())
+    share = cov_m / total if total > 0 else 1.0
+    rows = [{"feature_id": h, "pipeline_id": p, "length_m": ln, "covered_m": cv, "coverage": c,
+             "geometry": g}
+            for h, p, ln, cv, c, g in zip(below["hca_id"], below["pipeline_id"],
+                                          below["length_m"], below["covered_m"],
+                                          below["coverage"], below.geometry, strict=True)]
+    if share < target - _EPS:
+        rows.append({"feature_id": "all", "pipeline_id": None, "length_m": total,
+                     "covered_m": cov_m, "coverage": share, "geometry": None})
+    if not rows:
+        return empty_findings(crs)
+    df = pd.DataFrame(rows)
+    df["severity"] = target_row.get("severity", "medium")
+    df["layer"], df["other_layer"], df["other_id"] = "hca", "cameras", str(year)
+    df["rule_id"], df["rule_source"], df["target"] = target_row["id"], target_row["source"], target
     df["message_zh"] = [
-        f"人员密集型高后果区 {h}（管道 {p}，长 {ln:.0f} m）视频监控覆盖 {c:.0%}"
-        f"（{cv:.0f} m），低于 {year} 年目标 {target:.0%}。"
-        for h, p, ln, c, cv in zip(below["hca_id"], below["pipeline_id"], below["length_m"],
-                                   below["coverage"], below["covered_m"], strict=True)]
+        (f"全区人员密集型高后果区（共 {ln / 1000:.2f} km）视频监控覆盖 {c:.1%}（{cv / 1000:.2f} km），"
+         if h == "all" else
+         f"人员密集型高后果区 {h}（管道 {p}，长 {ln:.0f} m）视频监控覆盖 {c:.1%}（{cv:.0f} m），")
+        + f"低于 {year} 年目标 {target:.0%}。"
+        for h, p, ln, c, cv in zip(df["feature_id"], df["pipeline_id"], df["length_m"],
+                                   df["coverage"], df["covered_m"], strict=True)]
     df["message_en"] = [
-        f"People-dense HCA {h} (pipeline {p}, {ln:.0f} m) has {c:.0%} video coverage "
-        f"({cv:.0f} m), below the {year} target of {target:.0%}."
-        for h, p, ln, c, cv in zip(below["hca_id"], below["pipeline_id"], below["length_m"],
-                                   below["coverage"], below["covered_m"], strict=True)]
-    return make_findings(df, kind="hca_monitoring", geometry=below.geometry, crs=crs,
+        (f"People-dense HCAs of the district ({ln / 1000:.2f} km) have {c:.1%} video coverage "
+         f"({cv / 1000:.2f} km)" if h == "all" else
+         f"People-dense HCA {h} (pipeline {p}, {ln:.0f} m) has {c:.1%} video coverage "
+         f"({cv:.0f} m)") + f", below the {year} target of {target:.0%}."
+        for h, p, ln, c, cv in zip(df["feature_id"], df["pipeline_id"], df["length_m"],
+                                   df["coverage"], df["covered_m"], strict=True)]
+    return make_findings(df.drop(columns=["geometry", "pipeline_id"]), kind="hca_monitoring",
+                         geometry=gpd.GeoSeries(df["geometry"].tolist(), crs=crs), crs=crs,
                          id_columns=["feature_id", "other_id"])

@@ -197,10 +197,14 @@ def test_diff_against_registered_layer_and_monitoring() -> None:
     assert cov.loc["HCA-2", "covered_m"] == pytest.approx(400.0, abs=1e-6)
     assert cov.loc["HCA-1", "coverage"] == 0.0
     t2020, t2021 = R.get("monitoring", "monitoring_2020"), R.get("monitoring", "monitoring_2021")
+    # overall 400 m of 1300 m = 30.8 %: meets 2020 (30 %), not 2021 (70 %)
     assert monitoring_findings(cov.reset_index(), target_row=t2020)["feature_id"].tolist() == ["HCA-1"]
     f21 = monitoring_findings(cov.reset_index(), target_row=t2021)
-    assert f21["finding_id"].tolist() == ["hca_monitoring:HCA-1:2021", "hca_monitoring:HCA-2:2021"]
-    assert "70%" in f21["message_zh"].iat[1]
+    assert f21["finding_id"].tolist() == ["hca_monitoring:HCA-1:2021", "hca_monitoring:HCA-2:2021",
+                                          "hca_monitoring:all:2021"]
+    assert "40.0%" in f21["message_zh"].iat[1] and "70%" in f21["message_zh"].iat[1]
+    assert f21["coverage"].iat[2] == pytest.approx(400 / 1300)
+    assert "30.8% video coverage" in f21["message_en"].iat[2]
 
 
 def test_no_hca_on_urban_mains_and_empty_inputs() -> None:
