@@ -167,6 +167,10 @@ def finding_queryables() -> dict[str, Queryable]:
     return out
 
 
+def _result_fn(store: Store, analysis_id: str) -> Callable[[], gpd.GeoDataFrame]:
+    return lambda: result(store, analysis_id)
+
+
 def collection_defs(catalog: Catalog) -> list[CollectionDef]:
     """A collection per available analysis."""
     from api.catalog import frame_collection
@@ -184,7 +188,7 @@ def collection_defs(catalog: Catalog) -> list[CollectionDef]:
             extent = tuple(float(v) for v in b) if b is not None else None
         out.append(frame_collection(
             d.id, d.title, d.description, d.roles,
-            (lambda aid=d.id: result(store, aid)),
+            _result_fn(store, d.id),
             finding_queryables() if d.findings else {},
             extent=extent))  # type: ignore[arg-type]
     return out

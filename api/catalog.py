@@ -107,7 +107,7 @@ class Catalog:
                     f"layer {info.name}",
                     roles=LAYER_ROLES.get(info.name, frozenset({"planner", "admin"})),
                     kind="layer",
-                    make_source=(lambda name=info.name: source_for(self.store, name)),
+                    make_source=self._layer_source(info.name),
                     extent=info.bbox,
                     queryables=_layer_queryables(src_cols, info.name),
                     count=info.count,
@@ -123,6 +123,9 @@ class Catalog:
                     epsg = None
             self._layers, self._infos, self._epsg = layers, infos, epsg
             self._version = version
+
+    def _layer_source(self, name: str) -> Callable[[], Source]:
+        return lambda: source_for(self.store, name)
 
     @property
     def version(self) -> str:

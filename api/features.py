@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -311,7 +311,7 @@ def _props_fn(columns: list[str]) -> Callable[[tuple[object, ...]], dict[str, ob
     return fn
 
 
-def feature_collection_bytes(page: Page, crs: OgcCrs, *, links: list[Mapping[str, Any]],
+def feature_collection_bytes(page: Page, crs: OgcCrs, *, links: Sequence[Mapping[str, Any]],
                              number_matched: bool = True) -> bytes:
     """The page as a GeoJSON FeatureCollection with OGC paging members."""
     feats = _features(page, crs, _props_fn(page.columns))
@@ -329,7 +329,7 @@ def feature_collection_bytes(page: Page, crs: OgcCrs, *, links: list[Mapping[str
     return text.encode("utf-8")
 
 
-def feature_bytes(page: Page, crs: OgcCrs, *, links: list[Mapping[str, Any]]) -> bytes:
+def feature_bytes(page: Page, crs: OgcCrs, *, links: Sequence[Mapping[str, Any]]) -> bytes:
     """The first feature of ``page`` as a GeoJSON Feature with links."""
     text = _features(page, crs, _props_fn(page.columns))[0]
     return (text[:-1] + ',"links":' + json.dumps(list(links), ensure_ascii=False) + "}").encode(

@@ -100,21 +100,20 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RISKMAP_", extra="ignore")
 
-    store: str = Field("data/demo.gpkg", description="store path (.gpkg) or postgresql:// URL")
+    store: str = Field(default="data/demo.gpkg", description="store path (.gpkg) or postgresql:// URL")
     title: str = "riskmap"
     description: str = "District safety layers and findings (OGC API – Features)"
-    api_keys: SecretStr | None = Field(
-        None, description="role:key[,…] or JSON; hashed on load, never echoed")
-    anonymous_role: str = Field("public", description="role of requests without a key")
-    default_limit: int = Field(100, ge=1, description="items per page when limit is absent")
-    max_limit: int = Field(10_000, ge=1, description="larger limits are clamped to this")
-    max_request_bytes: int = Field(1_000_000, ge=1024, description="largest request body")
+    api_keys: SecretStr | None = Field(default=None, description="role:key[,…] or JSON; hashed on load, never echoed")
+    anonymous_role: str = Field(default="public", description="role of requests without a key")
+    default_limit: int = Field(default=100, ge=1, description="items per page when limit is absent")
+    max_limit: int = Field(default=10_000, ge=1, description="larger limits are clamped to this")
+    max_request_bytes: int = Field(default=1_000_000, ge=1024, description="largest request body")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated allowed origins ('*' for any)")
-    analysis_cache_size: int = Field(16, ge=1, description="analysis results kept in memory")
-    map_basemap: str = Field("none", description="map basemap: none, osm, tianditu, gaode, local")
-    map_tile_url: str | None = Field(None, description="local tile URL template for basemap=local")
-    tianditu_key: SecretStr | None = Field(None, description="Tianditu key (basemap=tianditu)")
+    analysis_cache_size: int = Field(default=16, ge=1, description="analysis results kept in memory")
+    map_basemap: str = Field(default="none", description="map basemap: none, osm, tianditu, gaode, local")
+    map_tile_url: str | None = Field(default=None, description="local tile URL template for basemap=local")
+    tianditu_key: SecretStr | None = Field(default=None, description="Tianditu key (basemap=tianditu)")
 
     _keys: dict[str, ApiKey] = PrivateAttr(default_factory=dict)
 

@@ -380,9 +380,9 @@ def queryables(request: Request, collectionId: CollectionId, cat: CatalogDep,
     check_params(request, ())
     wants_html(request, formats=("json",))
     d = _collection_or_404(cat, collectionId, principal)
-    body = Queryables(**{"$id": href(request, f"/collections/{d.id}/queryables")},
-                      title=d.title,
-                      properties={n: q.json_schema() for n, q in d.queryables.items()})
+    body = Queryables.model_validate({
+        "$id": href(request, f"/collections/{d.id}/queryables"), "title": d.title,
+        "properties": {n: q.json_schema() for n, q in d.queryables.items()}})
     return Response(body.model_dump_json(by_alias=True), media_type="application/schema+json")
 
 
