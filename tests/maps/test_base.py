@@ -119,7 +119,7 @@ def test_served_mode_loads_large_layers_by_bbox() -> None:
     cfg = _config(render_html(build("planner", layers, None, options=opts), mode="served"))
     b = next(lay for lay in cfg["layers"] if lay["id"] == "buildings")
     assert "data" not in b
-    assert b["remote"] == {"url": "/api/collections/buildings/items", "minZoom": 15,
+    assert b["remote"] == {"url": "/api/collections/buildings/items", "minZoom": 16,
                            "limit": 10000, "page": 2000, "first": 500}
 
 

@@ -168,10 +168,10 @@ def test_large_layer_loads_by_bbox_and_english_switch(server: str, browser: Any)
     # zooming out below the threshold drops the layer and says why
     page.evaluate("RiskMap.app.map.setZoom(12)")
     page.wait_for_timeout(300)
-    assert "放大至 15 级以上加载" in page.inner_text(".riskmap-legend")
+    assert "放大至 16 级以上加载" in page.inner_text(".riskmap-legend")
     page.click(".riskmap-lang a")
     assert "Legend" in page.inner_text(".riskmap-legend")
-    assert "zoom to 15+ to load" in page.inner_text(".riskmap-legend")
+    assert "zoom to 16+ to load" in page.inner_text(".riskmap-legend")
     assert w.errors == [] and w.foreign(server) == []
     page.close()
 
