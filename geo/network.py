@@ -237,19 +237,17 @@ class RoadGraph:
                 cols32=c[starts].astype(idx_t))
         return self._structures[key]
 
-    def matrix_with_edges(
-        self, weights: np.ndarray, *, transpose: bool = False
-    ) -> tuple[sparse.csr_matrix, np.ndarray]:
-        """``(matrix, entry_edge)``: the n×n CSR cost matrix and, aligned with its ``data``,
-        the edge (row position) whose weight each entry holds.
+    def csr_layout(self, *, transpose: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(indptr, indices)`` of the full n×n CSR layout (one entry per distinct node pair,
+        sorted), the layout :meth:`matrix_data` fills. Cached; do not modify."""
+        st = self._structure(transpose)
+        return st.indptr, st.cols32
 
-        Parallel edges keep the smallest weight (ties: the lowest edge id). Edges with a
-        non-finite weight (inf/NaN) are left out; weights must be >= 0 (0 is stored as 1e-9
-        because csgraph reads an explicit zero as a missing edge). ``transpose`` gives the
-        matrix of the reversed graph (entry ``[v, u]`` for edge ``u→v``), for searches
-        towards a target. The sparsity structure is cached, so a new weight array costs
-        O(edges) vectorised work.
-        """
+    def matrix_data(self, weights: np.ndarray, *, transpose: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(data, entry)`` aligned with :meth:`csr_layout`: per node pair the smallest
+        weight of its parallel edges (ties: lowest edge id) and that edge. Non-finite weights
+        stay ``inf`` (csgraph never relaxes an inf edge); 0 becomes 1e-9."""
         w = np.asarray(weights, dtype=float)
         if w.shape != (self.n_edges,):
             raise ValueError(f"weights has shape {w.shape}; expected ({self.n_edges},), "
@@ -258,9 +256,8 @@ class RoadGraph:
             raise ValueError("weights must be >= 0; got a negative weight "
                              f"on edge {int(np.flatnonzero(w < 0)[0])}")
         st = self._structure(transpose)
-        n = self.n_nodes
         if len(w) == 0:
-            return sparse.csr_matrix((n, n)), np.zeros(0, dtype=np.int64)
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
         # 0 → 1e-9; inf stays inf; NaN (→ inf below) never beats a parallel edge
         ws = np.maximum(w, _MIN_WEIGHT)[st.order]
         if len(st.multi):
@@ -276,7 +273,29 @@ class RoadGraph:
             entry[g[first]] = me[o][first]
         else:
             gmin, entry = ws, st.entry
-        gmin = np.where(np.isnan(gmin), np.inf, gmin)
+        nan = np.isnan(gmin)
+        if nan.any():
+            gmin = np.where(nan, np.inf, gmin)
+        return gmin, entry
+
+    def matrix_with_edges(
+        self, weights: np.ndarray, *, transpose: bool = False
+    ) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """``(matrix, entry_edge)``: the n×n CSR cost matrix and, aligned with its ``data``,
+        the edge (row position) whose weight each entry holds.
+
+        Parallel edges keep the smallest weight (ties: the lowest edge id). Edges with a
+        non-finite weight (inf/NaN) are left out; weights must be >= 0 (0 is stored as 1e-9
+        because csgraph reads an explicit zero as a missing edge). ``transpose`` gives the
+        matrix of the reversed graph (entry ``[v, u]`` for edge ``u→v``), for searches
+        towards a target. The sparsity structure is cached, so a new weight array costs
+        O(edges) vectorised work.
+        """
+        gmin, entry = self.matrix_data(weights, transpose=transpose)
+        st = self._structure(transpose)
+        n = self.n_nodes
+        if len(gmin) == 0:
+            return sparse.csr_matrix((n, n)), np.zeros(0, dtype=np.int64)
         keep = gmin < np.inf
         if keep.all():
             m = sparse.csr_matrix((gmin, st.cols32, st.indptr), shape=(n, n), copy=False)
@@ -360,10 +379,20 @@ class RoadGraph:
                 kw["max_distance"] = float(max_m)
             (pi, ei), d = self.tree.query_nearest(geoms, **kw)
         elif np.isfinite(max_m):
-            pi, ei = self.tree.query(geoms, predicate="dwithin", distance=float(max_m))
-            keep = allowed[ei]
-            pi, ei = pi[keep], ei[keep]
-            d = shapely.distance(geoms[pi], self.geoms[ei])
+            # fast path: the nearest edges, when one of them is allowed
+            (pi, ei), d = self.tree.query_nearest(geoms, max_distance=float(max_m),
+                                                  all_matches=True, return_distance=True)
+            ok = allowed[ei]
+            pi, ei, d = pi[ok], ei[ok], d[ok]
+            todo = np.setdiff1d(np.arange(k), pi)
+            if len(todo):
+                qi, qe = self.tree.query(geoms[todo], predicate="dwithin",
+                                         distance=float(max_m))
+                keep = allowed[qe]
+                qi, qe = todo[qi[keep]], qe[keep]
+                qd = shapely.distance(geoms[qi], self.geoms[qe])
+                pi, ei, d = (np.concatenate([pi, qi]), np.concatenate([ei, qe]),
+                             np.concatenate([d, qd]))
         else:
             sub = np.flatnonzero(allowed)
             if len(sub) == 0:

@@ -174,7 +174,7 @@ class HazmatNetwork:
     zone_zone: np.ndarray
     dest_component: np.ndarray
     _to_xy: Transformer | None = field(default=None, init=False, repr=False)
-    _plain: dict[str, tuple[sparse.csr_matrix, np.ndarray, sparse.csr_matrix]] = field(
+    _plain: dict[str, tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False)
     _lb: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _ratios: dict[str, list[float]] = field(default_factory=dict, init=False, repr=False)
@@ -193,14 +193,12 @@ class HazmatNetwork:
             return self.risk + self.params.risk_tiebreak_per_m * self.graph.length_m
         raise ValueError(f"objective is {objective!r}; expected one of {', '.join(OBJECTIVES)}")
 
-    def plain_matrices(self, objective: str
-                       ) -> tuple[sparse.csr_matrix, np.ndarray, sparse.csr_matrix]:
-        """Cached forward/transposed matrices of the unrestricted network for ``objective``."""
+    def plain_data(self, objective: str) -> tuple[np.ndarray, np.ndarray]:
+        """Cached forward/transposed matrix data of the unrestricted network."""
         if objective not in self._plain:
             w = self.base_cost(objective)
-            m, entry = self.graph.matrix_with_edges(w)
-            mt, _ = self.graph.matrix_with_edges(w, transpose=True)
-            self._plain[objective] = (m, entry, mt)
+            self._plain[objective] = (self.graph.matrix_data(w)[0],
+                                      self.graph.matrix_data(w, transpose=True)[0])
         return self._plain[objective]
 
     def detour_ratio(self, objective: str) -> float:
@@ -660,7 +658,7 @@ class _Search:
 
     def __init__(self, g: RoadGraph, w: np.ndarray, o: _Snap, d: _Snap, *,
                  lb_per_m: float, stretch: float = 1.0, guess: float | None = None,
-                 matrices: tuple[sparse.csr_matrix, np.ndarray, sparse.csr_matrix] | None = None
+                 data: tuple[np.ndarray, np.ndarray] | None = None
                  ) -> None:
         self.g = g
         n = g.n_nodes
@@ -700,14 +698,11 @@ class _Search:
         self.extra_span.update({(a, self.D): (ed, s0, s1) for a, _, ed, s0, s1 in ends})
         if direct is not None:
             self.extra_span[(self.O, self.D)] = direct[1:]
-        if matrices is None:
-            m, entry = g.matrix_with_edges(w)
-            mt, _ = g.matrix_with_edges(w, transpose=True)
-        else:
-            m, entry, mt = matrices
-        self._base, self.entry, self.w = m, entry, w
-        fwd_m = _append_rows(m, [[(a, max(c, _EPS)) for a, c, *_ in starts], []], n + 2)
-        bwd_m = _append_rows(mt, [[], [(a, max(c, _EPS)) for a, c, *_ in ends]], n + 2)
+        if data is None:
+            data = (g.matrix_data(w)[0], g.matrix_data(w, transpose=True)[0])
+        self.w = w
+        fwd_m = _augmented(g, False, data[0], [(a, c) for a, c, *_ in starts])
+        bwd_m = _augmented(g, True, data[1], [(a, c) for a, c, *_ in ends])
         s_nodes = np.array([a for a, *_ in starts], dtype=np.int64)
         s_cost = np.array([c for _, c, *_ in starts])
         e_nodes = np.array([a for a, *_ in ends], dtype=np.int64)
@@ -811,17 +806,32 @@ class _Search:
                      np.asarray(end, dtype=float))
 
 
-def _append_rows(m: sparse.csr_matrix, rows: list[list[tuple[int, float]]],
-                 size: int) -> sparse.csr_matrix:
-    """``m`` (n × n) grown to ``size`` × ``size`` with ``rows`` appended after row n-1."""
-    cols = [c for row in rows for c, _ in row]
-    vals = [v for row in rows for _, v in row]
-    counts = [len(row) for row in rows]
-    indptr = np.concatenate([m.indptr, m.indptr[-1] + np.cumsum(counts)]).astype(m.indptr.dtype)
-    indices = np.concatenate([m.indices, np.asarray(cols, dtype=m.indices.dtype)])
-    data = np.concatenate([m.data, np.asarray(vals, dtype=float)])
-    out = sparse.csr_matrix((data, indices, indptr), shape=(size, size), copy=False)
-    return out
+def _augmented(g: RoadGraph, transpose: bool, data: np.ndarray,
+               extra: list[tuple[int, float]]) -> sparse.csr_matrix:
+    """The (n+2)×(n+2) search matrix: the graph's cached CSR layout with ``data``, plus the
+    virtual row O = n (forward: edges from the origin's foot point) or D = n + 1 (transposed:
+    edges from the destination's foot point), two slots each (unused slots: inf loops)."""
+    n = g.n_nodes
+    indptr, indices = g.csr_layout(transpose=transpose)
+    nnz = len(indices)
+    best: dict[int, float] = {}
+    for a, c in extra:
+        c = max(float(c), _EPS)
+        if a not in best or c < best[a]:
+            best[a] = c
+    items = sorted(best.items())[:2]
+    row = n + 1 if transpose else n
+    cols = np.full(4, row, dtype=indices.dtype)
+    vals = np.full(4, np.inf)
+    base = 2 if transpose else 0
+    for k, (a, c) in enumerate(items):
+        cols[base + k], vals[base + k] = a, c
+    ip = np.empty(n + 3, dtype=indptr.dtype)
+    ip[: n + 1] = indptr
+    ip[n + 1] = nnz + 2
+    ip[n + 2] = nnz + 4
+    return sparse.csr_matrix((np.concatenate([data, vals]), np.concatenate([indices, cols]), ip),
+                             shape=(n + 2, n + 2), copy=False)
 
 
 def _walk(pred: np.ndarray, target: int) -> list[int]:
@@ -1056,7 +1066,7 @@ def _unrestricted(net: HazmatNetwork, o_pt: Point, d_pt: Point, objective: str,
     d = _Snap(int(s.edge[1]), float(s.position_m[1]), float(s.distance_m[1]), d_pt,
               Point(s.x[1], s.y[1]))
     srch = _Search(g, net.base_cost(objective), o, d, lb_per_m=net.lb_per_m(objective),
-                   guess=guess, matrices=net.plain_matrices(objective))
+                   guess=guess, data=net.plain_data(objective))
     if not np.isfinite(srch.cost):
         return None
     return srch.best_path()
