@@ -264,3 +264,17 @@ def test_rejects_degrees_and_points():
         build_graph(gpd.GeoDataFrame(geometry=[LineString([(117, 34), (117.1, 34)])], crs=4490))
     with pytest.raises(ValueError, match="LineString"):
         build_graph(gpd.GeoDataFrame(geometry=[Point(0, 0)], crs=CRS))
+
+
+def test_matrix_data_keeps_the_layout_and_inf():
+    g = grid_graph()
+    indptr, indices = g.csr_layout()
+    w = g.length_m.copy()
+    w[0] = np.inf
+    data, entry = g.matrix_data(w)
+    assert len(data) == len(indices) == g.n_edges and indptr[-1] == g.n_edges
+    assert np.isinf(data).sum() == 1 and entry[np.isinf(data)][0] == 0
+    full = g.matrix(g.length_m)
+    assert np.array_equal(full.indices, indices) and np.array_equal(full.indptr, indptr)
+    m = g.matrix(w)
+    assert m.nnz == g.n_edges - 1
