@@ -26,7 +26,7 @@ __all__ = ["OPTIONAL_ROUTERS", "ROUTERS", "BodyLimit", "create_app"]
 log = logging.getLogger("riskmap.api")
 
 # Always included, in this order.
-ROUTERS = ("landing", "conformance", "collections", "analysis", "registry")
+ROUTERS = ("landing", "conformance", "collections", "analysis", "registry", "imports")
 # Included when the module exists (added by other parts of the project).
 OPTIONAL_ROUTERS = ("maps",)
 
@@ -34,22 +34,31 @@ OPTIONAL_ROUTERS = ("maps",)
 class BodyLimit:
     """ASGI middleware refusing request bodies larger than ``max_bytes`` with 413."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, *, import_bytes: int | None = None,
+                 import_prefix: str = "/layers/") -> None:
         self.app = app
+        self.default = max_bytes
+        self.import_bytes = import_bytes or max_bytes
+        self.import_prefix = import_prefix
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = (self.import_bytes if scope.get("path", "").startswith(self.import_prefix)
+                 else self.default)
+        await self._limited(scope, receive, send, limit)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.max_bytes
+                    too_big = int(value) > limit
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await self._refuse(send)
+                    await self._refuse(send, limit)
                     return
         seen = 0
 
@@ -58,18 +67,18 @@ class BodyLimit:
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _TooLarge
             return msg
 
         try:
             await self.app(scope, counted, send)
         except _TooLarge:
-            await self._refuse(send)
+            await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         body = (b'{"code":"PayloadTooLarge","description":"request body larger than '
-                + str(self.max_bytes).encode() + b' bytes"}')
+                + str(limit).encode() + b' bytes"}')
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
@@ -119,7 +128,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
             expose_headers=["Content-Crs", "Link"],
         )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes,
+                       import_bytes=settings.max_import_bytes)
     install_openapi30(app)
     return app
 

@@ -25,7 +25,8 @@ _ERRORS = {
     "404": "No such collection, feature, record or analysis input",
     "503": "The store cannot be read",
 }
-_WRITE_ERRORS = {"409": "Illegal status transition", "413": "Request body too large"}
+_WRITE_ERRORS = {"409": "Illegal status transition", "413": "Request body too large",
+                 "422": "Invalid input (file, features) or no permitted route"}
 
 
 def _schema(node: Any) -> Any:

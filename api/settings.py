@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     default_limit: int = Field(default=100, ge=1, description="items per page when limit is absent")
     max_limit: int = Field(default=10_000, ge=1, description="larger limits are clamped to this")
     max_request_bytes: int = Field(default=1_000_000, ge=1024, description="largest request body")
+    max_import_bytes: int = Field(default=200_000_000, ge=1024,
+                                  description="largest file accepted by POST /layers/{layer}/import")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated allowed origins ('*' for any)")
     analysis_cache_size: int = Field(default=16, ge=1, description="analysis results kept in memory")
