@@ -62,6 +62,7 @@ __all__ = [
     "OBJECTIVES",
     "HazmatNetwork",
     "NoRouteError",
+    "RouteRequestError",
     "RouteResult",
     "RoutingParams",
     "SnapError",
@@ -83,6 +84,10 @@ class NoRouteError(RiskmapError, LookupError):
 
 class SnapError(RiskmapError, ValueError):
     """An origin/destination is too far from a permitted road, or not lon/lat."""
+
+
+class RouteRequestError(RiskmapError, ValueError):
+    """A malformed request: unknown objective or permit zone, alternatives < 1."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +196,7 @@ class HazmatNetwork:
             return self.graph.length_m
         if objective == "risk":
             return self.risk + self.params.risk_tiebreak_per_m * self.graph.length_m
-        raise ValueError(f"objective is {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+        raise RouteRequestError(f"objective is {objective!r}; expected one of {', '.join(OBJECTIVES)}")
 
     def plain_data(self, objective: str) -> tuple[np.ndarray, np.ndarray]:
         """Cached forward/transposed matrix data of the unrestricted network."""
@@ -396,7 +401,7 @@ def _request_state(net: HazmatNetwork, at: datetime | time | None, permits: Iter
     unknown = perms - set(zt.ids[zt.rules == "permit"])
     if unknown:
         known = ", ".join(sorted(set(zt.ids[zt.rules == "permit"]))) or "none"
-        raise ValueError(f"permit for unknown zone {', '.join(sorted(unknown))}; "
+        raise RouteRequestError(f"permit for unknown zone {', '.join(sorted(unknown))}; "
                          f"permit zones are: {known}")
     active = zt.active(at) if len(zt) else np.zeros(0, bool)
     block = active & _would_block(zt, perms)
@@ -522,9 +527,9 @@ def route(
         zones / roads that block it.
     """
     if objective not in OBJECTIVES:
-        raise ValueError(f"objective is {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+        raise RouteRequestError(f"objective is {objective!r}; expected one of {', '.join(OBJECTIVES)}")
     if alternatives < 1:
-        raise ValueError(f"alternatives is {alternatives}; expected a whole number >= 1")
+        raise RouteRequestError(f"alternatives is {alternatives}; expected a whole number >= 1")
     o_pt, d_pt = net.to_xy(origin, "origin"), net.to_xy(destination, "destination")
     extra = np.zeros(len(net.zone_table), dtype=bool)
     rerouted: list[str] = []

@@ -104,6 +104,10 @@ def test_route_command_errors(store, tmp_path, capsys):
                "--at", "08:00", "--out", str(out)])
     assert rc == 2
     assert "origin lies in forbidden zone Z-1 (水源地) 07:00-09:00" in capsys.readouterr().err
+    rc = main(["route", "--store", store.url, "--from", ll(-200, 20), "--to", ll(2200, 0),
+               "--permit", "Z-9", "--out", str(out)])
+    assert rc == 2
+    assert "permit for unknown zone Z-9; permit zones are: none" in capsys.readouterr().err
     assert not out.exists()
 
 
