@@ -39,6 +39,11 @@ __all__ = [
 ]
 
 
+# Above this many index candidates a spatial query pages through the index without an exact
+# count (numberMatched omitted; offsets count candidates).
+LARGE_RESULT = 20_000
+
+
 @dataclass(frozen=True)
 class NearFilter:
     """Features within ``within_m`` metres of ``target`` (a geometry in ``crs``, metric)."""
@@ -82,6 +87,7 @@ class Page:
     geometries: np.ndarray
     ids: list[object]
     matched: int | None
+    next_offset: int | None = None  # set when offsets count index candidates (large results)
 
 
 class Source(Protocol):
@@ -113,7 +119,7 @@ class StoreLayerSource:
         with gq.reader(self.path) as con:
             return [(c.name, c.kind) for c in self._meta(con).columns]
 
-    def _spatial_fids(self, con: Any, meta: gq.LayerMeta, q: ItemsQuery) -> np.ndarray:
+    def _bounds(self, q: ItemsQuery) -> tuple[float, float, float, float] | None:
         bounds: tuple[float, float, float, float] | None = None
         if q.region is not None:
             bounds = q.region.bounds
@@ -121,9 +127,22 @@ class StoreLayerSource:
             nb = q.near.storage_bounds()
             bounds = nb if bounds is None else (max(bounds[0], nb[0]), max(bounds[1], nb[1]),
                                                 min(bounds[2], nb[2]), min(bounds[3], nb[3]))
-            if bounds[0] > bounds[2] or bounds[1] > bounds[3]:
-                return np.empty(0, dtype=np.int64)
-        assert bounds is not None
+        return bounds
+
+    @staticmethod
+    def _exact(q: ItemsQuery, geoms: np.ndarray) -> np.ndarray:
+        ok = np.ones(len(geoms), dtype=bool)
+        if len(geoms) == 0:
+            return ok
+        if q.region is not None:
+            shapely.prepare(q.region)
+            ok &= shapely.intersects(geoms, q.region)
+        if q.near is not None:
+            ok &= q.near.mask(geoms)
+        return ok
+
+    def _spatial_fids(self, con: Any, meta: gq.LayerMeta, q: ItemsQuery,
+                      bounds: tuple[float, float, float, float]) -> np.ndarray:
         fids, env = gq.candidates(con, meta, bounds, where=q.where)
         if len(fids) == 0:
             return fids
@@ -135,21 +154,54 @@ class StoreLayerSource:
         check = fids[~sure]
         if len(check):
             geoms = gq.read_rows(con, meta, fids=check).geometries
-            ok = np.ones(len(check), dtype=bool)
-            if q.region is not None:
-                ok &= shapely.intersects(geoms, q.region)
-            if q.near is not None:
-                ok &= q.near.mask(geoms)
-            keep = np.concatenate([fids[sure], check[ok]])
+            keep = np.concatenate([fids[sure], check[self._exact(q, geoms)]])
             keep.sort()
             return keep
         return fids
 
+    def _large_page(self, con: Any, meta: gq.LayerMeta, q: ItemsQuery,
+                    bounds: tuple[float, float, float, float]) -> Page:
+        """Page through index candidates in fid order, testing only the page exactly;
+        offsets count candidates and numberMatched is omitted (no full scan)."""
+        records: list[tuple[object, ...]] = []
+        geoms: list[np.ndarray] = []
+        fids: list[np.ndarray] = []
+        offset, got, exhausted = q.offset, 0, False
+        chunk = max(q.limit, 200)
+        while got < q.limit:
+            ids = gq.candidate_page(con, meta, bounds, where=q.where, limit=chunk,
+                                    offset=offset)
+            if len(ids) == 0:
+                exhausted = True
+                break
+            rows = gq.read_rows(con, meta, fids=ids)
+            ok = self._exact(q, rows.geometries)
+            idx = np.flatnonzero(ok)[: q.limit - got]
+            used = (int(idx[-1]) + 1) if len(idx) and got + len(idx) >= q.limit else len(ids)
+            offset += used
+            records += [rows.records[i] for i in idx]
+            geoms.append(rows.geometries[idx])
+            fids.append(rows.fids[idx])
+            got += len(idx)
+            if len(ids) < chunk and used == len(ids):
+                exhausted = True
+                break
+        rows = gq.Rows(meta.columns, np.concatenate(fids) if fids else np.empty(0, np.int64),
+                       records, np.concatenate(geoms) if geoms else np.empty(0, object))
+        page = self._to_page(rows, None)
+        page.next_offset = None if exhausted else offset
+        return page
+
     def page(self, q: ItemsQuery) -> Page:
         with gq.reader(self.path) as con:
             meta = self._meta(con)
-            if q.region is not None or q.near is not None:
-                fids = self._spatial_fids(con, meta, q)
+            bounds = self._bounds(q)
+            if bounds is not None:
+                if bounds[0] > bounds[2] or bounds[1] > bounds[3]:
+                    return self._to_page(gq.read_rows(con, meta, fids=[]), 0)
+                if gq.candidate_count(con, meta, bounds, where=q.where) > LARGE_RESULT:
+                    return self._large_page(con, meta, q, bounds)
+                fids = self._spatial_fids(con, meta, q, bounds)
                 rows = gq.read_rows(con, meta, fids=fids[q.offset:q.offset + q.limit])
                 matched: int | None = len(fids)
             else:

@@ -24,6 +24,8 @@ __all__ = [
     "Column",
     "LayerMeta",
     "Rows",
+    "candidate_count",
+    "candidate_page",
     "candidates",
     "connect",
     "count",
@@ -31,6 +33,7 @@ __all__ = [
     "describe",
     "fid_of",
     "read_rows",
+    "reader",
 ]
 
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
@@ -238,6 +241,39 @@ def candidates(
         return np.empty(0, dtype=np.int64), np.empty((0, 4))
     arr = np.asarray(rows, dtype=float)
     return arr[:, 0].astype(np.int64), arr[:, 1:]
+
+
+def _rtree_sql(meta: LayerMeta, clause: str) -> str:
+    if meta.rtree is None:
+        raise StoreError(f"layer {meta.table!r} has no spatial index; rewrite it with the store")
+    return (f"FROM {_q(meta.rtree)} r "
+            + (f"JOIN {_q(meta.table)} t ON t.{_q(meta.fid)} = r.id " if clause else "")
+            + "WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ?"
+            + (f" AND {clause}" if clause else ""))
+
+
+def candidate_count(
+    con: sqlite3.Connection, meta: LayerMeta, bounds: tuple[float, float, float, float], *,
+    where: Mapping[str, object] | None = None,
+) -> int:
+    """Number of features whose envelope meets ``bounds`` (R-tree count, no rows fetched)."""
+    minx, miny, maxx, maxy = bounds
+    clause, args = _where(meta, where)
+    sql = "SELECT COUNT(*) " + _rtree_sql(meta, clause)
+    return int(con.execute(sql, [maxx, minx, maxy, miny, *args]).fetchone()[0])
+
+
+def candidate_page(
+    con: sqlite3.Connection, meta: LayerMeta, bounds: tuple[float, float, float, float], *,
+    where: Mapping[str, object] | None = None, limit: int, offset: int = 0,
+) -> np.ndarray:
+    """Fids ``offset … offset + limit`` (by fid) of the features whose envelope meets
+    ``bounds``."""
+    minx, miny, maxx, maxy = bounds
+    clause, args = _where(meta, where)
+    sql = "SELECT r.id " + _rtree_sql(meta, clause) + " ORDER BY r.id LIMIT ? OFFSET ?"
+    rows = con.execute(sql, [maxx, minx, maxy, miny, *args, int(limit), int(offset)]).fetchall()
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
 
 def decode_geometries(blobs: Sequence[bytes | None]) -> np.ndarray:

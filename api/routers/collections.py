@@ -287,10 +287,14 @@ def _page_links(request: Request, d: CollectionDef, q: ItemsQuery, page: Page) -
          "type": "application/json", "title": d.title},
     ]
     returned = len(page.ids)
-    more = (q.offset + returned < page.matched) if page.matched is not None else (
-        returned == q.limit)
+    if page.next_offset is not None:
+        more, nxt = True, page.next_offset
+    else:
+        more = (q.offset + returned < page.matched) if page.matched is not None else (
+            returned == q.limit)
+        nxt = q.offset + returned
     if more and returned:
-        links.append({"href": href(request, path, **params, offset=q.offset + returned),
+        links.append({"href": href(request, path, **params, offset=nxt),
                       "rel": "next", "type": GEOJSON, "title": "next page"})
     if q.offset > 0:
         links.append({"href": href(request, path, **params,

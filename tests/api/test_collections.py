@@ -302,3 +302,41 @@ def test_store_rewrite_seen(store_copy):
              {"id": "F-2", "kind": "micro_station", "geometry": Point(LON0 + D, LAT0)}],
             crs=4490)})
         assert c.get("/collections/fire_stations/items", headers=h).json()["numberMatched"] == 2
+
+
+def _all_pages(client, url, h):
+    seen, pages = [], []
+    while url:
+        body = client.get(url, headers=h).json()
+        pages.append(body)
+        seen += [f["id"] for f in body["features"]]
+        nxt = [li["href"] for li in body["links"] if li["rel"] == "next"]
+        url = nxt[0].replace("http://testserver", "") if nxt else None
+    return seen, pages
+
+
+@pytest.mark.parametrize("query", [
+    f"bbox={LON0 - D},{LAT0 - D},{LON0 + 5 * D},{LAT0 + 5 * D}",
+    "near=fire_stations:F-1&within_m=60",
+    "near=pipelines:P-01&within_m=50",
+    f"bbox={LON0 - D},{LAT0 - D},{LON0 + 5 * D},{LAT0 + 5 * D}&use=residential",
+])
+def test_large_results_page_through_the_index(client, monkeypatch, query):
+    import api.features as features
+
+    h = auth("planner")
+    url = f"/collections/buildings/items?{query}&limit=3"
+    want, pages = _all_pages(client, url, h)
+    assert all("numberMatched" in p for p in pages)
+    monkeypatch.setattr(features, "LARGE_RESULT", 1)
+    got, pages = _all_pages(client, url, h)
+    assert got == want and want
+    assert all("numberMatched" not in p for p in pages)
+
+
+def test_near_point_excludes_envelope_corners(client):
+    # F-1 is a point ~55 m south of row 0: B-02 straight north is within 60 m, its neighbours'
+    # envelopes fall inside the search square but lie farther than 60 m.
+    r = client.get("/collections/buildings/items?near=fire_stations:F-1&within_m=60",
+                   headers=auth("planner"))
+    assert ids(r) == ["B-02"]
