@@ -20,6 +20,8 @@ from maps.base import (
     LayerSpec,
     MapOptions,
     RiskMapElement,
+    _lonlat,
+    _simplify,
     findings_spec,
     make_map,
     text,
@@ -40,6 +42,8 @@ REACH_KINDS = (
     ("building_beyond_micro_reach", "微型站3分钟不可达建筑", "Beyond 3-min micro-station reach", False),
     ("building_beyond_hydrant_radius", "消火栓保护半径外建筑", "Beyond hydrant radius", True),
 )
+
+SERVICE_AREA_SIMPLIFY_M = 5.0
 
 SERVICE_MINUTES = ((3, "#006d2c", "3 分钟", "3 min"), (5, "#74c476", "5 分钟", "5 min"),
                    (8, "#c7e9c0", "8 分钟", "8 min"))
@@ -111,7 +115,10 @@ def build_fire(
     flist = [fnd]
 
     add(app, spec("roads"), get(layers, "roads"), flist)
-    add(app, spec("buildings"), get(layers, "buildings"), flist)
+    # an export keeps the buildings other findings refer to; those beyond reach have their
+    # own layers (and are far too many to embed as plain buildings)
+    not_reach = None if fnd is None else fnd[~fnd["kind"].isin([k for k, *_ in REACH_KINDS])]
+    add(app, spec("buildings"), get(layers, "buildings"), [not_reach])
 
     sa = get(layers, "service_areas")
     if isinstance(sa, gpd.GeoDataFrame):
@@ -121,6 +128,8 @@ def build_fire(
                 if c in sa.columns:
                     sa["minutes"] = (pd.to_numeric(sa[c], errors="coerce") / 60).round().astype("Int64")
                     break
+        # isochrones follow every street: 5 m is invisible at the zooms they are looked at
+        sa = _simplify(_lonlat(sa), SERVICE_AREA_SIMPLIFY_M)
         if "minutes" in sa.columns:
             sa["minutes"] = pd.to_numeric(sa["minutes"], errors="coerce").round().astype("Int64")
             sa = sa.sort_values("minutes", ascending=False)
