@@ -308,6 +308,27 @@ class PostGISStore:
         """Read ``layer``; ``bbox`` (in ``bbox_crs``, default EPSG:4490) uses the GiST index."""
         return self._read(layer, crs=crs, bbox=bbox, bbox_crs=bbox_crs, columns=columns)
 
+    def read_boxes(self, layer: str, boxes: Any, *, crs: CRS | str | int | None = None,
+                   columns: list[str] | None = None) -> gpd.GeoDataFrame:
+        """Features whose bounding box meets any of ``boxes`` ((n, 4) lon/lat, EPSG:4490), in
+        stored order — one query: the boxes go to a temporary table joined with ``&&`` on the
+        GiST index (like the R-tree lookups of ``layers.near`` on a GeoPackage)."""
+        from psycopg import sql
+
+        arr = np.asarray(boxes, dtype=float).reshape(-1, 4)
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE riskmap_boxes (env geometry) ON COMMIT DROP")
+            with cur.copy("COPY riskmap_boxes (env) FROM STDIN") as copy:
+                for minx, miny, maxx, maxy in arr.tolist():
+                    copy.write_row((f"SRID={SRID};POLYGON(({minx} {miny},{maxx} {miny},"
+                                    f"{maxx} {maxy},{minx} {maxy},{minx} {miny}))",))
+            where = sql.SQL("{} IN (SELECT t.{} FROM {}.{} t JOIN riskmap_boxes x "
+                            "ON t.{} && x.env)").format(
+                sql.Identifier(_FID), sql.Identifier(_FID), sql.Identifier(self.schema),
+                sql.Identifier(layer), sql.Identifier(_GEOM))
+            gdf = self.read_in(cur, layer, columns=columns, where=where)
+        return gdf.to_crs(crs) if crs is not None else gdf
+
     def read_slice(self, layer: str, start: int, stop: int, *,
                    columns: list[str] | None = None) -> gpd.GeoDataFrame:
         """Features ``start`` … ``stop - 1`` of ``layer`` in stored order (for partitioned

@@ -39,6 +39,7 @@ def _run(case: dict, buildings: object, out: Path, **kw: object) -> gpd.GeoDataF
                                occupancy_rules=case["occ"], setback_rules=case["sb"], out=out,
                                crs=district.CRS, **kw)
     assert run.buildings == N and run.findings == len(case["ref"])
+    assert 0 < run.candidates < N  # only buildings within reach were shuffled
     return read_findings(out)
 
 
@@ -66,6 +67,17 @@ def test_gpkg_output_written_part_by_part(case: dict, tmp_path: Path) -> None:
 def test_local_cluster_two_workers(case: dict, tmp_path: Path) -> None:
     got = _run(case, str(case["path"]), tmp_path / "out", scheduler=None, n_workers=2,
                npartitions=4)
+    assert_geodataframe_equal(got, case["ref"])
+
+
+def test_scheduler_by_address(case: dict, tmp_path: Path) -> None:
+    """A running scheduler given by address (here an in-process cluster on loopback)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                      host="127.0.0.1", scheduler_port=0, dashboard_address=None) as cluster:
+        got = _run(case, str(case["path"]), tmp_path / "out",
+                   scheduler=cluster.scheduler_address, npartitions=3)
     assert_geodataframe_equal(got, case["ref"])
 
 

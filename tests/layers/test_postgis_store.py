@@ -261,6 +261,23 @@ def test_bbox_read_uses_the_gist_index(pg_url: str) -> None:
 
 
 @pytest.mark.server
+def test_read_boxes_one_query(pg_url: str) -> None:
+    from layers.postgis import PostGISStore
+
+    store = PostGISStore(pg_url)
+    store.write({"buildings": _frame(10)})
+    d = 0.0001
+    # square Bi spans lon (2i .. 2i+1)·d
+    boxes = [(LON0 + 0.5 * d, LAT0, LON0 + 0.6 * d, LAT0 + d),      # inside B0
+             (LON0 + 8.5 * d, LAT0, LON0 + 12.5 * d, LAT0 + d),     # B4, B5, B6
+             (LON0 + 2.5 * d, LAT0, LON0 + 4.5 * d, LAT0 + d)]      # B1, B2
+    got = store.read_boxes("buildings", boxes, crs=4548)
+    assert got["id"].tolist() == ["B0", "B1", "B2", "B4", "B5", "B6"]
+    assert got.crs.to_epsg() == 4548
+    assert store.read_boxes("buildings", []).empty
+
+
+@pytest.mark.server
 def test_db_init_applies_migrations_once(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     import psycopg
 
