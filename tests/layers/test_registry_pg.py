@@ -149,3 +149,38 @@ def test_twenty_concurrent_editors_lose_nothing(pg_registry: object) -> None:
     final = reg.hazard("occupancy:P1:B1")
     assert final["measures"] == "20" and final["version"] == 22
     assert reg.audit(record_id="occupancy:P1:B1")[1] == 22
+
+
+def test_registry_api_on_postgis(demo_store: tuple) -> None:
+    """The registry router, given the PostGIS registry, serves the same workflow."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.commands.pipelines import run_pipeline_check
+    from api.routers.registry import registry_of
+    from api.settings import Settings
+    from layers.postgis import PostGISStore
+    from layers.registry_pg import registry_for
+
+    gpkg, _ = demo_store
+    key = {"Authorization": "Bearer planner-key-0001"}
+    with scratch_schema(postgis_url()) as url:
+        pg = PostGISStore(url)
+        pg.write({n: gpkg.read(n) for n in ("pipelines", "buildings", "sites", "hca")})
+        hid = run_pipeline_check(pg).findings["finding_id"].iloc[0]
+        app = create_app(Settings(store=url, api_keys="planner:li:planner-key-0001"), store=pg)
+        app.dependency_overrides[registry_of] = lambda: registry_for(pg)
+        with TestClient(app) as c:
+            r = c.post("/registry/hazards", headers=key,
+                       json={"finding_id": hid, "analysis": "pipeline_findings"})
+            assert r.status_code == 201, r.text
+            assert r.json()["status"] == "identified"
+            r = c.patch(f"/registry/hazards/{hid}", headers=key,
+                        json={"measures": "relocate",
+                              "attachments": [{"href": "doc://1", "name": "notice"}]})
+            assert r.status_code == 200, r.text
+            assert r.json()["attachments"] == [{"href": "doc://1", "name": "notice"}]
+            r = c.post(f"/registry/hazards/{hid}/transition", headers=key, json={"to": "closed"})
+            assert r.status_code == 409
+            assert c.get("/registry/stats").json()["total"] == 1
+        assert registry_for(pg).hazard(hid)["version"] == 2
