@@ -7,6 +7,8 @@ CRS (EPSG:4490), and:
 
 - in a **GeoPackage**, the layer's R-tree is queried once per box in one SQLite statement
   (``CROSS JOIN`` keeps the R-tree lookup per box) and only those features are read (by fid);
+- a store with ``read_boxes(layer, boxes, crs=, columns=)`` (the PostGIS store: one query, the
+  boxes joined on the GiST index) reads them itself;
 - in any other store, the boxes are merged into a few grid tiles read with ``store.read(bbox=)``
   (one whole read when there would be too many).
 
@@ -126,6 +128,10 @@ def read_near(
             return gdf.to_crs(crs)
     if not len(boxes):
         return store.read(layer, crs=crs, columns=cols).iloc[:0]
+    read_boxes = getattr(store, "read_boxes", None)
+    if callable(read_boxes):
+        gdf = read_boxes(layer, boxes, crs=crs, columns=cols)
+        return gdf.drop_duplicates("id", keep="first") if "id" in gdf else gdf
     for cell in (0.01, 0.02, 0.05, 0.1):  # ~1, 2, 5, 10 km tiles
         rects = _tiles(boxes, cell)
         if len(rects) <= max_reads:
