@@ -254,6 +254,7 @@ class LayerSpec:
     legend: bool = True
     collection: str | None = None  # API collection id for remote loading
     remote_query: str | None = None  # filter of the remote items, e.g. "kind=setback"
+    overview: bool = False  # below min_zoom, draw a density grid (GET /maps/density/{collection})
     min_zoom: int | None = None
     note: Text | None = None
     radius_field: str | None = None  # points drawn as circles of this many metres
@@ -502,6 +503,8 @@ class RiskMapElement(MacroElement):
             js["remote"] = {"url": data.url, "minZoom": spec.min_zoom or o.remote_min_zoom,
                             "limit": o.remote_limit, "page": o.remote_page,
                             "first": o.remote_first}
+            if spec.overview and spec.collection and not spec.remote_query:
+                js["remote"]["overview"] = f"{o.api_base}/maps/density/{spec.collection}"
             if spec.classify is not None:
                 js["classify"] = spec.classify.to_js(None)
             if data.count is not None:

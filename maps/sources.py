@@ -13,11 +13,13 @@ from typing import Any
 
 import folium
 import geopandas as gpd
+import numpy as np
 
 from maps.base import MapOptions, RemoteSource
 from maps.compose import concat_findings
 
-__all__ = ["BUILDERS", "MAP_LAYERS", "MAP_NAMES", "build", "read_findings", "read_layers"]
+__all__ = ["BUILDERS", "MAP_LAYERS", "MAP_NAMES", "build", "density_grid", "read_findings",
+           "read_layers"]
 
 MAP_LAYERS: dict[str, tuple[str, ...]] = {
     "planner": ("pipelines", "buildings", "sites", "hca", "cameras"),
@@ -95,3 +97,65 @@ def build(name: str, layers: Mapping[str, Any], findings: gpd.GeoDataFrame | Non
     if name not in builders:
         raise ValueError(f"unknown map {name!r}; expected one of {', '.join(MAP_NAMES)}")
     return builders[name](layers, findings, options=options, **kwargs)
+
+
+def _feature_centres(store: Any, layer: str) -> np.ndarray:
+    """(n, 2) lon/lat centres of the features' bounding boxes.
+
+    A GeoPackage answers from its R-tree index (no geometry decoded: about 0.2 s per 100 k
+    features); other stores read the layer.
+    """
+    import sqlite3
+
+    path = getattr(store, "path", None)
+    if path is not None and Path(path).suffix.lower() == ".gpkg":
+        con = sqlite3.connect(f"file:{Path(path).as_posix()}?mode=ro", uri=True)
+        try:
+            row = con.execute("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?",
+                              (layer,)).fetchone()
+            if row is not None:
+                rtree = f"rtree_{layer}_{row[0]}".replace('"', '""')
+                try:
+                    b = np.asarray(con.execute(
+                        f'SELECT minx, maxx, miny, maxy FROM "{rtree}"').fetchall(), dtype=float)
+                except sqlite3.OperationalError:  # no spatial index
+                    b = None
+                if b is not None:
+                    b = b.reshape(-1, 4)
+                    return np.column_stack([(b[:, 0] + b[:, 1]) / 2, (b[:, 2] + b[:, 3]) / 2])
+        finally:
+            con.close()
+    gdf = store.read(layer)
+    b = gdf.geometry.bounds.to_numpy(dtype=float)
+    return np.column_stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2])
+
+
+def density_grid(store: Any, layer: str, *, cells: int = 64) -> dict[str, Any]:
+    """Feature counts of ``layer`` on a square lon/lat grid (GeoJSON, non-empty cells only).
+
+    The low-zoom overview of a layer the browser loads by bbox only from a high zoom: about
+    ``cells`` cells along the longer side of the layer's extent; each feature counted once, in
+    the cell of its bounding-box centre. Properties: ``count``; the collection's ``max``.
+    """
+    if not 1 <= cells <= 512:
+        raise ValueError(f"cells={cells}; expected 1 to 512")
+    c = _feature_centres(store, layer)
+    c = c[np.isfinite(c).all(axis=1)]
+    if len(c) == 0:
+        return {"type": "FeatureCollection", "features": [], "max": 0}
+    x0, y0 = c.min(axis=0)
+    x1, y1 = c.max(axis=0)
+    size = max(x1 - x0, y1 - y0, 1e-6) / cells
+    nx, ny = int((x1 - x0) // size) + 1, int((y1 - y0) // size) + 1
+    ix = np.minimum(((c[:, 0] - x0) // size).astype(int), nx - 1)
+    iy = np.minimum(((c[:, 1] - y0) // size).astype(int), ny - 1)
+    counts = np.bincount(iy * nx + ix, minlength=nx * ny)
+    feats = []
+    for k in np.flatnonzero(counts):
+        i, j = int(k % nx), int(k // nx)
+        ax, ay = round(float(x0 + i * size), 6), round(float(y0 + j * size), 6)
+        bx, by = round(float(ax + size), 6), round(float(ay + size), 6)
+        feats.append({"type": "Feature", "properties": {"count": int(counts[k])},
+                      "geometry": {"type": "Polygon", "coordinates": [
+                          [[ax, ay], [bx, ay], [bx, by], [ax, by], [ax, ay]]]}})
+    return {"type": "FeatureCollection", "features": feats, "max": int(counts.max())}

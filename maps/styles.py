@@ -84,7 +84,7 @@ SPECS: dict[str, LayerSpec] = {
                     "office": ("办公", "office"), "industrial": ("工业", "industrial"),
                     "warehouse": ("仓库", "warehouse"), "other": ("其他", "other")})),
                 _F("floors", "层数", "floors", digits=0), _F("households", "户数", "households", digits=0)),
-        collection="buildings", min_zoom=16),
+        collection="buildings", min_zoom=16, overview=True),
     "sites": LayerSpec(
         "sites", "特定场所", "Identified sites", "context", "point",
         style={"color": "#252525", "weight": 1, "fillColor": "#fee391", "fillOpacity": 0.9, "radius": 6},

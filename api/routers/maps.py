@@ -7,12 +7,14 @@ version (:mod:`api.analysis`). Pages reference only the app and the chosen tile 
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from typing import Any
 
 import geopandas as gpd
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from api.auth import get_principal, require_read
 from api.errors import BadRequest, NotFound
@@ -20,9 +22,9 @@ from api.ogc import check_params
 from maps.base import STATIC_PREFIX, MapOptions
 from maps.compose import concat_findings
 from maps.offline import asset_path, render_html
-from maps.sources import MAP_NAMES, build, read_layers
+from maps.sources import MAP_NAMES, build, density_grid, read_layers
 
-__all__ = ["MAP_ROLES", "analysis_inputs", "install", "map_options", "router"]
+__all__ = ["MAP_ROLES", "OVERVIEW_LAYERS", "analysis_inputs", "install", "map_options", "router"]
 
 log = logging.getLogger("riskmap.api")
 
@@ -35,6 +37,12 @@ MAP_ROLES: dict[str, frozenset[str]] = {
     "fire": frozenset({"fire"}),
     "overview": frozenset({"planner"}),
 }
+
+# Store layers with a low-zoom density overview (GET /maps/density/{layer}).
+OVERVIEW_LAYERS = ("buildings", "hydrants", "roads")
+
+_DENSITY: dict[tuple[Any, ...], dict[str, Any]] = {}  # per store object, layer, cells, version
+_DENSITY_LOCK = threading.Lock()
 
 # Analysis collection ids (api.analysis) feeding each map: substrings of the id → use.
 # "findings" frames are merged; other results become named layers of the builder.
@@ -132,6 +140,36 @@ def get_map(request: Request, name: str) -> HTMLResponse:
     m = build(name, layers, findings, options=options, **kwargs)
     html = render_html(m, mode="served", static_prefix=root + STATIC_PREFIX)
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/maps/density/{layer}", operation_id="getLayerDensity",
+            summary="Feature counts of a large layer on a grid (the maps' low-zoom overview)",
+            responses={200: {"content": {"application/geo+json": {}}}})
+def layer_density(request: Request, layer: str) -> Response:
+    check_params(request, ("cells",))
+    principal = get_principal(request)
+    require_read(principal, frozenset().union(*MAP_ROLES.values()), "map overviews")
+    store = request.app.state.store
+    if layer not in OVERVIEW_LAYERS or not store.has_layer(layer):
+        raise NotFound(f"no overview of {layer!r}; available: {', '.join(OVERVIEW_LAYERS)}")
+    try:
+        cells = int(request.query_params.get("cells", "64"))
+    except ValueError:
+        raise BadRequest("cells must be a whole number") from None
+    if not 1 <= cells <= 512:
+        raise BadRequest(f"cells={cells}; expected 1 to 512")
+    from api.analysis import layers_version
+
+    key = (id(store), layer, cells, layers_version(store))
+    grid = _DENSITY.get(key)
+    if grid is None:
+        grid = density_grid(store, layer, cells=cells)
+        with _DENSITY_LOCK:
+            if len(_DENSITY) >= 8:
+                _DENSITY.pop(next(iter(_DENSITY)))
+            _DENSITY[key] = grid
+    return Response(json.dumps(grid, separators=(",", ":")), media_type="application/geo+json",
+                    headers={"Cache-Control": "no-store"})
 
 
 @router.get(STATIC_PREFIX + "/{path:path}", include_in_schema=False)

@@ -120,7 +120,8 @@ def test_served_mode_loads_large_layers_by_bbox() -> None:
     b = next(lay for lay in cfg["layers"] if lay["id"] == "buildings")
     assert "data" not in b
     assert b["remote"] == {"url": "/api/collections/buildings/items", "minZoom": 16,
-                           "limit": 10000, "page": 2000, "first": 500}
+                           "limit": 10000, "page": 2000, "first": 500,
+                           "overview": "/api/maps/density/buildings"}
 
 
 def test_basemap_presets_need_their_settings() -> None:
@@ -162,3 +163,24 @@ def test_findings_spec_colours() -> None:
     f = gpd.GeoDataFrame({"id": ["x"]}, geometry=[box(LON0, LAT0, LON0 + 1e-4, LAT0 + 1e-4)],
                          crs=4490)
     assert np.isfinite(f.total_bounds).all()
+
+
+def test_density_grid_counts_each_feature_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from layers.store import GeoPackageStore
+    from maps.sources import density_grid
+
+    # 3 buildings in the south-west cell, 1 in the north-east one; extent 0.01 degree
+    b = gpd.GeoDataFrame({"id": ["a", "b", "c", "d"]}, geometry=[
+        box(LON0, LAT0, LON0 + 1e-4, LAT0 + 1e-4), box(LON0 + 2e-4, LAT0, LON0 + 3e-4, LAT0 + 1e-4),
+        box(LON0, LAT0 + 2e-4, LON0 + 1e-4, LAT0 + 3e-4),
+        box(LON0 + 0.01, LAT0 + 0.01, LON0 + 0.0101, LAT0 + 0.0101)], crs=4490)
+    store = GeoPackageStore(tmp_path / "s.gpkg")
+    store.write({"buildings": b})
+    g = density_grid(store, "buildings", cells=2)
+    counts = sorted(f["properties"]["count"] for f in g["features"])
+    assert counts == [1, 3] and g["max"] == 3
+    sw = next(f for f in g["features"] if f["properties"]["count"] == 3)
+    # the grid starts at the first bbox centre (R-tree bounds are float32: within 2e-5 degree)
+    assert np.allclose(sw["geometry"]["coordinates"][0][0], [LON0 + 5e-5, LAT0 + 5e-5], atol=2e-5)
+    with pytest.raises(ValueError, match="cells=0"):
+        density_grid(store, "buildings", cells=0)

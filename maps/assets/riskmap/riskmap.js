@@ -43,6 +43,7 @@
     area: {zh: '面积', en: 'Area'},
     fullscreen: {zh: '全屏', en: 'Fullscreen'},
     zoomIn: {zh: '放大至 {z} 级以上加载', en: 'zoom to {z}+ to load'},
+    zoomInDensity: {zh: '灰度为要素密度；放大至 {z} 级以上加载', en: 'shading = density; zoom to {z}+ to load'},
     loading: {zh: '加载中…', en: 'loading…'},
     loadingN: {zh: '加载中 {n} / {m}…', en: 'loading {n} of {m}…'},
     shown: {zh: '显示 {n} / {m}', en: 'showing {n} of {m}'},
@@ -324,13 +325,15 @@
   };
   App.prototype._loadRemote = function (entry) {
     var self = this, spec = entry.spec, r = spec.remote, map = this.map;
+    var low = map.getZoom() < (r.minZoom || 0);
+    this._showOverview(entry, map.hasLayer(entry.layer) && low);
     if (!map.hasLayer(entry.layer)) { return; }
-    if (map.getZoom() < (r.minZoom || 0)) {
+    if (low) {
       if (entry.abort) { entry.abort.abort(); }
       entry.pending = false;
       entry.layer.clearLayers();
       entry.key = null;
-      this._setStatus(spec.id, UI.zoomIn, {z: r.minZoom});
+      this._setStatus(spec.id, r.overview ? UI.zoomInDensity : UI.zoomIn, {z: r.minZoom});
       return;
     }
     var b = map.getBounds(), w = b.getWest(), s = b.getSouth(), e = b.getEast(), n = b.getNorth();
@@ -396,6 +399,42 @@
     entry.pending = true;
     entry.loaded = 0;
     step(0, fetchPage(0));
+  };
+  // Low-zoom overview of a bbox layer: feature counts on a grid (GET /maps/density/{id}),
+  // fetched once, drawn in grey shades below the layer's zoom threshold; never blocks the map.
+  App.prototype._showOverview = function (entry, show) {
+    var self = this, r = entry.spec.remote, map = this.map;
+    if (!r.overview) { return; }
+    if (!show) {
+      if (entry.overviewLayer && map.hasLayer(entry.overviewLayer)) { map.removeLayer(entry.overviewLayer); }
+      return;
+    }
+    if (entry.overviewLayer) {
+      if (!map.hasLayer(entry.overviewLayer)) { entry.overviewLayer.addTo(map); }
+      return;
+    }
+    if (entry.overviewRequested) { return; }
+    entry.overviewRequested = true;
+    global.fetch(r.overview, {credentials: 'same-origin', headers: {'Accept': 'application/geo+json'}})
+      .then(function (resp) {
+        if (!resp.ok) { throw new Error('HTTP ' + resp.status); }
+        return resp.json();
+      })
+      .then(function (fc) {
+        var max = fc.max || 1, renderer = self._renderer(L.extend({}, entry.spec, {pane: 'base'}));
+        entry.overviewLayer = L.geoJSON(self.gcj ? shiftGeojson(fc) : fc, {
+          interactive: false,
+          style: function (f) {
+            var share = Math.sqrt((f.properties.count || 0) / max);
+            return {renderer: renderer, stroke: false, fillColor: '#525252', fillOpacity: 0.08 + 0.5 * share};
+          }
+        });
+        map.getContainer().setAttribute('data-overview-' + entry.spec.id, String((fc.features || []).length));
+        self._loadRemote(entry);  // adds it if still zoomed out and visible
+      })
+      .catch(function (err) {
+        if (global.console && global.console.warn) { global.console.warn('riskmap: overview ' + entry.spec.id + ': ' + err); }
+      });
   };
   App.prototype._setStatus = function (id, label, vars) {
     this.status[id] = label ? {label: label, vars: vars} : null;
