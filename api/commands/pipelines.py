@@ -345,6 +345,9 @@ def _cmd_pipelines(args: argparse.Namespace) -> int:
 def _cmd_dask(args: argparse.Namespace, store: Store) -> int:
     from layers.dask_engine import check_pipelines_dask
 
+    if Path(args.out).suffix.lower() != ".gpkg":
+        raise InputFileError(f"--out {args.out!r}: --engine dask writes its findings part by "
+                             "part into a GeoPackage; use a .gpkg file")
     rs = _rules(args.rules)
     pipes = _select(store.read("pipelines"), args.pipeline)
     res = check_pipelines_dask(pipes, store.url, occupancy_rules=rs.rows("occupancy"),
