@@ -93,3 +93,19 @@ def test_postgis_source(case: dict, tmp_path: Path) -> None:
         assert ddf.npartitions == 3
         got = _run(case, ddf, tmp_path / "out", scheduler="threads")
     assert_geodataframe_equal(got, case["ref"])
+
+
+def test_demo_district_same_findings(demo_store: tuple, tmp_path: Path) -> None:
+    """On the demo district: the Dask engine's findings are the default engine's."""
+    from api.commands.pipelines import run_pipeline_check
+    from layers.dask_engine import check_pipelines_dask, read_findings
+
+    store, _ = demo_store
+    run = run_pipeline_check(store)
+    rules = load_rules("pipelines")
+    res = check_pipelines_dask(store.read("pipelines"), store, crs=run.crs,
+                               occupancy_rules=rules.rows("occupancy"),
+                               setback_rules=rules.rows("setback"), out=tmp_path / "f",
+                               scheduler="threads")
+    assert res.findings == len(run.findings) > 0
+    assert_geodataframe_equal(read_findings(tmp_path / "f"), run.findings)
