@@ -120,10 +120,14 @@ def _rule_matches(rule: Rule, pipe: Mapping[str, Any]) -> bool:
 
 
 def _occupancy_rule(pipe: Mapping[str, Any], rules: Sequence[Rule]) -> Rule | None:
+    """The matching occupancy row with the widest corridor (the strictest), first on ties."""
+    d = float(pipe["diameter_mm"])
+    best: Rule | None = None
     for r in rules:
-        if _rule_matches(r, pipe):
-            return r
-    return None
+        if _rule_matches(r, pipe) and (
+                best is None or _occupancy_threshold(r, d) > _occupancy_threshold(best, d)):
+            best = r
+    return best
 
 
 def _occupancy_threshold(rule: Rule | None, diameter_mm: float) -> float:

@@ -264,3 +264,19 @@ def test_demo_planted_cases_on_every_building(demo_store) -> None:
     d = shapely.distance(np.asarray(bg.loc[f["feature_id"]].values),
                          np.asarray(pg.loc[f["other_id"]].values))
     np.testing.assert_allclose(f["distance_m"].to_numpy(), d, atol=0.01)
+
+
+def test_a_stricter_district_occupancy_row_for_one_medium_wins(tmp_path) -> None:
+    district = tmp_path / "d.toml"
+    district.write_text(
+        '[[occupancy]]\nid = "lpg_10m"\npipeline_kind = "long_distance"\nmedia = ["lpg"]\n'
+        'measure_from = "centre_line"\nhalf_width_m = 10.0\nseverity = "critical"\n'
+        'source = "District notice"\nconfidence = "LOCAL"\n')
+    occ = load_rules("pipelines", override=district).rows("occupancy")
+    p = pipes({"id": "LPG", "medium": "lpg", "geometry": east()},
+              {"id": "GAS", "geometry": east(Y0 + 1000)})
+    b = blds(("A", above(X0 + 100, 8.0), "residential"),
+             ("B", above(X0 + 100, 8.0, Y0 + 1000), "residential"))
+    f = check(p, b, occ=occ)
+    assert f["finding_id"].tolist() == ["occupancy:LPG:A"]
+    assert f["rule_id"].tolist() == ["lpg_10m"]
