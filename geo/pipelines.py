@@ -39,6 +39,7 @@ __all__ = [
     "find_setbacks",
     "pipeline_distances",
     "pipeline_labels",
+    "search_radius",
 ]
 
 Rule = Mapping[str, Any]
@@ -153,6 +154,30 @@ def _setback_rows(pipe: Mapping[str, Any], rules: Sequence[Rule]) -> list[Rule]:
         if g not in best or need > float(best[g].get("min_wall_mm", 0.0)):
             best[g] = r
     return list(best.values())
+
+
+def _applicable(
+    pipes: pd.DataFrame, occupancy_rules: Sequence[Rule], setback_rules: Sequence[Rule]
+) -> tuple[list[Rule | None], np.ndarray, list[list[Rule]], np.ndarray]:
+    """Per pipeline: occupancy row, occupancy threshold, setback rows, search radius."""
+    records = pd.DataFrame(pipes).drop(columns="geometry", errors="ignore").to_dict("records")
+    diam = pipes["diameter_mm"].to_numpy(dtype=float)
+    occ = [_occupancy_rule(p, occupancy_rules) for p in records]
+    thr = np.array([_occupancy_threshold(r, d) for r, d in zip(occ, diam, strict=True)])
+    sb = [_setback_rows(p, setback_rules) for p in records]
+    max_req = np.array([max((float(r["required_m"]) for r in rows), default=-np.inf)
+                        for rows in sb])
+    radius = np.maximum(thr, max_req + diam / 2000.0) if len(diam) else np.zeros(0)
+    return occ, thr, sb, np.where(np.isfinite(radius), radius, 0.0)
+
+
+def search_radius(
+    pipelines: pd.DataFrame, *, occupancy_rules: Sequence[Rule], setback_rules: Sequence[Rule]
+) -> np.ndarray:
+    """Per pipeline, the distance (m, from the centre line) beyond which no applicable rule
+    can produce a finding: max(occupancy threshold, largest required clear distance + OD/2).
+    Use it to pre-select buildings (with a small margin) before :func:`check_pipelines`."""
+    return _applicable(pipelines, occupancy_rules, setback_rules)[3]
 
 
 # --- distances ------------------------------------------------------------------------------
@@ -316,15 +341,7 @@ def check_pipelines(
     crs = pipelines.crs
     if pipes.empty or blds.empty:
         return empty_findings(crs)
-    records = pipes.drop(columns=pipes.geometry.name).to_dict("records")
-    diam = pipes["diameter_mm"].to_numpy(dtype=float)
-    occ_rules = [_occupancy_rule(p, occupancy_rules) for p in records]
-    thr_occ = np.array([_occupancy_threshold(r, d) for r, d in zip(occ_rules, diam, strict=True)])
-    sb_rows = [_setback_rows(p, setback_rules) for p in records]
-    max_req = np.array([max((float(r["required_m"]) for r in rows), default=-np.inf)
-                        for rows in sb_rows])
-    radius = np.maximum(thr_occ, max_req + diam / 2000.0)
-    radius = np.where(np.isfinite(radius), radius, 0.0)
+    occ_rules, thr_occ, sb_rows, radius = _applicable(pipes, occupancy_rules, setback_rules)
 
     refs = [line_reference(g) for g in pipes.geometry.values]
     pcs = pieces(refs, max_length_m=piece_length_m)

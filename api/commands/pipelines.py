@@ -186,9 +186,10 @@ def _no_step(_label: str) -> None:
 
 
 def _search_radius(pipes: gpd.GeoDataFrame, occ: Sequence[Any], sb: Sequence[Any]) -> np.ndarray:
-    """Per pipeline, a distance beyond which no rule can produce a finding (+1 m margin)."""
-    widths = [float(r["half_width_m"]) for r in occ] + [float(r["required_m"]) for r in sb]
-    return max([0.0, *widths]) + pipes["diameter_mm"].fillna(0).to_numpy(dtype=float) / 2000 + 1.0
+    """Per pipeline, where no rule can produce a finding any more, plus a 1 m margin."""
+    from geo.pipelines import search_radius
+
+    return search_radius(pipes, occupancy_rules=occ, setback_rules=sb) + 1.0
 
 
 # --- HCA -------------------------------------------------------------------------------------

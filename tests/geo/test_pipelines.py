@@ -280,3 +280,14 @@ def test_a_stricter_district_occupancy_row_for_one_medium_wins(tmp_path) -> None
     f = check(p, b, occ=occ)
     assert f["finding_id"].tolist() == ["occupancy:LPG:A"]
     assert f["rule_id"].tolist() == ["lpg_10m"]
+
+
+def test_search_radius_per_pipeline() -> None:
+    from geo.pipelines import search_radius
+
+    p = pipes({"id": "OIL", "medium": "crude_oil", "diameter_mm": 508.0, "geometry": east()},
+              {"id": "GAS", "geometry": east()},
+              {"id": "U", "kind": "urban_gas", "pressure_mpa": 1.2, "diameter_mm": 400.0,
+               "wall_mm": 10.0, "geometry": east()})
+    np.testing.assert_allclose(search_radius(p, occupancy_rules=OCC, setback_rules=SB),
+                               [20.254, 5.0, 6.7])
