@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "api.commands.db",
     "api.commands.maps",
     "api.commands.routes",
+    "api.commands.registry",
 )
 
 

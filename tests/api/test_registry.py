@@ -228,3 +228,24 @@ def test_stats(rc):
     assert [(t["year"], t["target"]) for t in mon["targets"]] == [
         (2020, 0.3), (2021, 0.7), (2022, 1.0)]
     assert mon["current_target"] == 1.0 and mon["met"] is False
+
+
+def test_cli_sync_and_stats(store_copy, capsys):
+    from api.cli import main
+
+    assert main(["registry", "sync", "--store", str(store_copy.path), "pipeline_findings",
+                 "--who", "cron"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("pipeline_findings: registered ")
+    reg = Registry(store_copy.path)
+    rows, total = reg.hazards(limit=1000)
+    assert total > 0 and all(r["detection"] == "detected" for r in rows)
+    assert reg.audit(limit=1)[0][0]["who"] == "cron"
+    assert main(["registry", "sync", "--store", str(store_copy.path), "nope"]) == 2
+    capsys.readouterr()
+    assert main(["registry", "stats", "--store", str(store_copy.path)]) == 0
+    import json
+
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["total"] == total and stats["by_kind"]["occupancy"]["rectified"] == 0
+    assert stats["monitoring"]["people_dense_hca"] == 1
