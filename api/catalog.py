@@ -99,7 +99,7 @@ class Catalog:
             layers: dict[str, CollectionDef] = {}
             for info in infos:
                 schema = SCHEMAS.get(info.name)
-                src_cols = source_for(self.store, info.name).columns() if info.count >= 0 else []
+                src_cols = source_for(self.store, info.name).columns()
                 layers[info.name] = CollectionDef(
                     id=info.name,
                     title=(f"{schema.title_en} / {schema.title_zh}" if schema else info.name),

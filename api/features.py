@@ -26,10 +26,12 @@ from layers import gpkg_query as gq
 from layers.store import GeoPackageStore, Store
 
 __all__ = [
+    "LARGE_RESULT",
     "FrameSource",
     "ItemsQuery",
     "NearFilter",
     "Page",
+    "ReadSource",
     "Source",
     "StoreLayerSource",
     "feature_bytes",
@@ -304,11 +306,42 @@ class FrameSource:
         return self._page_of(hits[:1], 1)
 
 
+class ReadSource:
+    """A layer of any other store (PostGIS …): spatial queries read only the query's box
+    through the store's index, then filter and page in memory."""
+
+    _NOWHERE = (-179.9999, -89.9999, -179.9998, -89.9998)
+
+    def __init__(self, store: Store, layer: str) -> None:
+        self.store = store
+        self.layer = layer
+
+    def columns(self) -> list[tuple[str, str]]:
+        return FrameSource(self.store.read(self.layer, bbox=self._NOWHERE)).columns()
+
+    def page(self, q: ItemsQuery) -> Page:
+        box = None
+        if q.region is not None:
+            box = q.region.bounds
+        if q.near is not None:
+            nb = q.near.storage_bounds()
+            box = nb if box is None else (max(box[0], nb[0]), max(box[1], nb[1]),
+                                          min(box[2], nb[2]), min(box[3], nb[3]))
+        if box is not None and (box[0] > box[2] or box[1] > box[3]):
+            box = self._NOWHERE
+        frame = self.store.read(self.layer, bbox=box) if box is not None else self.store.read(
+            self.layer)
+        return FrameSource(frame).page(q)
+
+    def feature(self, feature_id: str) -> Page | None:
+        return FrameSource(self.store.read(self.layer)).feature(feature_id)
+
+
 def source_for(store: Store, layer: str) -> Source:
     """The source serving ``layer`` of ``store`` (R-tree paging for GeoPackage stores)."""
     if isinstance(store, GeoPackageStore):
         return StoreLayerSource(store, layer)
-    return FrameSource(store.read(layer))
+    return ReadSource(store, layer)
 
 
 

@@ -340,3 +340,36 @@ def test_near_point_excludes_envelope_corners(client):
     r = client.get("/collections/buildings/items?near=fire_stations:F-1&within_m=60",
                    headers=auth("planner"))
     assert ids(r) == ["B-02"]
+
+
+def test_other_stores_served_through_read(small_store_path):
+    """A store that is not a GeoPackageStore (PostGIS …) is served through ``Store.read``."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+    from layers.store import GeoPackageStore
+    from tests.api.conftest import API_KEYS
+
+    class Wrapped:  # same data, but not a GeoPackageStore
+        def __init__(self, inner):
+            self._inner = inner
+            self.url = inner.url
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    store = Wrapped(GeoPackageStore(small_store_path))
+    with TestClient(create_app(Settings(store=str(small_store_path), api_keys=API_KEYS),
+                               store=store)) as c:
+        h = auth("planner")
+        r = c.get(f"/collections/buildings/items?bbox={LON0 + 0.8 * D},{LAT0 + 0.6 * D},"
+                  f"{LON0 + 2.8 * D},{LAT0 + 1.6 * D}", headers=h)
+        assert ids(r) == ["B-05", "B-06"]
+        assert ids(c.get("/collections/buildings/items?near=pipelines:P-01&within_m=15",
+                         headers=h)) == ["B-00", "B-01", "B-02", "B-03"]
+        assert c.get("/collections/buildings/items?limit=5", headers=h).json()[
+            "numberMatched"] == 12
+        assert c.get("/collections/buildings/queryables", headers=h).json()["properties"][
+            "floors"]["type"] == "integer"
+        assert c.get("/registry/hazards", headers=h).status_code == 503
