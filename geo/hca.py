@@ -1,7 +1,7 @@
 """High-consequence areas (高后果区) — GB 32167-2015 6.1: identification, merge, registered-layer
 diff and video-monitoring coverage.
 
-Identification (:func:`identify_hca`) evaluates the rule rows of ``layers/rules/hca.toml``
+Identification (:func:`identify_hca`) evaluates the rule rows of ``layers/rule_tables/hca.toml``
 (gas Table 2 rows a–f, oil Table 1 rows a–f) on each long-distance pipeline:
 
 - location-class rows use the ranges of :func:`geo.location_class.location_classes`;
@@ -813,8 +813,8 @@ def monitoring_coverage(
     reg = registered_extents(hca, pipelines) if len(hca) else pd.DataFrame(
         columns=["id", "pipeline_id", "grade", "from_m", "to_m", "people_dense", "known"])
     if people_dense_only:
-        reg = reg[reg["people_dense"]]
-    reg = reg[reg["known"] & np.isfinite(reg["from_m"].astype(float))
+        reg = reg[reg["people_dense"].fillna(False).astype(bool)]
+    reg = reg[reg["known"].fillna(False).astype(bool) & np.isfinite(reg["from_m"].astype(float))
               & np.isfinite(reg["to_m"].astype(float))].reset_index(drop=True)
     cols = ["hca_id", "pipeline_id", "grade", "length_m", "covered_m", "coverage", "cameras"]
     if reg.empty:

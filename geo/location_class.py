@@ -1,6 +1,6 @@
 """Location class (地区等级) along long-distance pipelines — GB 50251-2015 §4.2.
 
-Method (rule row ``location_class`` of ``layers/rules/location_class.toml``):
+Method (rule row ``location_class`` of ``layers/rule_tables/location_class.toml``):
 
 1. Every building within ``half_width_m`` of the centre line (exact distance) is placed at the
    chainage of its centroid projected on the line and counts its households

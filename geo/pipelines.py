@@ -7,7 +7,7 @@ envelope); ``shapely.distance`` is measured on each candidate pair, pairs within
 are kept and reduced to the minimum per (pipeline, building). No buffer decides membership; a corridor buffer (``quad_segs=64``) is used only for
 the ``overlap_m2`` area figure.
 
-Rules arrive as rows (mappings) from ``layers/rules/pipelines.toml``:
+Rules arrive as rows (mappings) from ``layers/rule_tables/pipelines.toml``:
 
 - occupancy rows: ``pipeline_kind``, ``measure_from`` (``centre_line`` | ``pipe_wall``),
   ``half_width_m``, ``severity``; occupancy is distance < threshold, where the threshold is

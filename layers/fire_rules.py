@@ -1,4 +1,4 @@
-"""Fire-lane coverage rules: load ``layers/rules/fire.toml`` and a district's overrides.
+"""Fire-lane coverage rules: load ``layers/rule_tables/fire.toml`` and a district's overrides.
 
 The TOML file is the only place the numbers live; :class:`FireRules` carries them (and the
 clause each one comes from) into the ``geo`` fire analyses as an argument.
@@ -24,7 +24,7 @@ from layers.rules import load_rules
 
 __all__ = ["DEFAULT_FIRE_RULES_PATH", "FireRules", "RuleRow", "load_fire_rules"]
 
-DEFAULT_FIRE_RULES_PATH = Path(__file__).with_name("rules") / "fire.toml"
+DEFAULT_FIRE_RULES_PATH = Path(__file__).with_name("rule_tables") / "fire.toml"
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class RuleRow:
 
 @dataclass(frozen=True)
 class FireRules:
-    """The fire-coverage rule values (see ``layers/rules/fire.toml`` for each row's source)."""
+    """The fire-coverage rule values (see ``layers/rule_tables/fire.toml`` for each row's source)."""
 
     lane_min_width_m: float
     lane_min_height_m: float
@@ -130,7 +130,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
 
 
 def load_fire_rules(path: str | os.PathLike[str] | None = None) -> FireRules:
-    """Load ``layers/rules/fire.toml``, then the rows a district file ``path`` overrides.
+    """Load ``layers/rule_tables/fire.toml``, then the rows a district file ``path`` overrides.
 
     Uses the generic row loader :func:`layers.rules.load_rules` (tables ``fire_lane``,
     ``fire_dead_end``, ``fire_reach``, ``fire_hydrant``, ``fire_service_area``, ``fire_risk``

@@ -1,4 +1,4 @@
-"""Hazmat routing rules: load ``layers/rules/hazmat.toml`` and a district's overrides.
+"""Hazmat routing rules: load ``layers/rule_tables/hazmat.toml`` and a district's overrides.
 
 The TOML file is the only place the numbers live; :func:`load_hazmat_rules` turns them into
 the :class:`geo.routing.RoutingParams` and check parameters the ``geo`` functions take.
@@ -69,7 +69,7 @@ def _num(r: Rule, key: str, problems: list[str], *, positive: bool = True) -> fl
 
 
 def load_hazmat_rules(path: str | os.PathLike[str] | None = None) -> HazmatRules:
-    """Load ``layers/rules/hazmat.toml``, then the rows a district file ``path`` overrides.
+    """Load ``layers/rule_tables/hazmat.toml``, then the rows a district file ``path`` overrides.
 
     Raises
     ------

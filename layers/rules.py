@@ -1,6 +1,6 @@
 """Rule tables: numeric rules as data files citing their standard, with district overrides.
 
-Default rule files ship as package data in ``layers/rules/*.toml``. Each file holds tables of
+Default rule files ship as package data in ``layers/rule_tables/*.toml``. Each file holds tables of
 rows (TOML arrays of tables, ``[[setback]]``); every row has an ``id`` (unique in its table),
 a ``source`` (standard and clause) and a ``confidence`` tag::
 
@@ -39,7 +39,7 @@ __all__ = [
     "load_rules",
 ]
 
-RULES_DIR = Path(__file__).with_name("rules")
+RULES_DIR = Path(__file__).with_name("rule_tables")
 CONFIDENCES = ("C2", "C1", "PARTIAL", "CONFLICT", "LOCAL", "UNCONFIRMED")
 _SEVERITIES = ("critical", "high", "medium", "low", "info")
 _RESERVED = ("id", "source", "confidence", "active")
@@ -244,7 +244,7 @@ def _rows_of(doc: Mapping[str, Any], origin: str, problems: list[str]) -> dict[s
 
 
 def default_rule_files() -> dict[str, Path]:
-    """The shipped rule files by name (``pipelines`` → ``layers/rules/pipelines.toml``)."""
+    """The shipped rule files by name (``pipelines`` → ``layers/rule_tables/pipelines.toml``)."""
     return {p.stem: p for p in sorted(RULES_DIR.glob("*.toml"))}
 
 
@@ -256,7 +256,7 @@ def load_rules(
     Parameters
     ----------
     names
-        Stems of files in ``layers/rules/`` in this row format (``"pipelines"``,
+        Stems of files in ``layers/rule_tables/`` in this row format (``"pipelines"``,
         ``"location_class"``, ``"hca"``); at least one.
     override
         A district rule file. Rows override default rows by (table, id) field by field; a new

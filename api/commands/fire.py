@@ -237,7 +237,7 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
         "multi-source pass, and check hydrants (GB 50974 7.2.5). Writes the findings to "
         "--out and the building coverage and service areas next to it.")
     p.add_argument("--store", required=True, help="store path (*.gpkg) or postgresql:// URL")
-    p.add_argument("--rules", type=Path, help="district rule file overriding layers/rules/fire.toml")
+    p.add_argument("--rules", type=Path, help="district rule file overriding layers/rule_tables/fire.toml")
     p.add_argument("--out", required=True, type=Path, help="findings file: " + ", ".join(_OUT))
     p.set_defaults(func=_cmd_coverage)
     q = sub.add_parser(
@@ -247,7 +247,7 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
         "station and its time, a risk rank with its formula and concrete measures. "
         + RISK_FORMULA)
     q.add_argument("--store", required=True, help="store path (*.gpkg) or postgresql:// URL")
-    q.add_argument("--rules", type=Path, help="district rule file overriding layers/rules/fire.toml")
+    q.add_argument("--rules", type=Path, help="district rule file overriding layers/rule_tables/fire.toml")
     q.add_argument("--out", required=True, type=Path, help="report file: " + ", ".join(_OUT))
     q.set_defaults(func=_cmd_compounds)
 

@@ -351,7 +351,7 @@ def _cmd_dask(args: argparse.Namespace, store: Store) -> int:
                              "part into a GeoPackage; use a .gpkg file")
     rs = _rules(args.rules)
     pipes = _select(store.read("pipelines"), args.pipeline)
-    res = check_pipelines_dask(pipes, store.url, occupancy_rules=rs.rows("occupancy"),
+    res = check_pipelines_dask(pipes, store, occupancy_rules=rs.rows("occupancy"),
                                setback_rules=rs.rows("setback"), out=args.out,
                                scheduler=args.scheduler)
     print(f"riskmap: {res.findings} finding(s) from {res.buildings:,} buildings in "
@@ -439,7 +439,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default="data/demo.gpkg",
                    help="GeoPackage path or postgresql:// URL (default data/demo.gpkg)")
     p.add_argument("--rules", metavar="FILE", default=None,
-                   help="district rule file overriding rows of layers/rules/*.toml by id")
+                   help="district rule file overriding rows of layers/rule_tables/*.toml by id")
     p.add_argument("--out", metavar="FILE", required=True,
                    help="findings file: .geojson, .gpkg or .csv")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -21,25 +21,22 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ignore[type-arg]
     g = group(sub, groups, "registry", "hazard registry (the two lists, audit, stats)")
     p = g.add_parser("sync", help="re-run an analysis into the registry")
-    p.add_argument("--store", default="data/demo.gpkg", help="GeoPackage store")
+    p.add_argument("--store", default="data/demo.gpkg", help="GeoPackage path or postgresql:// URL")
     p.add_argument("analysis", help="analysis id, e.g. pipeline_findings, fire_findings")
     p.add_argument("--who", default=None, help="name written to the audit log "
                    "(default: the login name)")
     p.set_defaults(func=_sync)
     s = g.add_parser("stats", help="rectification rates and monitoring coverage (JSON)")
-    s.add_argument("--store", default="data/demo.gpkg", help="GeoPackage store")
+    s.add_argument("--store", default="data/demo.gpkg", help="GeoPackage path or postgresql:// URL")
     s.set_defaults(func=_stats)
 
 
 def _registry(store_path: str):  # type: ignore[no-untyped-def]
-    from layers.errors import StoreError
-    from layers.registry import Registry
-    from layers.store import GeoPackageStore, open_store
+    from layers.registry_pg import registry_for
+    from layers.store import open_store
 
     store = open_store(store_path)
-    if not isinstance(store, GeoPackageStore):
-        raise StoreError("the hazard registry needs a GeoPackage store")
-    return store, Registry(store.path, lock=store.lock)
+    return store, registry_for(store)
 
 
 def _sync(args: argparse.Namespace) -> int:

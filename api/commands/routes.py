@@ -206,7 +206,7 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
                    help="id(s) of permit zones the vehicle holds a permit for")
     p.add_argument("--weight-t", type=float, help="vehicle gross weight (t)")
     p.add_argument("--height-m", type=float, help="vehicle height (m)")
-    p.add_argument("--rules", type=Path, help="district rule file overriding layers/rules/hazmat.toml")
+    p.add_argument("--rules", type=Path, help="district rule file overriding layers/rule_tables/hazmat.toml")
     p.add_argument("--out", required=True, type=Path, help="output: " + ", ".join(FORMATS))
     p.set_defaults(func=_cmd_route)
 
@@ -216,7 +216,7 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
                          "or permit zone during its hours, over a bridge/tunnel zone, along a "
                          "hazmat=no road or off the road network, with chainage.")
     c.add_argument("--store", required=True, help="store path (*.gpkg) or postgresql:// URL")
-    c.add_argument("--rules", type=Path, help="district rule file overriding layers/rules/hazmat.toml")
+    c.add_argument("--rules", type=Path, help="district rule file overriding layers/rule_tables/hazmat.toml")
     c.add_argument("--out", required=True, type=Path, help="findings file: " + ", ".join(FORMATS))
     c.set_defaults(func=_cmd_check)
 

@@ -22,7 +22,7 @@ from layers.registry import (
     Actor,
     Registry,
 )
-from layers.store import GeoPackageStore, Store
+from layers.store import Store
 
 __all__ = ["registry_of", "router"]
 
@@ -33,13 +33,11 @@ _PLANNERS = frozenset({"planner", "admin"})
 
 
 def registry_of(request: Request) -> Registry:
-    """The registry stored in the app's GeoPackage store."""
-    store: Store = request.app.state.store
-    if not isinstance(store, GeoPackageStore):
-        from layers.errors import StoreError
+    """The registry kept beside the layers of the app's store (GeoPackage or PostGIS)."""
+    from layers.registry_pg import registry_for
 
-        raise StoreError("the hazard registry needs a GeoPackage store")
-    return Registry(store.path, lock=store.lock)
+    store: Store = request.app.state.store
+    return registry_for(store)  # type: ignore[no-any-return]
 
 
 RegistryDep = Annotated[Registry, Depends(registry_of)]

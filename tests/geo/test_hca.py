@@ -231,3 +231,19 @@ def test_registered_hca_on_a_line_without_any_identified_hca_is_unsupported() ->
                                         "hca_unsupported:HCA-H:H:100-600",
                                         "hca_unsupported:HCA-X:all"]
     assert "pipeline is unknown" in f["message_en"].iat[2]
+
+
+def test_monitoring_coverage_without_registered_hcas_is_empty() -> None:
+    """A district with no registered HCA layer gets an empty coverage table, not a crash."""
+
+    from geo.hca import monitoring_coverage
+
+    crs = "EPSG:4548"
+    hca = gpd.GeoDataFrame({"id": [], "pipeline_id": [], "grade": []},
+                           geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+    pipes = gpd.GeoDataFrame({"id": ["P"]}, geometry=[LineString([(0, 0), (1000, 0)])], crs=crs)
+    cams = gpd.GeoDataFrame({"id": []}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+    out = monitoring_coverage(hca, pipes, cams)
+    assert len(out) == 0
+    assert list(out.columns[:7]) == ["hca_id", "pipeline_id", "grade", "length_m", "covered_m",
+                                     "coverage", "cameras"]

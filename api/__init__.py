@@ -1,0 +1,1 @@
+"""riskmap.api — how it is served: FastAPI app, routers, CLI."""

@@ -1,0 +1,1 @@
+"""riskmap.geo — what we compute: pure analysis functions over GeoDataFrames and graphs."""

@@ -1,0 +1,1 @@
+"""riskmap.maps — how it is shown: Folium map builders, legends, offline assets."""
