@@ -129,7 +129,8 @@ def _collection_or_404(cat: Catalog, cid: str, principal: Principal) -> Collecti
     return d
 
 
-def _collection_doc(request: Request, d: CollectionDef, crs_list: list[str]) -> Collection:
+def _collection_doc(request: Request, d: CollectionDef, crs_list: list[str],
+                    principal: Principal) -> Collection:
     base = f"/collections/{d.id}"
     links = [
         Link(href=href(request, base), rel="self", type="application/json", title=d.title),
@@ -143,8 +144,11 @@ def _collection_doc(request: Request, d: CollectionDef, crs_list: list[str]) -> 
              rel="http://www.opengis.net/def/rel/ogc/1.0/queryables",
              type="application/schema+json", title="Queryables"),
     ]
+    # A role that sees only some rows (public: published routes) gets no layer-wide extent,
+    # which would reveal where the hidden rows lie.
     extent = (Extent(spatial=SpatialExtent(bbox=[list(d.extent)])) if d.extent is not None
-              and all(math.isfinite(v) for v in d.extent) else None)
+              and all(math.isfinite(v) for v in d.extent) and not d.row_filter(principal)
+              else None)
     return Collection(id=d.id, title=d.title, description=d.description, links=links,
                       extent=extent, crs=crs_list, kind=d.kind)
 
@@ -341,7 +345,7 @@ def _items_html(d: CollectionDef, page: Page, body_bytes: bytes, links: list[dic
 def collections(request: Request, cat: CatalogDep, principal: PrincipalDep) -> Any:
     check_params(request, ())
     crs_list = supported_crs(cat.analysis_epsg)
-    docs = [_collection_doc(request, d, crs_list) for d in cat.visible(principal)]
+    docs = [_collection_doc(request, d, crs_list, principal) for d in cat.visible(principal)]
     links = [Link(href=href(request, "/collections"), rel="self", type="application/json",
                   title="Collections"),
              Link(href=href(request, "/collections", f="html"), rel="alternate",
@@ -360,7 +364,7 @@ def collection(request: Request, collectionId: CollectionId, cat: CatalogDep,
                principal: PrincipalDep) -> Any:
     check_params(request, ())
     d = _collection_or_404(cat, collectionId, principal)
-    doc = _collection_doc(request, d, supported_crs(cat.analysis_epsg))
+    doc = _collection_doc(request, d, supported_crs(cat.analysis_epsg), principal)
     if wants_html(request):
         q = "".join(f"<li>{esc(n)} ({esc(v.kind)})</li>" for n, v in d.queryables.items())
         items_url = esc(href(request, f"/collections/{d.id}/items", f="html"))

@@ -88,6 +88,13 @@ def test_public_sees_published_routes_only(client):
         "R-1", "R-2"]
 
 
+def test_public_collection_has_no_extent_revealing_draft_routes(client):
+    assert "extent" not in client.get("/collections/hazmat_routes").json() or client.get(
+        "/collections/hazmat_routes").json()["extent"] is None
+    police = client.get("/collections/hazmat_routes", headers=auth("police")).json()
+    assert len(police["extent"]["spatial"]["bbox"][0]) == 4
+
+
 def test_paging_reads_everything(client):
     seen, url, pages = [], "/collections/buildings/items?limit=5", 0
     while url:
