@@ -157,12 +157,15 @@ def max_search_radius(
     pipelines: gpd.GeoDataFrame, *, occupancy_rules: Sequence[Any],
     setback_rules: Sequence[Any],
 ) -> float:
-    """An upper bound (m) of the distance at which any rule can produce a finding."""
-    diam = pipelines["diameter_mm"].to_numpy(dtype=float) if len(pipelines) else np.zeros(1)
-    half = float(np.nanmax(diam)) / 2000.0 if np.isfinite(diam).any() else 0.0
-    occ = [float(r["half_width_m"]) for r in occupancy_rules]
-    req = [float(r["required_m"]) for r in setback_rules]
-    return max([0.0, *occ, *req]) + half + 1.0
+    """An upper bound (m) of the distance at which any rule can produce a finding: the largest
+    :func:`geo.pipelines.search_radius` of the pipelines plus a 1 m margin."""
+    from geo.pipelines import search_radius
+
+    if len(pipelines) == 0:
+        return 1.0
+    radius = np.asarray(search_radius(pipelines, occupancy_rules=occupancy_rules,
+                                      setback_rules=setback_rules), dtype=float)
+    return float(np.nanmax(radius, initial=0.0)) + 1.0
 
 
 def _near_pipelines(blds: gpd.GeoDataFrame, piece_geoms: np.ndarray,

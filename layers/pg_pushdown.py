@@ -39,11 +39,14 @@ _M_PER_DEG_LON_EQ = 111_320.0
 def search_radius(
     pipelines: gpd.GeoDataFrame, *, occupancy_rules: Sequence[Any], setback_rules: Sequence[Any]
 ) -> np.ndarray:
-    """Per pipeline, a distance (m) beyond which no rule can produce a finding."""
-    occ = [float(r["half_width_m"]) for r in occupancy_rules]
-    req = [float(r["required_m"]) for r in setback_rules]
-    diam = pipelines["diameter_mm"].to_numpy(dtype=float)
-    return max([0.0, *occ, *req]) + np.nan_to_num(diam) / 2000.0 + 1.0
+    """Per pipeline, a distance (m) beyond which no rule can produce a finding.
+
+    :func:`geo.pipelines.search_radius` (the exact per-pipeline bound) plus a 1 m margin.
+    """
+    from geo.pipelines import search_radius as exact_radius
+
+    return np.asarray(exact_radius(pipelines, occupancy_rules=occupancy_rules,
+                                   setback_rules=setback_rules), dtype=float) + 1.0
 
 
 def _epsg(crs: Any) -> int:
