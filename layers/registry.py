@@ -40,6 +40,7 @@ __all__ = [
     "RecordNotFound",
     "Registry",
     "RegistryError",
+    "rectification_stats",
 ]
 
 STATUSES: tuple[str, ...] = ("identified", "rectifying", "rectified", "verified", "closed")
@@ -525,36 +526,42 @@ class Registry:
                                    "substr(first_detected, 1, 4), status, detection "
                                    "FROM registry_hazards").fetchall()
 
-        def agg(key_index: int) -> dict[str, dict[str, Any]]:
-            out: dict[str, dict[str, Any]] = {}
-            for r in rows:
-                k = r[key_index] or "(none)"
-                d = out.setdefault(k, {"total": 0, "rectified": 0, "closed": 0,
-                                       "open": 0, "no_longer_detected": 0})
-                d["total"] += 1
-                if r[3] in DONE:
-                    d["rectified"] += 1
-                else:
-                    d["open"] += 1
-                if r[3] == "closed":
-                    d["closed"] += 1
-                if r[4] == "no_longer_detected":
-                    d["no_longer_detected"] += 1
-            for d in out.values():
-                d["rate"] = round(d["rectified"] / d["total"], 4) if d["total"] else None
-            return dict(sorted(out.items()))
+        return rectification_stats(rows, today=today)
 
-        by_kind = agg(0)
-        for kind, (target, deadline) in RECTIFICATION_TARGETS.items():
-            d = by_kind.get(kind)
-            if d is None:
-                continue
-            d["target"] = target
-            d["deadline"] = deadline
-            d["met"] = d["rate"] is not None and d["rate"] >= target
-            d["overdue"] = (not d["met"]) and today.isoformat() > deadline
-        total = len(rows)
-        done = sum(1 for r in rows if r[3] in DONE)
-        return {"total": total, "rectified": done,
-                "rate": round(done / total, 4) if total else None,
-                "by_kind": by_kind, "by_department": agg(1), "by_year": agg(2)}
+
+def rectification_stats(rows: list[tuple[Any, ...]], *, today: dt.date) -> dict[str, Any]:
+    """Rectification rate overall and by kind / department / year from registry rows
+    ``(kind, department, year, status, detection)``, with the plan's targets per kind."""
+    def agg(key_index: int) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            k = r[key_index] or "(none)"
+            d = out.setdefault(k, {"total": 0, "rectified": 0, "closed": 0,
+                                   "open": 0, "no_longer_detected": 0})
+            d["total"] += 1
+            if r[3] in DONE:
+                d["rectified"] += 1
+            else:
+                d["open"] += 1
+            if r[3] == "closed":
+                d["closed"] += 1
+            if r[4] == "no_longer_detected":
+                d["no_longer_detected"] += 1
+        for d in out.values():
+            d["rate"] = round(d["rectified"] / d["total"], 4) if d["total"] else None
+        return dict(sorted(out.items()))
+
+    by_kind = agg(0)
+    for kind, (target, deadline) in RECTIFICATION_TARGETS.items():
+        d = by_kind.get(kind)
+        if d is None:
+            continue
+        d["target"] = target
+        d["deadline"] = deadline
+        d["met"] = d["rate"] is not None and d["rate"] >= target
+        d["overdue"] = (not d["met"]) and today.isoformat() > deadline
+    total = len(rows)
+    done = sum(1 for r in rows if r[3] in DONE)
+    return {"total": total, "rectified": done,
+            "rate": round(done / total, 4) if total else None,
+            "by_kind": by_kind, "by_department": agg(1), "by_year": agg(2)}

@@ -26,11 +26,9 @@ from typing import Any
 from layers.postgis import PostGISStore
 from layers.registry import (
     _FINDING_FIELDS,
-    DONE,
     EDITABLE_FIELDS,
     HAZARD_FIELDS,
     MEASURE_STATUSES,
-    RECTIFICATION_TARGETS,
     STATUSES,
     TRANSITIONS,
     Actor,
@@ -40,6 +38,7 @@ from layers.registry import (
     _check_attachments,
     _check_date,
     _now,
+    rectification_stats,
 )
 
 __all__ = ["EditConflict", "PgRegistry", "registry_for"]
@@ -385,36 +384,4 @@ class PgRegistry:
             rows = [(r["kind"], r["dep"], r["year"], r["status"], r["detection"])
                     for r in cur.fetchall()]
 
-        def agg(key_index: int) -> dict[str, dict[str, Any]]:
-            out: dict[str, dict[str, Any]] = {}
-            for r in rows:
-                k = r[key_index] or "(none)"
-                d = out.setdefault(k, {"total": 0, "rectified": 0, "closed": 0,
-                                       "open": 0, "no_longer_detected": 0})
-                d["total"] += 1
-                if r[3] in DONE:
-                    d["rectified"] += 1
-                else:
-                    d["open"] += 1
-                if r[3] == "closed":
-                    d["closed"] += 1
-                if r[4] == "no_longer_detected":
-                    d["no_longer_detected"] += 1
-            for d in out.values():
-                d["rate"] = round(d["rectified"] / d["total"], 4) if d["total"] else None
-            return dict(sorted(out.items()))
-
-        by_kind = agg(0)
-        for kind, (target, deadline) in RECTIFICATION_TARGETS.items():
-            d = by_kind.get(kind)
-            if d is None:
-                continue
-            d["target"] = target
-            d["deadline"] = deadline
-            d["met"] = d["rate"] is not None and d["rate"] >= target
-            d["overdue"] = (not d["met"]) and today.isoformat() > deadline
-        total = len(rows)
-        done = sum(1 for r in rows if r[3] in DONE)
-        return {"total": total, "rectified": done,
-                "rate": round(done / total, 4) if total else None,
-                "by_kind": by_kind, "by_department": agg(1), "by_year": agg(2)}
+        return rectification_stats(rows, today=today)
