@@ -615,9 +615,10 @@ def make_map(options: MapOptions, *, title: Text | None = None,
                          max_zoom=bm.max_zoom, subdomains=bm.subdomains, control=False,
                          overlay=False).add_to(m)
     # no favicon request (a 404 in the console) and a page title
-    m.get_root().header.add_child(folium.Element('<link rel="icon" href="data:,">'))
+    root: Any = m.get_root()  # a branca Figure (typed as Element)
+    root.header.add_child(folium.Element('<link rel="icon" href="data:,">'))
     if not urls:
-        m.get_root().header.add_child(folium.Element(
+        root.header.add_child(folium.Element(
             "<style>.leaflet-container { background: #f2f0eb !important; }</style>"))
     app = RiskMapElement(replace(options), title=title or options.title)
     if bounds is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import geopandas as gpd
 import pandas as pd
@@ -15,8 +15,8 @@ from maps.styles import GROUPS
 
 __all__ = ["FindingsInput", "LayerInput", "add", "concat_findings", "group", "select_kinds"]
 
-LayerInput = gpd.GeoDataFrame | RemoteSource
-FindingsInput = gpd.GeoDataFrame | Sequence[gpd.GeoDataFrame] | None
+LayerInput: TypeAlias = gpd.GeoDataFrame | RemoteSource
+FindingsInput: TypeAlias = gpd.GeoDataFrame | Sequence[gpd.GeoDataFrame] | None
 
 
 def concat_findings(findings: FindingsInput) -> gpd.GeoDataFrame | None:

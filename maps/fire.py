@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any, Literal
 
 import folium
 import geopandas as gpd
@@ -171,9 +172,10 @@ def build_fire(
 
     hyd = select_kinds(fnd, prefix=("hydrant",))
     lanef = select_kinds(fnd, prefix=("lane_", "dead_end"))
-    for fid, zh, en, frame, kind in (
-            ("hydrant_findings", "消火栓问题", "Hydrant findings", hyd, "point"),
-            ("lane_findings", "车道问题", "Lane findings", lanef, "line")):
+    finding_layers: tuple[tuple[str, str, str, Any, Literal["point", "line"]], ...] = (
+        ("hydrant_findings", "消火栓问题", "Hydrant findings", hyd, "point"),
+        ("lane_findings", "车道问题", "Lane findings", lanef, "line"))
+    for fid, zh, en, frame, kind in finding_layers:
         if frame is not None:
             group(app, "findings")
             app.add_layer(findings_spec(fid, zh=zh, en=en, kind=kind,
