@@ -26,8 +26,10 @@ demo: $(STORE)
 run: $(VENV)/.installed $(STORE)
 	$(VENV)/bin/riskmap serve --store $(STORE) --host $(HOST) --port $(PORT)
 
-## make test: set up with test extras and run the whole suite
+## make test: set up with test extras, check style (ruff) and types (mypy), run the whole suite
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check geo layers api maps tests bench
+	$(VENV)/bin/mypy geo layers api maps
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed
