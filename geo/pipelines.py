@@ -10,8 +10,10 @@ the ``overlap_m2`` area figure.
 Rules arrive as rows (mappings) from ``layers/rule_tables/pipelines.toml``:
 
 - occupancy rows: ``pipeline_kind``, ``measure_from`` (``centre_line`` | ``pipe_wall``),
-  ``half_width_m``, ``severity``; occupancy is distance < threshold, where the threshold is
-  half_width_m from the centre line, or OD/2 + half_width_m for ``pipe_wall``;
+  ``half_width_m``, ``severity``; occupancy is distance <= threshold (the corridor edge
+  belongs to the corridor: Art. 30 "两侧各五米地域范围内", and 以内/范围内 include the
+  number), where the threshold is half_width_m from the centre line, or OD/2 + half_width_m
+  for ``pipe_wall``;
 - setback rows: ``pipeline_kind``, optional ``media``, ``pressure_class``, ``building_uses``,
   ``min_wall_mm``/``group`` (wall-thickness reductions), ``required_m``, ``measure_to``,
   ``severity``; a violation is clear distance (distance − OD/2) < required_m for a building
@@ -354,7 +356,8 @@ def check_pipelines(
     dist = pairs["distance_m"].to_numpy()
     uses = _uses(blds, bidx)
 
-    occ = dist < thr_occ[line]
+    has_occ = np.array([r is not None for r in occ_rules], dtype=bool)
+    occ = (dist <= thr_occ[line]) & has_occ[line]
     frames = []
     if occ.any():
         frames.append(_occupancy_findings(pairs[occ], pipes, blds, refs, pcs, occ_rules,
@@ -433,10 +436,10 @@ def _occupancy_findings(
 def _pieces_near(
     pcs: Pieces, line: np.ndarray, geoms: np.ndarray, thr: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(piece, finding) pairs with the piece of the finding's line closer than its threshold."""
+    """(piece, finding) pairs with the piece of the finding's line within its threshold."""
     tree = shapely.STRtree(pcs.geoms)
     k, pi = tree.query(geoms, predicate="dwithin", distance=thr)
-    keep = (pcs.line[pi] == line[k]) & (shapely.distance(pcs.geoms[pi], geoms[k]) < thr[k])
+    keep = (pcs.line[pi] == line[k]) & (shapely.distance(pcs.geoms[pi], geoms[k]) <= thr[k])
     return pi[keep], k[keep]
 
 

@@ -53,8 +53,12 @@ def test_4_99_is_occupancy_5_01_is_not() -> None:
              ("B-OUT", above(X0 + 800, 5.01), "residential"),
              ("B-EXACT", above(X0 + 1100, 5.0), "residential"))
     f = check(p, b)
-    assert f["finding_id"].tolist() == ["occupancy:P-GAS-01:B-IN"]
-    row = f.iloc[0]
+    # the corridor edge belongs to the corridor (Art. 30 "各五米地域范围内" includes 5 m)
+    assert f["finding_id"].tolist() == ["occupancy:P-GAS-01:B-EXACT", "occupancy:P-GAS-01:B-IN"]
+    exact = f.iloc[0]
+    assert exact["distance_m"] == 5.0 and exact["shortfall_m"] == 0.0
+    assert exact["kind"] == "occupancy" and exact["overlap_m2"] == 0.0
+    row = f.iloc[1]
     assert row["distance_m"] == pytest.approx(4.99, abs=1e-9)
     assert row["required_m"] == 5.0
     assert row["shortfall_m"] == pytest.approx(0.01, abs=1e-9)
@@ -291,3 +295,15 @@ def test_search_radius_per_pipeline() -> None:
                "wall_mm": 10.0, "geometry": east()})
     np.testing.assert_allclose(search_radius(p, occupancy_rules=OCC, setback_rules=SB),
                                [20.254, 5.0, 6.7])
+
+
+def test_no_occupancy_row_means_no_occupancy_even_on_the_line() -> None:
+    # without a matching occupancy row the threshold is 0: a crossing footprint (distance 0)
+    # must not become an occupancy finding (only the setback rows apply)
+    p = pipes({"id": "P-GAS-01", "geometry": east()})
+    b = blds(("B-X", box(X0 + 100, Y0 - 5, X0 + 120, Y0 + 5), "residential"))
+    assert check(p, b, occ=[], sb=[]).empty
+    sb = [{"id": "any", "pipeline_kind": "long_distance", "measure_to": "outer_wall",
+           "required_m": 1.0, "severity": "high", "source": "test", "confidence": "C1"}]
+    f = check(p, b, occ=[], sb=sb)
+    assert f["kind"].tolist() == ["setback"] and f["distance_m"].tolist() == [0.0]
