@@ -283,6 +283,12 @@ def _targets(
     return pd.concat(frames, ignore_index=True)
 
 
+def _cite(row: Rule) -> tuple[str, str]:
+    """The standard and row a criterion text starts with ("GB 32167-2015 表2 e")."""
+    zh = str(row.get("source") or row["row"])
+    return zh, str(row.get("source_en") or zh)
+
+
 def _bounds_match(row: Rule, d: float, p: float) -> bool:
     checks = (("diameter_gt_mm", d, np.greater), ("diameter_lt_mm", d, np.less),
               ("pressure_gt_mpa", p, np.greater), ("pressure_lt_mpa", p, np.less))
@@ -309,9 +315,10 @@ def _site_instances(
         return pd.DataFrame()
     t = tg.iloc[reach["target"].to_numpy()].reset_index(drop=True)
     r = rad[reach["line"].to_numpy()]
-    zh = [f"{row['row']}：{_WHAT_ZH.get(w, w)} {i} 距管道 {dist:.1f} m（≤ {rr:.1f} m）"
+    cz, ce = _cite(row)
+    zh = [f"{cz}：{_WHAT_ZH.get(w, w)} {i} 距管道 {dist:.1f} m（≤ {rr:.1f} m）"
           for w, i, dist, rr in zip(t["what"], t["id"], reach["distance_m"], r, strict=True)]
-    en = [f"{row['row']}: {w.replace('_', ' ')} {i} {dist:.1f} m from the line (<= {rr:.1f} m)"
+    en = [f"{ce}: {w.replace('_', ' ')} {i} {dist:.1f} m from the line (<= {rr:.1f} m)"
           for w, i, dist, rr in zip(t["what"], t["id"], reach["distance_m"], r, strict=True)]
     return pd.DataFrame({
         "line": reach["line"].to_numpy(), "from_m": reach["from_m"].to_numpy(),
@@ -332,10 +339,11 @@ def _class_instances(
              & lc["location_class"].isin(list(row["classes"]))]
     if sel.empty:
         return pd.DataFrame()
-    zh = [f"{row['row']}：{z}（2 km 地段 {format_station(a)}～{format_station(b)} 内 {int(h)} 户）"
+    cz, ce = _cite(row)
+    zh = [f"{cz}：{z}（2 km 地段 {format_station(a)}～{format_station(b)} 内 {int(h)} 户）"
           for z, a, b, h in zip(sel["class_zh"], sel["window_from_m"], sel["window_to_m"],
                                 sel["households"], strict=True)]
-    en = [f"{row['row']}: {e} ({int(h)} households in the 2 km window "
+    en = [f"{ce}: {e} ({int(h)} households in the 2 km window "
           f"{format_station(a)} to {format_station(b)})"
           for e, a, b, h in zip(sel["class_en"], sel["window_from_m"], sel["window_to_m"],
                                 sel["households"], strict=True)]
@@ -393,9 +401,9 @@ def _settlement_instances(
                 "what": "settlement", "distance_m": float(grp.loc[
                     grp["target"].isin(members), "distance_m"].min()),
                 "radius_m": radius, "households": float(nh), "location_class": np.nan,
-                "text_zh": f"{row['row']}：聚居 {nh} 户（{len(ids)} 栋建筑，间距 ≤ {gap:g} m）"
+                "text_zh": f"{_cite(row)[0]}：聚居 {nh} 户（{len(ids)} 栋建筑，间距 ≤ {gap:g} m）"
                            f"位于管道两侧 {radius:g} m 内",
-                "text_en": f"{row['row']}: settlement of {nh} households ({len(ids)} buildings, "
+                "text_en": f"{_cite(row)[1]}: settlement of {nh} households ({len(ids)} buildings, "
                            f"gaps <= {gap:g} m) within {radius:g} m",
             })
     return pd.DataFrame(out)
@@ -881,14 +889,15 @@ def monitoring_findings(coverage: gpd.GeoDataFrame, *, target_row: Rule) -> gpd.
         (f"全区人员密集型高后果区（共 {ln / 1000:.2f} km）视频监控覆盖 {c:.1%}（{cv / 1000:.2f} km），"
          if h == "all" else
          f"人员密集型高后果区 {h}（管道 {p}，长 {ln:.0f} m）视频监控覆盖 {c:.1%}（{cv:.0f} m），")
-        + f"低于 {year} 年目标 {target:.0%}。"
+        + f"低于 {year} 年目标 {target:.0%}（差 {target - c:.1%}）。依据：{target_row['source']}。"
         for h, p, ln, c, cv in zip(df["feature_id"], df["pipeline_id"], df["length_m"],
                                    df["coverage"], df["covered_m"], strict=True)]
     df["message_en"] = [
         (f"People-dense HCAs of the district ({ln / 1000:.2f} km) have {c:.1%} video coverage "
          f"({cv / 1000:.2f} km)" if h == "all" else
          f"People-dense HCA {h} (pipeline {p}, {ln:.0f} m) has {c:.1%} video coverage "
-         f"({cv:.0f} m)") + f", below the {year} target of {target:.0%}."
+         f"({cv:.0f} m)") + f", below the {year} target of {target:.0%} by {target - c:.1%}. "
+        f"Rule: {target_row.get('source_en', target_row['source'])}."
         for h, p, ln, c, cv in zip(df["feature_id"], df["pipeline_id"], df["length_m"],
                                    df["coverage"], df["covered_m"], strict=True)]
     return make_findings(df.drop(columns=["geometry", "pipeline_id"]), kind="hca_monitoring",

@@ -93,6 +93,9 @@ def test_gas_thresholds_762_mm_6_9_mpa() -> None:
     crit = seg.loc["BIG", "criteria"]
     assert [(c["row"], c["feature_id"], c["distance_m"]) for c in crit] == [("c", "S-250", 250.0)]
     assert "S-250" in seg.loc["BIG", "criteria_zh"] and "250.0 m" in seg.loc["BIG", "criteria_en"]
+    # every criterion names its standard and row (the HCA finding messages quote it)
+    assert seg.loc["BIG", "criteria_zh"].startswith("GB 32167-2015 表2 c：")
+    assert seg.loc["AT-762", "criteria_en"].startswith("GB 32167-2015 Table 2 row e: ")
 
 
 def test_merge_grades_and_flammable_sites_outside_class_3() -> None:
@@ -205,6 +208,8 @@ def test_diff_against_registered_layer_and_monitoring() -> None:
     assert "40.0%" in f21["message_zh"].iat[1] and "70%" in f21["message_zh"].iat[1]
     assert f21["coverage"].iat[2] == pytest.approx(400 / 1300)
     assert "30.8% video coverage" in f21["message_en"].iat[2]
+    assert "by 39.2%" in f21["message_en"].iat[2] and "Rule: District three-year" in f21["message_en"].iat[2]
+    assert "依据：枣庄高新区" in f21["message_zh"].iat[2]
 
 
 def test_no_hca_on_urban_mains_and_empty_inputs() -> None:
