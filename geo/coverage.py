@@ -540,6 +540,18 @@ def building_coverage(
     return out
 
 
+def _late_zh(t: float, limit: float) -> str:
+    if not np.isfinite(t):
+        return "，在分析时限内不可达"
+    return f"，预计最早约 {t:.0f} s 到达（限 {limit:g} s）"
+
+
+def _late_en(t: float, limit: float) -> str:
+    if not np.isfinite(t):
+        return "; not reached within the analysis horizon"
+    return f"; estimated earliest arrival about {t:.0f} s (limit {limit:g} s)"
+
+
 def coverage_findings(coverage: gpd.GeoDataFrame, *, rules: FireRules,
                       micro_scope: np.ndarray | None = None) -> gpd.GeoDataFrame:
     """Findings ``building_beyond_engine_reach`` (high) and ``building_beyond_micro_reach``
@@ -580,8 +592,10 @@ def coverage_findings(coverage: gpd.GeoDataFrame, *, rules: FireRules,
             "other_id": coverage[f"{mode}_station_id"].to_numpy(dtype=object)[bad],
             "rule_id": f"fire.{key}",
             "rule_source": src,
-            "message_zh": [zh.format(id=i, m=m, h=rules.hose_m) + f"（{src}）" for i in bid],
-            "message_en": [en.format(id=i, m=m, h=rules.hose_m) + f" ({src})" for i in bid],
+            "message_zh": [zh.format(id=i, m=m, h=rules.hose_m) + _late_zh(x, limit)
+                           + f"（{src}）" for i, x in zip(bid, t, strict=True)],
+            "message_en": [en.format(id=i, m=m, h=rules.hose_m) + _late_en(x, limit)
+                           + f" ({src})" for i, x in zip(bid, t, strict=True)],
             "time_s": np.where(np.isfinite(t), t, np.nan),
             "required_s": limit,
             "hose_m": rules.hose_m,

@@ -109,11 +109,11 @@ def lane_findings(lanes: gpd.GeoDataFrame, *, rules: FireRules) -> gpd.GeoDataFr
     frames = []
     specs = (
         ("lane_narrow", "narrow", width, rules.lane_min_width_m, "lane_min_width_m", "high",
-         "消防车道 {id} 净宽 {v} m，小于 {r} m，消防车无法通行",
-         "fire lane {id} is {v} m wide; an engine needs at least {r} m"),
+         "消防车道 {id} 净宽 {v} m，小于 {r} m（差 {d} m），消防车无法通行",
+         "fire lane {id} is {v} m wide; an engine needs at least {r} m ({d} m short)"),
         ("lane_low", "low", height, rules.lane_min_height_m, "lane_min_height_m", "high",
-         "消防车道 {id} 净空高度 {v} m，小于 {r} m，消防车无法通行",
-         "fire lane {id} has {v} m clear height; an engine needs at least {r} m"),
+         "消防车道 {id} 净空高度 {v} m，小于 {r} m（差 {d} m），消防车无法通行",
+         "fire lane {id} has {v} m clear height; an engine needs at least {r} m ({d} m short)"),
         ("lane_obstructed", "obstructed", np.full(len(q), np.nan), np.nan, "lane_obstruction",
          "high", "消防车道 {id} 被占用/堵塞，消防车无法通行",
          "fire lane {id} is obstructed; an engine cannot pass"),
@@ -128,10 +128,10 @@ def lane_findings(lanes: gpd.GeoDataFrame, *, rules: FireRules) -> gpd.GeoDataFr
         src = rules.source(key)
         v = value[sel]
         lid = ids[sel]
-        msg_zh = [zh.format(id=i, v=_fmt(a), r=_fmt(required)) + f"（{src}）"
-                  for i, a in zip(lid, v, strict=True)]
-        msg_en = [en.format(id=i, v=_fmt(a), r=_fmt(required)) + f" ({src})"
-                  for i, a in zip(lid, v, strict=True)]
+        msg_zh = [zh.format(id=i, v=_fmt(a), r=_fmt(required), d=f"{required - a:.2f}")
+                  + f"（{src}）" for i, a in zip(lid, v, strict=True)]
+        msg_en = [en.format(id=i, v=_fmt(a), r=_fmt(required), d=f"{required - a:.2f}")
+                  + f" ({src})" for i, a in zip(lid, v, strict=True)]
         df = pd.DataFrame({
             "severity": severity,
             "layer": "fire_lanes",
@@ -337,9 +337,11 @@ def dead_end_findings(
     for lid, L, s, src, conn in zip(lane_id, length, side, srcs, connected, strict=True):
         extra_zh = "" if conn else "，且未与道路连通"
         extra_en = "" if conn else "; it is not connected to the road network"
-        msg_zh.append(f"尽头式消防车道 {lid} 长 {L:.1f} m（超过 {rules.dead_end_max_m:g} m），"
+        msg_zh.append(f"尽头式消防车道 {lid} 长 {L:.1f} m（超过 {rules.dead_end_max_m:g} m "
+                      f"{L - rules.dead_end_max_m:.1f} m），"
                       f"未设不小于 {s:g} m×{s:g} m 的回车场或环形车道{extra_zh}（{src}）")
-        msg_en.append(f"dead-end fire lane {lid} is {L:.1f} m long (> {rules.dead_end_max_m:g} m) "
+        msg_en.append(f"dead-end fire lane {lid} is {L:.1f} m long (> {rules.dead_end_max_m:g} m "
+                      f"by {L - rules.dead_end_max_m:.1f} m) "
                       f"without a turnaround of at least {s:g} m x {s:g} m or a loop{extra_en} "
                       f"({src})")
     df = pd.DataFrame({

@@ -216,11 +216,13 @@ def hydrant_radius_findings(distances: gpd.GeoDataFrame, *, rules: FireRules) ->
     how_en = {"straight": "straight-line distance", "network": "network distance"}
     msg_zh = [f"建筑 {i} 距最近的完好室外消火栓{how_zh[m]} "
               + (f"{x:.1f} m" if np.isfinite(x) else f"超过 {2 * r:g} m")
-              + f"，超过保护半径 {r:g} m（{src}）"
+              + f"，超过保护半径 {r:g} m" + (f" {x - r:.1f} m" if np.isfinite(x) else "")
+              + f"（{src}）"
               for i, x, m in zip(bid, dist, method, strict=True)]
     msg_en = [f"building {i}: the nearest working hydrant is "
               + (f"{x:.1f} m" if np.isfinite(x) else f"more than {2 * r:g} m")
-              + f" away ({how_en[m]}); protection radius {r:g} m ({src})"
+              + f" away ({how_en[m]}); protection radius {r:g} m"
+              + (f", exceeded by {x - r:.1f} m" if np.isfinite(x) else "") + f" ({src})"
               for i, x, m in zip(bid, dist, method, strict=True)]
     df = pd.DataFrame({
         "severity": "medium",

@@ -86,6 +86,10 @@ def test_five_minute_boundary_includes_turnout(rules):
     eng = f[f["kind"] == "building_beyond_engine_reach"]
     assert eng["feature_id"].tolist() == ["OUT"]
     assert eng.iloc[0]["rule_source"].startswith("建标152")
+    # the message says by how much the reach is missed
+    assert eng.iloc[0]["time_s"] == pytest.approx(305.6)
+    assert "estimated earliest arrival about 306 s (limit 300 s)" in eng.iloc[0]["message_en"]
+    assert "约 306 s 到达（限 300 s）" in eng.iloc[0]["message_zh"]
 
 
 def test_hose_distance_49_vs_51(rules):

@@ -76,6 +76,7 @@ def test_lane_findings_cite_the_clause(rules):
     assert narrow["compound_id"] == "C-1"
     assert narrow["rule_source"] == "GB 50016-2014(2018年版) 7.1.8"
     assert "3.2 m" in narrow["message_en"] and "7.1.8" in narrow["message_zh"]
+    assert "(0.80 m short)" in narrow["message_en"] and "差 0.80 m" in narrow["message_zh"]
     low = f[f["kind"] == "lane_low"].iloc[0]
     assert low["value_m"] == 3.6 and low["severity"] == "high"
     assert f[f["kind"] == "lane_unmarked"].iloc[0]["severity"] == "low"
@@ -121,6 +122,7 @@ def test_dead_end_45_flagged_35_not_turnaround_not(rules):
     assert fl45["required_m"] == 40.0 and fl45["turnaround_required_m"] == 12.0
     assert fl45["compound_id"] == "C-1"
     assert "GB 55037-2022 3.4.5" in fl45["rule_source"] and "7.1.9" in fl45["rule_source"]
+    assert "(> 40 m by 5.0 m)" in fl45["message_en"]
     chain = f[f["feature_id"] == "FL-B"].iloc[0]
     assert chain["length_m"] == pytest.approx(50.0) and chain["lane_ids"] == "FL-A;FL-B"
     # without the turnaround polygon FL-T is flagged too

@@ -104,6 +104,7 @@ def test_radius_straight_and_network(rules):
     fs = hydrant_radius_findings(d, rules=rules)
     assert fs["feature_id"].tolist() == ["B2"] and "straight-line" in fs.iloc[0]["message_en"]
     assert fs.iloc[0]["shortfall_m"] == pytest.approx(np.hypot(40, 197) - 150)
+    assert f"exceeded by {np.hypot(40, 197) - 150:.1f} m" in fs.iloc[0]["message_en"]
     with pytest.raises(ValueError, match="graph"):
         hydrant_distances(blds, hyd, rules=rules, method="network")
 
