@@ -44,6 +44,7 @@ from geo.linref import (
     substring,
 )
 from geo.location_class import households as count_households
+from layers.errors import CRSError
 
 __all__ = [
     "GRADES",
@@ -469,8 +470,14 @@ def identify_hca(
         ``corridor_m`` (largest radius behind it); geometry = centre-line piece.
     """
     require_projected(pipelines, "pipelines")
-    require_projected(buildings, "buildings")
     crs = pipelines.crs
+    for gdf, what in ((buildings, "buildings"), (sites, "sites"), (roads, "roads")):
+        if gdf is None:
+            continue
+        require_projected(gdf, what)
+        if gdf.crs != crs:
+            raise CRSError(f"{what} ({gdf.crs}) and pipelines ({crs}) are in different CRSs; "
+                           "project both with geo.crs.to_analysis")
     p = pipelines
     if "status" in p:
         p = p[p["status"] != "abandoned"]

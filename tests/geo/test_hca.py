@@ -252,3 +252,19 @@ def test_monitoring_coverage_without_registered_hcas_is_empty() -> None:
     assert len(out) == 0
     assert list(out.columns[:7]) == ["hca_id", "pipeline_id", "grade", "length_m", "covered_m",
                                      "coverage", "cameras"]
+
+
+def test_sites_and_roads_must_share_the_projected_crs() -> None:
+    from layers.errors import CRSError
+
+    p = pipes({"id": "G", "y": 0})
+    b = gdf([school_at("S1", 1000, 100.0)])
+    site = gpd.GeoDataFrame({"id": ["X"], "kind": ["school"]},
+                            geometry=[Point(X0 + 500, Y0 + 50)], crs=CRS)
+    for bad in (site.to_crs("EPSG:4490"), site.to_crs("EPSG:4547")):
+        with pytest.raises(CRSError):
+            identify_hca(p, b, sites=bad, gas_rows=R.rows("gas"), oil_rows=R.rows("oil"),
+                         identified_site_rows=R.rows("identified_sites"),
+                         flammable_row=R.one("flammable_sites"),
+                         media_row=R.one("pipeline_media"), household_rule=R.one("households"))
+    assert len(identify(p, b, sites=site)) == 2  # school site and school building
