@@ -20,19 +20,19 @@ from layers.errors import CRSError
 
 __all__ = [
     "STORAGE_CRS",
-    "gk_zone",
-    "gk_crs",
     "analysis_crs",
-    "to_analysis",
-    "to_storage",
-    "require_projected",
-    "require_crs",
     "check_lonlat",
-    "to_geojson",
-    "orient_rfc7946",
-    "wgs84_to_gcj02",
     "gcj02_to_wgs84",
+    "gk_crs",
+    "gk_zone",
     "in_china",
+    "orient_rfc7946",
+    "require_crs",
+    "require_projected",
+    "to_analysis",
+    "to_geojson",
+    "to_storage",
+    "wgs84_to_gcj02",
 ]
 
 STORAGE_CRS = CRS.from_epsg(4490)
@@ -47,7 +47,7 @@ def gk_zone(lon: float) -> int:
     Zone n spans CM ± 1.5°, CM = 3n; a longitude exactly on a zone edge (e.g. 118.5°E)
     goes to the eastern zone.
     """
-    return int(math.floor(lon / 3.0 + 0.5))
+    return math.floor(lon / 3.0 + 0.5)
 
 
 def gk_crs(lon: float) -> CRS:
@@ -80,7 +80,7 @@ def analysis_crs(data: gpd.GeoDataFrame | gpd.GeoSeries | tuple[float, float]) -
         lon, lat = (minx + maxx) / 2.0, (miny + maxy) / 2.0
     if in_china(lon, lat):
         return gk_crs(lon)
-    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
@@ -141,7 +141,7 @@ def check_lonlat(data: gpd.GeoDataFrame | gpd.GeoSeries, what: str) -> None:
         return
     minx, miny, maxx, maxy = geoms.total_bounds
     if miny < -90 or maxy > 90 or minx < -180 or maxx > 360:
-        if -90 <= minx and maxx <= 90 and -180 <= miny and maxy <= 180:
+        if minx >= -90 and maxx <= 90 and miny >= -180 and maxy <= 180:
             raise CRSError(
                 f"{what}: coordinates look like (lat, lon) — x spans {minx:.4f}..{maxx:.4f}, "
                 f"y spans {miny:.4f}..{maxy:.4f}; swap them to (lon, lat)"

@@ -17,10 +17,10 @@ import pandas as pd
 __all__ = [
     "FINDING_COLUMNS",
     "SEVERITIES",
-    "make_findings",
     "empty_findings",
     "finding_ids",
     "format_station",
+    "make_findings",
 ]
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -45,10 +45,13 @@ FINDING_COLUMNS = (
 
 
 def format_station(chainage_m: float | None) -> str | None:
-    """Chainage in metres → station ``K12+345.6`` (None stays None)."""
+    """Chainage in metres → station ``K12+345.6`` (None stays None).
+
+    Rounded half up to 0.1 m (12.25 → K0+012.3; 999.96 → K1+000.0), not half to even.
+    """
     if chainage_m is None or not np.isfinite(chainage_m):
         return None
-    tenths = int(round(float(chainage_m) * 10))
+    tenths = int(np.floor(float(chainage_m) * 10 + 0.5))
     km, rest = divmod(tenths, 10000)
     return f"K{km}+{rest // 10:03d}.{rest % 10}"
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "LAYER_NAMES",
+    "PRESSURE_CLASSES",
+    "SCHEMAS",
     "FieldSpec",
     "LayerSchema",
-    "SCHEMAS",
-    "LAYER_NAMES",
     "get_schema",
     "pressure_class",
-    "PRESSURE_CLASSES",
 ]
 
 FieldType = Literal["str", "int", "float", "bool", "date"]

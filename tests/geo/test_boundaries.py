@@ -11,9 +11,9 @@ import pytest
 from shapely.geometry import LineString, Point, box
 
 from geo.coverage import build_fire_network
+from geo.findings import format_station
 from geo.fire_lanes import dead_end_findings, qualify_lanes
 from geo.hydrants import hydrant_distances, hydrant_spacing_gaps
-from geo.linref import format_station
 from layers.fire_rules import load_fire_rules
 from layers.schema import pressure_class
 
@@ -46,6 +46,10 @@ def test_station_rounding_edges() -> None:
     assert format_station(999.94) == "K0+999.9"
     assert format_station(999.96) == "K1+000.0"
     assert format_station(12345.6) == "K12+345.6"
+    # half up, not Python's half to even
+    assert format_station(12.25) == "K0+012.3"
+    assert format_station(0.05) == "K0+000.1"
+    assert format_station(1999.95) == "K2+000.0"
 
 
 def test_lane_exactly_4_m_wide_and_high_is_compliant(rules):
