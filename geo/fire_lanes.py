@@ -281,7 +281,8 @@ def dead_end_findings(
     crs = graph.crs
     if len(chains) == 0:
         return empty_findings(crs)
-    long = chains["length_m"].to_numpy() > rules.dead_end_max_m
+    # > 40 m needs a turnaround; a length within a micrometre of 40 m (float noise) is 40 m
+    long = chains["length_m"].to_numpy() > rules.dead_end_max_m + 1e-6
     chains = chains.loc[long].reset_index(drop=True)
     if len(chains) == 0:
         return empty_findings(crs)

@@ -196,7 +196,8 @@ def hydrant_distances(
     hyd_id[which >= 0] = hid[which[which >= 0]]
     out["hydrant_id"] = hyd_id
     out["hydrant_method"] = method
-    out["hydrant_covered"] = dist <= rules.hydrant_radius_m
+    # within a micrometre of the radius is at the radius (不应超过 150 m: 150.0 m is covered)
+    out["hydrant_covered"] = dist <= rules.hydrant_radius_m + 1e-6
     return out
 
 

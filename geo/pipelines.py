@@ -66,6 +66,9 @@ _MEASURE_ZH = {"foundation": "建筑物基础", "outer_wall": "建筑物外墙�
 _MEASURE_EN = {"foundation": "building foundation", "outer_wall": "building outer wall"}
 
 _SKIP_STATUS = ("abandoned",)
+# A distance within a micrometre of a limit is AT the limit: float noise at projected
+# coordinates of ~1e6 m (e.g. distance − OD/2) must not turn "exactly 5.0 m" into 4.9999999998.
+_TOL_M = 1e-6
 
 
 def pipeline_labels(pipe: Mapping[str, Any]) -> tuple[str, str]:
@@ -348,7 +351,7 @@ def check_pipelines(
     refs = [line_reference(g) for g in pipes.geometry.values]
     pcs = pieces(refs, max_length_m=piece_length_m)
     geoms = np.asarray(blds.geometry.values, dtype=object)
-    pairs = pipeline_distances(refs, geoms, radius_m=radius, pcs=pcs)
+    pairs = pipeline_distances(refs, geoms, radius_m=radius + _TOL_M, pcs=pcs)
     if pairs.empty:
         return empty_findings(crs)
     line = pairs["line"].to_numpy()
@@ -357,7 +360,7 @@ def check_pipelines(
     uses = _uses(blds, bidx)
 
     has_occ = np.array([r is not None for r in occ_rules], dtype=bool)
-    occ = (dist <= thr_occ[line]) & has_occ[line]
+    occ = (dist <= thr_occ[line] + _TOL_M) & has_occ[line]
     frames = []
     if occ.any():
         frames.append(_occupancy_findings(pairs[occ], pipes, blds, refs, pcs, occ_rules,
@@ -418,7 +421,7 @@ def _occupancy_findings(
     near_pi, near_k = _pieces_near(pcs, line, geoms, req)
     df["overlap_m2"] = np.round(_overlap(pcs, near_pi, near_k, geoms, req), 2)
     df["required_m"] = req
-    df["shortfall_m"] = req - df["distance_m"].to_numpy()
+    df["shortfall_m"] = np.maximum(req - df["distance_m"].to_numpy(), 0.0)
     df["clear_distance_m"] = df["distance_m"].to_numpy() - df["diameter_mm"].to_numpy() / 2000.0
     df["measure"] = "centre_line"
     rr = [rules[i] for i in line]
@@ -438,8 +441,8 @@ def _pieces_near(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(piece, finding) pairs with the piece of the finding's line within its threshold."""
     tree = shapely.STRtree(pcs.geoms)
-    k, pi = tree.query(geoms, predicate="dwithin", distance=thr)
-    keep = (pcs.line[pi] == line[k]) & (shapely.distance(pcs.geoms[pi], geoms[k]) <= thr[k])
+    k, pi = tree.query(geoms, predicate="dwithin", distance=thr + _TOL_M)
+    keep = (pcs.line[pi] == line[k]) & (shapely.distance(pcs.geoms[pi], geoms[k]) <= thr[k] + _TOL_M)
     return pi[keep], k[keep]
 
 
@@ -467,7 +470,7 @@ def _setback_findings(
     m = p.merge(req, on=["line", "use"], how="inner")
     diam = pipes["diameter_mm"].to_numpy(dtype=float)[m["line"].to_numpy()]
     clear = m["distance_m"].to_numpy() - diam / 2000.0
-    bad = clear < m["required_m"].to_numpy()
+    bad = clear < m["required_m"].to_numpy() - _TOL_M
     if not bad.any():
         return None
     m = m[bad]

@@ -7,8 +7,9 @@ compliant, and '…以内' / '…范围内' includes X (立法技术规范: 以�
 from __future__ import annotations
 
 import geopandas as gpd
+import numpy as np
 import pytest
-from shapely.geometry import LineString, Point, box
+from shapely.geometry import LineString, Point, Polygon, box
 
 from geo.coverage import build_fire_network
 from geo.findings import format_station
@@ -90,3 +91,26 @@ def test_hydrant_spacing_exactly_120_m_is_compliant(rules, gap: float, n: int):
     hyd = _gdf(["H1", "H2"], [Point(60, 0), Point(60 + gap, 0)], status=["ok", "ok"])
     g = build_fire_network(roads, None, rules=rules)
     assert len(hydrant_spacing_gaps(g, hyd, rules=rules)) == n
+
+
+def test_dead_end_of_40_m_on_a_diagonal_is_not_flagged(rules):
+    # 40 m along a diagonal at projected coordinates: the summed length carries float noise
+    x0, y0 = 500_000.0, 3_800_000.0
+    roads = _gdf(["R1"], [LineString([(x0 - 100, y0), (x0 + 100, y0)])], road_class=["local"])
+    d = 40.0 / np.sqrt(2.0)
+    lanes = _gdf(["FL-D"], [LineString([(x0, y0), (x0 + d / 2, y0 + d / 2), (x0 + d, y0 + d)])],
+                 width_m=[4.0])
+    g = build_fire_network(roads, lanes, rules=rules)
+    assert dead_end_findings(g, rules=rules).empty
+
+
+def test_hydrant_at_150_m_on_a_diagonal_is_covered(rules):
+    x0, y0 = 500_000.0, 3_800_000.0
+    d = 150.0 / np.sqrt(2.0)
+    hyd = _gdf(["H1"], [Point(x0, y0)], status=["ok"])
+    # a footprint whose nearest corner is 150 m away along the diagonal
+    corner = (x0 + d, y0 + d)
+    blds = _gdf(["B"], [Polygon([corner, (corner[0] + 10, corner[1]), (corner[0], corner[1] + 10)])])
+    out = hydrant_distances(blds, hyd, rules=rules, method="straight")
+    assert out["hydrant_distance_m"].iat[0] == pytest.approx(150.0, abs=1e-9)
+    assert bool(out["hydrant_covered"].iat[0])

@@ -307,3 +307,16 @@ def test_no_occupancy_row_means_no_occupancy_even_on_the_line() -> None:
            "required_m": 1.0, "severity": "high", "source": "test", "confidence": "C1"}]
     f = check(p, b, occ=[], sb=sb)
     assert f["kind"].tolist() == ["setback"] and f["distance_m"].tolist() == [0.0]
+
+
+@pytest.mark.parametrize("od", [200.0, 219.0, 323.9, 610.0])
+def test_setback_exactly_at_the_limit_is_compliant(od: float) -> None:
+    # GB 50028 Table 6.3.3-1 (不应小于 5.0 m, sub-high B): 5.0 m clear is compliant even when
+    # distance − OD/2 comes out as 4.9999999998 at projected coordinates; 4.99 m is not
+    p = pipes({"id": "U", "kind": "urban_gas", "pressure_mpa": 0.6, "diameter_mm": od,
+               "geometry": east()})
+    b = blds(("B-5.00", above(X0 + 100, od / 2000 + 5.0), "residential"),
+             ("B-4.99", above(X0 + 400, od / 2000 + 4.99), "residential"))
+    f = check(p, b)
+    assert f["finding_id"].tolist() == ["setback:U:B-4.99"]
+    assert f["shortfall_m"].iat[0] == pytest.approx(0.01, abs=1e-6)
