@@ -123,8 +123,9 @@ def check_routes(
                 "route_name": r.get("name"), "route_status": r.get("status"),
                 "route_hours": parse_hours(r.get("hours", "")).describe(),
                 "message_en": f"route {r.get('id')} runs {part.length:.1f} m {en} from {st_a} "
-                              f"to {st_b}",
-                "message_zh": f"通行路线 {r.get('id')} 在 {st_a}–{st_b} 段（{part.length:.1f} m）{zh}",
+                              f"to {st_b} (rule: {params.source[check]})",
+                "message_zh": f"通行路线 {r.get('id')} 在 {st_a}–{st_b} 段（{part.length:.1f} m）{zh}"
+                              f"（依据：{params.source[check]}）",
                 **extra,
             })
             geoms.append(part)

@@ -57,7 +57,9 @@ def test_every_rule_with_exact_chainage():
     assert row["station"] == "K1+000.0"
     assert row["finding_id"] == "route_in_forbidden_zone:HR-T:Z-F:1000.0"
     assert row["message_en"] == ("route HR-T runs 500.0 m inside forbidden zone Z-F (水源地) "
-                                 "00:00-24:00 from K1+000.0 to K1+500.0")
+                                 "00:00-24:00 from K1+000.0 to K1+500.0 (rule: "
+                                 + row["rule_source"] + ")")
+    assert row["message_zh"].endswith("（依据：" + row["rule_source"] + "）")
     assert row["zone_hours"] == "00:00-24:00" and row["route_hours"] == "09:00-16:00"
     assert "第四十九条" in row["rule_source"]
     assert row.geometry.length == pytest.approx(500.0)
