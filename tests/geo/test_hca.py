@@ -268,3 +268,12 @@ def test_sites_and_roads_must_share_the_projected_crs() -> None:
                          flammable_row=R.one("flammable_sites"),
                          media_row=R.one("pipeline_media"), household_rule=R.one("households"))
     assert len(identify(p, b, sites=site)) == 2  # school site and school building
+
+
+def test_identified_site_exactly_200_m_away_counts() -> None:
+    # GB 32167 Table 2 e: "两侧各200 m内" includes 200 m; the stretch is a single point widened
+    # by the 20 m footprint: exactly the school's width
+    p = pipes({"id": "G", "y": 0})
+    seg = identify(p, gdf([school_at("S-200", 3000, 200.0)]))
+    assert seg["rows"].tolist() == ["e"]
+    assert seg["length_m"].iat[0] == pytest.approx(20.0, abs=1e-6)

@@ -89,6 +89,9 @@ def test_only_buildings_within_200_m_count() -> None:
     assert inhabited(classify(near))["location_class"] == 2
     assert (classify(far)["location_class"] == 1).all()
     assert (classify(far)["households"] == 0).all()
+    # "管道两侧各200 m" includes 200 m: a building whose near wall is exactly 200 m away counts
+    edge = village(16, 3000, 3500, y=200.0, tag="e")
+    assert inhabited(classify(edge))["location_class"] == 2
 
 
 def test_school_in_class_1_area_takes_class_3_design_factor() -> None:
