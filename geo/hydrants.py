@@ -28,6 +28,7 @@ from geo.coverage import substrings
 from geo.crs import require_projected
 from geo.findings import empty_findings, make_findings
 from geo.network import RoadGraph, multi_source_dijkstra
+from layers.errors import CRSError
 from layers.fire_rules import FireRules
 
 __all__ = [
@@ -164,6 +165,9 @@ def hydrant_distances(
     """
     require_projected(buildings, "buildings")
     require_projected(hydrants, "hydrants")
+    if buildings.crs != hydrants.crs:
+        raise CRSError(f"buildings ({buildings.crs}) and hydrants ({hydrants.crs}) are in "
+                       "different CRSs; project both with geo.crs.to_analysis")
     method = method or rules.hydrant_distance
     if method not in ("straight", "network"):
         raise ValueError(f"method is {method!r}; expected 'straight' or 'network'")

@@ -45,6 +45,7 @@ from geo.linref import (
     substring,
 )
 from geo.pipelines import pipeline_distances
+from layers.errors import CRSError
 
 __all__ = ["CLASS_LABELS", "households", "location_classes", "window_classes"]
 
@@ -232,6 +233,10 @@ def location_classes(
     require_projected(pipelines, "pipelines")
     require_projected(buildings, "buildings")
     crs = pipelines.crs
+    for gdf, what in ((buildings, "buildings"), (sites, "sites")):
+        if gdf is not None and (what == "buildings" or len(gdf)) and gdf.crs != crs:
+            raise CRSError(f"{what} ({gdf.crs}) and pipelines ({crs}) are in different CRSs; "
+                           "project both with geo.crs.to_analysis")
     pipes = pipelines[pipelines.geometry.notna() & ~pipelines.geometry.is_empty].reset_index(drop=True)
     blds = buildings.reset_index(drop=True)
     refs = [line_reference(g) for g in pipes.geometry.values]

@@ -135,3 +135,12 @@ def test_expressways_are_not_checked_for_spacing(rules):
     everything = rules.replace(hydrant_road_classes=("expressway", "local"))
     gaps = hydrant_spacing_gaps(g, _gdf([], [], status=[]), rules=everything)
     assert sorted(gaps["road_ids"]) == ["E1", "R1"]
+
+
+def test_hydrants_in_another_projected_crs_are_refused(rules):
+    from layers.errors import CRSError
+
+    hyd = _gdf(["H1"], [Point(500_000, 3_800_000)], status=["ok"])
+    blds = _gdf(["B1"], [box(500_010, 3_800_010, 500_020, 3_800_020)])
+    with pytest.raises(CRSError, match="different CRSs"):
+        hydrant_distances(blds, hyd.to_crs("EPSG:4547"), rules=rules, method="straight")

@@ -114,3 +114,10 @@ def test_household_counting_convention() -> None:
         crs=CRS)
     # 600 m² × 3 floors / 90 m² = 20 households; school 1; shed and warehouse 0
     assert households(b, rule=HH).tolist() == [12, 20, 0, 1, 0, 0]
+
+
+def test_buildings_in_another_projected_crs_are_refused() -> None:
+    from layers.errors import CRSError
+
+    with pytest.raises(CRSError, match="different CRSs"):
+        classify(village(16, 3000, 3500).to_crs("EPSG:4547"))
