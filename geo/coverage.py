@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.crs import require_projected
+from geo.crs import require_projected, require_same_crs
 from geo.findings import empty_findings, make_findings
 from geo.fire_lanes import as_bool, qualify_lanes
 from geo.network import RoadGraph, build_graph, multi_source_dijkstra
@@ -211,6 +211,7 @@ def reach(
     if mode not in ("engine", "micro"):
         raise ValueError(f"mode is {mode!r}; expected 'engine' or 'micro'")
     require_projected(stations, "fire_stations")
+    require_same_crs(stations, graph.crs, "fire_stations", "the road network")
     kind = "station" if mode == "engine" else "micro_station"
     st = stations
     if "kind" in st.columns:
@@ -515,6 +516,7 @@ def building_coverage(
     these columns added.
     """
     require_projected(buildings, "buildings")
+    require_same_crs(buildings, graph.crs, "buildings", "the road network")
     geoms = np.asarray(buildings.geometry.values, dtype=object)
     anchor = shapely.centroid(geoms)
     out = buildings.copy()

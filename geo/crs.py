@@ -29,6 +29,7 @@ __all__ = [
     "orient_rfc7946",
     "require_crs",
     "require_projected",
+    "require_same_crs",
     "to_analysis",
     "to_geojson",
     "to_storage",
@@ -107,6 +108,17 @@ def require_projected(data: gpd.GeoDataFrame | gpd.GeoSeries, what: str) -> None
     if crs.to_epsg() in (3857, 900913, 3395):
         raise CRSError(f"{what} is in Web Mercator, whose metres are not true metres; "
                        "project it with geo.crs.to_analysis")
+
+
+def require_same_crs(data: gpd.GeoDataFrame | gpd.GeoSeries, crs: object, what: str,
+                     other: str) -> None:
+    """Raise CRSError unless ``data`` is in ``crs`` (the CRS of ``other``): distances between
+    two layers are only meaningful in one CRS. ``crs`` None (unknown) is not checked."""
+    if crs is None:
+        return
+    if data.crs is None or not CRS.from_user_input(data.crs).equals(CRS.from_user_input(crs)):
+        raise CRSError(f"{what} ({data.crs}) and {other} ({crs}) are in different CRSs; "
+                       "project both with geo.crs.to_analysis")
 
 
 def to_analysis(

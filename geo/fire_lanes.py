@@ -24,7 +24,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from geo.crs import require_projected
+from geo.crs import require_projected, require_same_crs
 from geo.findings import empty_findings, make_findings
 from geo.network import RoadGraph
 from layers.fire_rules import FireRules
@@ -292,6 +292,7 @@ def dead_end_findings(
     high_rise = np.zeros(m, dtype=bool)
     if buildings is not None and len(buildings) and "floors" in buildings.columns:
         require_projected(buildings, "buildings")
+        require_same_crs(buildings, graph.crs, "buildings", "the road network")
         floors = pd.to_numeric(buildings["floors"], errors="coerce").to_numpy()
         tall = buildings.geometry.values[floors >= rules.high_rise_min_floors]
         if len(tall):
@@ -308,6 +309,7 @@ def dead_end_findings(
     # turnaround polygons near the tip
     if turnarounds is not None and len(turnarounds):
         require_projected(turnarounds, "turnarounds")
+        require_same_crs(turnarounds, graph.crs, "turnarounds", "the road network")
         polys = turnarounds.geometry.values
         tips = shapely.points(graph.nodes[chains["tip_node"].to_numpy()])
         ci, ti = shapely.STRtree(polys).query(tips, predicate="dwithin",

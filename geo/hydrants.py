@@ -25,7 +25,7 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 
 from geo.coverage import substrings
-from geo.crs import require_projected
+from geo.crs import require_projected, require_same_crs
 from geo.findings import empty_findings, make_findings
 from geo.network import RoadGraph, multi_source_dijkstra
 from layers.errors import CRSError
@@ -184,6 +184,7 @@ def hydrant_distances(
         else:
             if graph is None:
                 raise ValueError("method 'network' needs the road graph (graph=...)")
+            require_same_crs(buildings, graph.crs, "buildings", "the road network")
             anchor = shapely.point_on_surface(geoms)
             net, which, foot = _network_distance(graph, ok, anchor, rules=rules,
                                                  limit=2 * rules.hydrant_radius_m)
@@ -264,6 +265,7 @@ def hydrant_spacing_gaps(
     ``spacing_m`` (= 2 × max_distance_m), ``road_ids`` (``;``-joined) and the geometry.
     """
     require_projected(hydrants, "hydrants")
+    require_same_crs(hydrants, graph.crs, "hydrants", "the road network")
     crs = graph.crs
     cols: dict[str, list[object]] = {"length_m": [], "max_distance_m": [], "spacing_m": [],
                                      "road_ids": []}

@@ -245,3 +245,18 @@ def test_engine_speed_factor_scales_posted_speeds():
     g = build_fire_network(roads, None, rules=rules)
     r = reach(g, _stations([("S1", "station", 0.0, Point(0, 0))]), rules=rules)
     assert sorted(r.cost_s) == pytest.approx([0.0, 100.0])  # 1000 m at 36 km/h
+
+
+def test_buildings_and_stations_must_be_in_the_network_crs(rules):
+    from layers.errors import CRSError
+
+    roads = _gdf(["R1"], [LineString([(500_000, 3_800_000), (501_000, 3_800_000)])],
+                 road_class=["local"])
+    g = build_fire_network(roads, None, rules=rules)
+    st = _stations([("S1", "station", 60.0, Point(500_000, 3_800_000))])
+    blds = _gdf(["B"], [box(500_500, 3_800_010, 500_510, 3_800_020)])
+    with pytest.raises(CRSError, match="different CRSs"):
+        building_coverage(blds.to_crs("EPSG:4547"), g, st, rules=rules)
+    with pytest.raises(CRSError, match="different CRSs"):
+        building_coverage(blds, g, st.to_crs("EPSG:4547"), rules=rules)
+    assert building_coverage(blds, g, st, rules=rules)["engine_covered"].tolist() == [True]
