@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 
 from geo.findings import FINDING_COLUMNS, SEVERITIES
+from layers.errors import LayerNotFoundError
 from layers.store import Store
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ __all__ = [
     "available",
     "collection_defs",
     "finding_queryables",
+    "missing_layers",
+    "missing_layers_error",
     "result",
 ]
 
@@ -122,14 +125,35 @@ def cache_for(store: Store, size: int = 16) -> ResultCache:
     return _CACHES.setdefault(id(store), ResultCache(size))
 
 
+def missing_layers(store: Store, defn: AnalysisDef) -> list[str]:
+    """The layers ``defn`` needs that ``store`` does not hold."""
+    return [name for name in defn.layers if not store.has_layer(name)]
+
+
+def missing_layers_error(defn: AnalysisDef, missing: list[str]) -> LayerNotFoundError:
+    """The error for analysis ``defn`` on a store lacking ``missing``: names them and how to
+    add them (the store path is left out: API clients must not learn server paths)."""
+    how = "; ".join(f"`riskmap import --store STORE {m} FILE`" for m in missing)
+    return LayerNotFoundError(
+        f"analysis {defn.id!r} needs layer(s) {', '.join(missing)}, which this store does not "
+        f"have; add them with {how}")
+
+
 def result(store: Store, analysis_id: str) -> gpd.GeoDataFrame:
-    """Result of ``analysis_id`` for the current store version (computed at most once)."""
+    """Result of ``analysis_id`` for the current store version (computed at most once).
+
+    Raises :class:`~layers.errors.LayerNotFoundError` naming the layers to import when the
+    store lacks a layer the analysis needs.
+    """
     defn = next((d for d in available() if d.id == analysis_id), None)
     if defn is None:
         from api.errors import NotFound
 
         raise NotFound(f"no analysis {analysis_id!r}; available: "
                        + ", ".join(d.id for d in available()))
+    missing = missing_layers(store, defn)
+    if missing:
+        raise missing_layers_error(defn, missing)
     return cache_for(store).get((analysis_id, layers_version(store)), lambda: defn.run(store))
 
 

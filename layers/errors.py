@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "RiskmapError",
     "MISSING",
-    "Problem",
-    "LayerValidationError",
-    "UnknownLayerError",
     "CRSError",
     "InputFileError",
-    "StoreError",
     "LayerNotFoundError",
+    "LayerValidationError",
+    "Problem",
+    "RiskmapError",
     "RuleError",
+    "StoreError",
+    "UnknownLayerError",
+    "missing_layer",
 ]
 
 
@@ -112,3 +113,18 @@ class StoreError(RiskmapError, RuntimeError):
 
 class LayerNotFoundError(RiskmapError, LookupError):
     """The store has no such layer."""
+
+
+def missing_layer(store_url: str, layer: str | list[str], needed_by: str | None = None
+                  ) -> LayerNotFoundError:
+    """The error for the layer(s) ``store_url`` lacks, naming what needs them and how to add
+    each (``riskmap import --store S LAYER FILE``)."""
+    names = [layer] if isinstance(layer, str) else list(layer)
+    need = f" (needed by {needed_by})" if needed_by else ""
+    how = ", ".join(f"`riskmap import --store {store_url} {n} FILE`" for n in names)
+    if len(names) == 1:
+        return LayerNotFoundError(f"store {store_url} has no layer {names[0]!r}{need}; "
+                                  f"add it with {how}")
+    listed = ", ".join(repr(n) for n in names)
+    return LayerNotFoundError(f"store {store_url} has no layers {listed}{need}; "
+                              f"add them with {how}")

@@ -33,7 +33,7 @@ import shapely
 from pyproj import CRS
 
 from geo.crs import STORAGE_CRS
-from layers.errors import LayerNotFoundError, StoreError
+from layers.errors import StoreError, missing_layer
 from layers.store import Bbox, LayerInfo, _bbox_to_storage
 
 __all__ = ["DEFAULT_SCHEMA", "PostGISStore", "init_store", "split_url", "with_schema"]
@@ -370,13 +370,13 @@ class PostGISStore:
         """
         psycopg = _psycopg()
         if not self._catalogue(cur, layer):
-            raise LayerNotFoundError(f"store {self.url} has no layer {layer!r}")
+            raise missing_layer(self.url, layer)
         try:
             # Hold the table for the rest of this transaction: a concurrent write swaps it
             # only after we are done, and the catalogue row read below matches it.
             cur.execute(self._sql("LOCK TABLE {}.{} IN ACCESS SHARE MODE", layer))
         except psycopg.errors.UndefinedTable as exc:
-            raise LayerNotFoundError(f"store {self.url} has no layer {layer!r}") from exc
+            raise missing_layer(self.url, layer) from exc
         stored = [(str(n), str(t)) for n, t in self._catalogue(cur, layer)[0][7]]
         if columns is not None:
             known = {n for n, _ in stored}

@@ -22,9 +22,9 @@ import pyogrio
 from pyproj import CRS, Transformer
 
 from geo.crs import STORAGE_CRS
-from layers.errors import LayerNotFoundError, StoreError
+from layers.errors import StoreError, missing_layer
 
-__all__ = ["LayerInfo", "Store", "GeoPackageStore", "open_store", "Bbox"]
+__all__ = ["Bbox", "GeoPackageStore", "LayerInfo", "Store", "open_store"]
 
 Bbox = tuple[float, float, float, float]
 
@@ -132,7 +132,7 @@ class GeoPackageStore:
     ) -> gpd.GeoDataFrame:
         """Read ``layer``; ``bbox`` (in ``bbox_crs``, default EPSG:4490) uses the R-tree."""
         if not self.has_layer(layer):
-            raise LayerNotFoundError(f"store {self.url} has no layer {layer!r}")
+            raise missing_layer(self.url, layer)
         kwargs: dict[str, object] = {"use_arrow": True}
         if bbox is not None:
             kwargs["bbox"] = _bbox_to_storage(bbox, bbox_crs)

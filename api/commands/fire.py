@@ -42,7 +42,7 @@ from geo.hydrants import (
 )
 from geo.network import RoadGraph
 from geo.service_areas import service_areas
-from layers.errors import InputFileError, LayerNotFoundError
+from layers.errors import InputFileError, missing_layer
 from layers.fire_rules import FireRules, load_fire_rules
 from layers.store import Store, open_store
 
@@ -71,8 +71,7 @@ class FireRun:
 def _read(store: Store, layer: str, crs: Any, *, required: bool) -> gpd.GeoDataFrame | None:
     if not store.has_layer(layer):
         if required:
-            raise LayerNotFoundError(f"store {store.url} has no layer {layer!r}; the fire "
-                                     "coverage needs roads, buildings and fire_stations")
+            raise missing_layer(store.url, layer, "the fire coverage")
         return None
     return store.read(layer, crs=crs)
 
@@ -106,6 +105,9 @@ def run_fire(store: Store, *, rules: FireRules | None = None, with_compounds: bo
     run lane qualification, dead ends, coverage, hydrants, the compound report and the
     service areas."""
     rules = rules or load_fire_rules()
+    missing = [n for n in ("roads", "buildings", "fire_stations") if not store.has_layer(n)]
+    if missing:
+        raise missing_layer(store.url, missing, "the fire coverage")
     roads4490 = _read(store, "roads", None, required=True)
     assert roads4490 is not None
     if len(roads4490) == 0:
@@ -295,9 +297,10 @@ def _cmd_compounds(args: argparse.Namespace) -> int:
     _check_out(args.out)
     rules = load_fire_rules(args.rules)
     store = open_store(args.store)
-    if not store.has_layer("compounds"):
-        print(f"riskmap: error: store {store.url} has no layer 'compounds'", file=sys.stderr)
-        return 2
+    missing = [n for n in ("compounds", "roads", "buildings", "fire_stations")
+               if not store.has_layer(n)]
+    if missing:
+        raise missing_layer(store.url, missing, "the compound report")
     run = run_fire(store, rules=rules, with_compounds=True, with_service_areas=False)
     report = run.compounds
     if report is None or len(report) == 0:

@@ -35,7 +35,7 @@ from pyproj import CRS
 from api.commands import group
 from geo.crs import analysis_crs, to_analysis
 from geo.findings import empty_findings
-from layers.errors import InputFileError, LayerNotFoundError
+from layers.errors import InputFileError, missing_layer
 from layers.near import read_near
 from layers.rules import RuleSet, load_rules
 from layers.store import Store, open_store
@@ -102,10 +102,16 @@ class Progress:
 def _read(store: Store, layer: str, *, required: bool) -> gpd.GeoDataFrame | None:
     if not store.has_layer(layer):
         if required:
-            raise LayerNotFoundError(f"store {store.url} has no layer {layer!r}; import it with "
-                                     f"`riskmap import` or build the demo with `riskmap demo`")
+            raise missing_layer(store.url, layer, "the pipeline analyses")
         return None
     return store.read(layer)
+
+
+def _require(store: Store, needed_by: str) -> None:
+    """Fail before any work when ``pipelines`` or ``buildings`` is missing (both named)."""
+    missing = [n for n in ("pipelines", "buildings") if not store.has_layer(n)]
+    if missing:
+        raise missing_layer(store.url, missing, needed_by)
 
 
 def _rules(rules: RuleSet | str | Path | None) -> RuleSet:
@@ -146,6 +152,7 @@ def run_pipeline_check(
     from geo.pipelines import check_pipelines
 
     rs = _rules(rules)
+    _require(store, "the pipeline check")
     step = progress.step if progress is not None else _no_step
     step("reading pipelines")
     pipes4490 = _read(store, "pipelines", required=True)
@@ -158,7 +165,7 @@ def run_pipeline_check(
     pipes = to_analysis(pipes4490, crs=crs).reset_index(drop=True)
     occ, sb = rs.rows("occupancy"), rs.rows("setback")
     if not store.has_layer("buildings"):
-        raise LayerNotFoundError(f"store {store.url} has no layer 'buildings'")
+        raise missing_layer(store.url, "buildings", "the pipeline check")
     if engine == "postgis":
         from layers.pg_pushdown import check_pipelines_pushdown
         from layers.postgis import PostGISStore
@@ -226,6 +233,7 @@ def run_hca(
     from geo.location_class import location_classes
 
     rs = _rules(rules)
+    _require(store, "the HCA check")
     step = progress.step if progress is not None else _no_step
     step("reading layers")
     pipes4490 = _read(store, "pipelines", required=True)

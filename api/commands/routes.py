@@ -33,7 +33,7 @@ from geo.findings import empty_findings
 from geo.route_check import check_routes
 from geo.routing import OBJECTIVES, HazmatNetwork, RouteResult, Vehicle, prepare_network, route
 from geo.zones import parse_hours
-from layers.errors import InputFileError, LayerNotFoundError
+from layers.errors import InputFileError, LayerNotFoundError, missing_layer
 from layers.hazmat_rules import HazmatRules, load_hazmat_rules
 from layers.store import Store, open_store
 from layers.writers import FORMATS, write_findings
@@ -81,6 +81,8 @@ def hazmat_network(store: Store, *, rules: HazmatRules | None = None,
             _cache.move_to_end(key)
             return _cache[key]
     r = rules if rules is not None else load_hazmat_rules(rules_path)
+    if not store.has_layer("roads"):
+        raise missing_layer(store.url, "roads", "hazmat routing")
     roads = store.read("roads")
     if roads.empty:
         raise LayerNotFoundError(f"store {store.url}: layer 'roads' is empty; import roads first")
@@ -143,6 +145,8 @@ def run_route_check(store: Store, *, rules_path: str | Path | None = None
                     ) -> gpd.GeoDataFrame:
     """Findings of the designated-route check (analysis CRS of the routes)."""
     rules = load_hazmat_rules(rules_path)
+    if not store.has_layer("hazmat_routes"):
+        raise missing_layer(store.url, "hazmat_routes", "the designated-route check")
     routes = store.read("hazmat_routes")
     if routes.empty:
         return empty_findings(routes.crs)
@@ -162,6 +166,8 @@ def run_route_check(store: Store, *, rules_path: str | Path | None = None
 def published_routes(store: Store) -> gpd.GeoDataFrame:
     """The published designated routes and every restricted zone with its hours, in one
     frame (EPSG:4490) with ``feature`` = ``route`` / ``zone`` and ``hours_text``."""
+    if not store.has_layer("hazmat_routes"):
+        raise missing_layer(store.url, "hazmat_routes", "publishing routes")
     routes = store.read("hazmat_routes")
     if "status" in routes.columns:
         routes = routes[routes["status"].fillna("draft") == "published"]

@@ -124,6 +124,13 @@ HTML_RESP: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
 def _collection_or_404(cat: Catalog, cid: str, principal: Principal) -> CollectionDef:
     d = cat.get(cid)
     if d is None:
+        from api import analysis
+
+        defn = next((a for a in analysis.available() if a.id == cid), None)
+        missing = analysis.missing_layers(cat.store, defn) if defn is not None else []
+        if defn is not None and missing:
+            require_read(principal, defn.roles, f"collection {cid!r}")
+            raise analysis.missing_layers_error(defn, missing)
         raise NotFound(f"no collection {cid!r}; see /collections")
     require_read(principal, d.roles, f"collection {cid!r}")
     return d

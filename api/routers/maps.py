@@ -74,6 +74,8 @@ def analysis_inputs(store: Any, name: str) -> tuple[gpd.GeoDataFrame | None, dic
         use = next((u for key, u in _ANALYSIS_USE.get(name, ()) if key in defn.id), None)
         if use is None or (use == "findings") != bool(defn.findings):
             continue
+        if analysis.missing_layers(store, defn):  # not an error: the store lacks its layers
+            continue
         try:
             res = analysis.result(store, defn.id)
         except Exception as exc:  # a failing analysis must not take the map down
