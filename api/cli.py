@@ -8,7 +8,7 @@ import sys
 
 from layers.errors import RiskmapError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 # Command modules, each with ``register(subparsers)``; add yours here.
 COMMAND_MODULES = (
