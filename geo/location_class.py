@@ -240,10 +240,10 @@ def location_classes(
     pipes = pipelines[pipelines.geometry.notna() & ~pipelines.geometry.is_empty].reset_index(drop=True)
     blds = buildings.reset_index(drop=True)
     refs = [line_reference(g) for g in pipes.geometry.values]
-    half = float(rule["half_width_m"])
+    half = float(rule["half_width_m"])  # inclusive; +1e-6 m below absorbs float noise
     pcs = pieces(refs, max_length_m=piece_length_m)
     bgeom = np.asarray(blds.geometry.values, dtype=object)
-    pairs = pipeline_distances(refs, bgeom, radius_m=np.full(len(refs), half), pcs=pcs)
+    pairs = pipeline_distances(refs, bgeom, radius_m=np.full(len(refs), half + 1e-6), pcs=pcs)
     pl, bi = pairs["line"].to_numpy(), pairs["building"].to_numpy()
     hh_all = households(blds, rule=household_rule)
     floors = (pd.to_numeric(blds["floors"], errors="coerce").fillna(1).to_numpy()
@@ -259,7 +259,7 @@ def location_classes(
             ks = sites["kind"].isin(list(gathering_rule.get("site_kinds", []))).to_numpy()
             site_geoms = np.asarray(sites.geometry.values, dtype=object)[ks]
     if len(site_geoms):
-        spairs = pipeline_distances(refs, site_geoms, radius_m=np.full(len(refs), half), pcs=pcs)
+        spairs = pipeline_distances(refs, site_geoms, radius_m=np.full(len(refs), half + 1e-6), pcs=pcs)
     else:
         spairs = pd.DataFrame({"line": np.empty(0, np.intp), "building": np.empty(0, np.intp)})
     frames = []

@@ -121,3 +121,16 @@ def test_buildings_in_another_projected_crs_are_refused() -> None:
 
     with pytest.raises(CRSError, match="different CRSs"):
         classify(village(16, 3000, 3500).to_crs("EPSG:4547"))
+
+
+def test_a_building_exactly_200_m_from_a_diagonal_line_counts() -> None:
+    # distance comes out as 200.0000000001 at projected coordinates; it is 200 m
+    pipe = gpd.GeoDataFrame({"id": ["D"]},
+                            geometry=[LineString([(X0, Y0), (X0 + 10_000, Y0 + 10_000)])], crs=CRS)
+    u = np.array([-1.0, 1.0]) / np.sqrt(2.0)
+    pts = [Point(*(np.array([X0 + t, Y0 + t]) + 200.0 * u)) for t in range(1000, 1400, 25)]
+    # degenerate (point) footprints exactly on the 200 m limit
+    b = gpd.GeoDataFrame({"id": [f"p{i}" for i in range(len(pts))], "use": "residential",
+                          "households": 1, "floors": 1}, geometry=pts, crs=CRS)
+    out = location_classes(pipe, b, rule=LC, household_rule=HH)
+    assert out["households"].max() == 16 and out["location_class"].max() == 2
