@@ -7,8 +7,22 @@ one group: use :func:`group` to get or create it.
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
 
-__all__ = ["group"]
+__all__ = ["group", "note_absent"]
+
+
+def note_absent(store: Any, skipped: Mapping[str, str], *, stream: TextIO | None = None) -> None:
+    """Say on ``stream`` (stderr) which optional layers ``store`` lacks and what was therefore
+    not checked, with the import that adds each: an empty result then does not read as a
+    clean bill. ``skipped`` maps layer → what it is needed for."""
+    out = stream if stream is not None else sys.stderr
+    for layer, what in skipped.items():
+        if not store.has_layer(layer):
+            print(f"note: no layer {layer!r}: {what} not checked; add it with "
+                  f"`riskmap import --store {store.url} {layer} FILE`", file=out)
 
 
 def group(sub: argparse._SubParsersAction, groups: dict, name: str, help: str) -> argparse._SubParsersAction:  # type: ignore[type-arg]

@@ -28,6 +28,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from api.commands import note_absent
 from geo.compounds import RISK_FORMULA, assign_compounds, compound_report
 from geo.coverage import Reach, build_fire_network, building_coverage, coverage_findings, reach
 from geo.crs import STORAGE_CRS, analysis_crs
@@ -138,14 +139,18 @@ def run_fire(store: Store, *, rules: FireRules | None = None, with_compounds: bo
     engine = reach(graph, stations, rules=rules, mode="engine")
     micro = reach(graph, stations, rules=rules, mode="micro")
     parts += [_station_findings(engine, rules), _station_findings(micro, rules)]
+    # a store without a hydrants layer has no hydrant data (not "no hydrants"): the distances
+    # are still computed for the report, but no hydrant finding is raised on missing data
+    known_hydrants = hydrants is not None
     if hydrants is None:
         hydrants = gpd.GeoDataFrame({"id": [], "status": []},
                                     geometry=gpd.GeoSeries([], crs=crs), crs=crs)
     cov = hydrant_distances(cov, hydrants, rules=rules, graph=graph)
-    parts.append(hydrant_radius_findings(cov, rules=rules))
     gaps = hydrant_spacing_gaps(graph, hydrants, rules=rules)
-    parts.append(hydrant_spacing_findings(gaps, rules=rules))
-    parts.append(faulty_hydrant_findings(hydrants, rules=rules))
+    if known_hydrants:
+        parts.append(hydrant_radius_findings(cov, rules=rules))
+        parts.append(hydrant_spacing_findings(gaps, rules=rules))
+        parts.append(faulty_hydrant_findings(hydrants, rules=rules))
     parts = [p for p in parts if len(p)]
     findings = (pd.concat(parts, ignore_index=True) if parts else empty_findings(crs))
     findings = gpd.GeoDataFrame(findings, geometry="geometry", crs=crs)
@@ -257,7 +262,11 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
 def _cmd_coverage(args: argparse.Namespace) -> int:
     _check_out(args.out)
     rules = load_fire_rules(args.rules)
-    run = run_fire(open_store(args.store), rules=rules, with_compounds=False)
+    store = open_store(args.store)
+    run = run_fire(store, rules=rules, with_compounds=False)
+    note_absent(store, {"fire_lanes": "fire-lane qualification (width, clear height, "
+                                      "obstruction)",
+                        "hydrants": "hydrant gaps and faulty hydrants"})
     out: Path = args.out
     if out.suffix.lower() == ".gpkg":
         out.unlink(missing_ok=True)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from pyproj import CRS
 
-from api.commands import group
+from api.commands import group, note_absent
 from geo.crs import analysis_crs, to_analysis
 from geo.findings import empty_findings
 from layers.errors import InputFileError, missing_layer
@@ -384,6 +384,9 @@ def _cmd_hca(args: argparse.Namespace) -> int:
     stream = None if args.quiet else sys.stderr
     prog = Progress(6, stream=stream)
     run = run_hca(store, rules=args.rules, year=args.year, progress=prog)
+    note_absent(store, {"hca": "the diff against registered HCAs",
+                        "cameras": "video-monitoring coverage of the registered HCAs",
+                        "sites": "identified sites in HCA identification and location classes"})
     prog.step(f"writing {Path(args.out).name}")
     write_findings(run.findings, args.out)
     if args.segments:

@@ -27,7 +27,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from api.commands import group
+from api.commands import group, note_absent
 from geo.crs import analysis_crs, to_analysis
 from geo.findings import empty_findings
 from geo.route_check import check_routes
@@ -269,7 +269,11 @@ def _cmd_route(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     _check_out(args.out)
-    findings = run_route_check(open_store(args.store), rules_path=args.rules)
+    store = open_store(args.store)
+    findings = run_route_check(store, rules_path=args.rules)
+    note_absent(store, {"restricted_zones": "crossings of forbidden, permit, bridge and tunnel "
+                                            "zones",
+                        "roads": "hazmat=no roads and leaving the road network"})
     write_findings(findings, args.out, layer="findings")
     counts = findings.groupby("kind").size() if len(findings) else pd.Series(dtype=int)
     print(f"{len(findings)} finding(s) on designated hazmat routes")

@@ -106,8 +106,8 @@ def routes(request: Request, body: RouteRequest,
     store = request.app.state.store
     for layer in ("roads",):
         if not store.has_layer(layer):
-            raise BadRequest(f"the store has no {layer!r} layer; routing needs roads; add "
-                             f"them with `riskmap import --store STORE {layer} FILE`")
+            raise BadRequest(f"the store has no {layer!r} layer (needed by routing); add it "
+                             f"with `riskmap import --store STORE {layer} FILE`")
     try:
         from geo.routing import Vehicle, route
     except ImportError:  # pragma: no cover - until the hazmat module is installed

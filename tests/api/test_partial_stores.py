@@ -49,6 +49,9 @@ VARIANTS: dict[str, list[tuple[str, str, list[str]]]] = {
 # a road-to-road trip inside each district (Helsinki centre, Bubeneč)
 TRIPS = {"roads_buildings": ("24.940,60.170", "24.950,60.175")}
 BUBENEC_TRIP = ("14.400,50.101", "14.405,50.104")
+# command -> optional layers whose absence is noted (what was not checked, how to add it)
+NOTED = {"check hca": ("hca", "cameras", "sites"), "check routes": ("restricted_zones", "roads"),
+         "coverage": ("fire_lanes", "hydrants")}
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +116,8 @@ def test_cli_on_partial_store(name, stores, tmp_path, capsys, caplog):
             assert rc == 2 and "forbidden zone Z-1" in err, err  # the zone blocks every way
         else:
             assert rc == 0, (argv, err)
+            for m in NOTED.get(" ".join(argv[:2]) if argv[0] == "check" else argv[0], ()):
+                assert (f"note: no layer {m!r}" in err) == (m not in have), (argv, m, err)
         # maps leave out analyses whose layers are absent instead of reporting them as failed
         assert not [r for r in caplog.records if "failed" in r.getMessage()], (argv,
                                                                                caplog.text)
@@ -154,3 +159,13 @@ def test_api_on_partial_store(name, stores):
         assert r.status_code == 200, r.text
         kinds = [f["properties"]["feature"] for f in r.json()["features"]]
         assert "route" in kinds
+
+
+def test_no_hydrant_findings_without_hydrant_data(stores):
+    """A store without a hydrants layer has no hydrant data: no hydrant gap is reported (it
+    would go into the hazard registry as a false hazard); the other fire findings are."""
+    from api.commands.fire import run_fire
+    from layers.store import GeoPackageStore
+
+    kinds = set(run_fire(GeoPackageStore(stores["fire_no_lanes"])).findings["kind"])
+    assert kinds == {"building_beyond_engine_reach", "building_beyond_micro_reach"}
