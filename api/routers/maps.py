@@ -152,8 +152,11 @@ def layer_density(request: Request, layer: str) -> Response:
     principal = get_principal(request)
     require_read(principal, frozenset().union(*MAP_ROLES.values()), "map overviews")
     store = request.app.state.store
-    if layer not in OVERVIEW_LAYERS or not store.has_layer(layer):
+    if layer not in OVERVIEW_LAYERS:
         raise NotFound(f"no overview of {layer!r}; available: {', '.join(OVERVIEW_LAYERS)}")
+    if not store.has_layer(layer):
+        raise NotFound(f"the store has no layer {layer!r}; add it with "
+                       f"`riskmap import --store STORE {layer} FILE`")
     try:
         cells = int(request.query_params.get("cells", "64"))
     except ValueError:

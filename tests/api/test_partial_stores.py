@@ -147,6 +147,16 @@ def test_api_on_partial_store(name, stores):
             assert r.json()["type"] == "FeatureCollection"
     for m in ("planner", "police", "fire", "overview"):
         assert client.get(f"/maps/{m}", headers=h).status_code == 200, m
+    r = client.get("/maps/density/buildings", headers=h)
+    if "buildings" in have:
+        assert r.status_code == 200, r.text
+    else:
+        assert r.status_code == 404 and "riskmap import --store STORE buildings FILE" in r.text
+    r = client.post("/registry/sync/pipeline_findings", headers=h)
+    if {"pipelines", "buildings"} <= have:
+        assert r.status_code == 200, r.text
+    else:
+        assert r.status_code == 404 and "riskmap import --store STORE" in r.text, r.text
     a, b = TRIPS.get(name, BUBENEC_TRIP)
     body = {"origin": [float(v) for v in a.split(",")],
             "destination": [float(v) for v in b.split(",")]}
