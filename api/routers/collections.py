@@ -131,6 +131,11 @@ def _collection_or_404(cat: Catalog, cid: str, principal: Principal) -> Collecti
         if defn is not None and missing:
             require_read(principal, defn.roles, f"collection {cid!r}")
             raise analysis.missing_layers_error(defn, missing)
+        from layers.schema import LAYER_NAMES
+
+        if cid in LAYER_NAMES:
+            raise NotFound(f"the store has no layer {cid!r}; add it with "
+                           f"`riskmap import --store STORE {cid} FILE`")
         raise NotFound(f"no collection {cid!r}; see /collections")
     require_read(principal, d.roles, f"collection {cid!r}")
     return d

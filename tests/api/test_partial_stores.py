@@ -15,6 +15,7 @@ from api.analysis import ANALYSES
 from api.app import create_app
 from api.cli import main
 from api.settings import Settings
+from layers.schema import LAYER_NAMES
 from tests.api.conftest import API_KEYS, auth
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -145,6 +146,13 @@ def test_api_on_partial_store(name, stores):
             assert defn.id in listed
             assert r.status_code == 200, (defn.id, r.text)
             assert r.json()["type"] == "FeatureCollection"
+    for layer in LAYER_NAMES:
+        r = client.get(f"/collections/{layer}/items?limit=5", headers=h)
+        if layer in have:
+            assert r.status_code == 200 and r.json()["features"], (layer, r.text)
+        else:
+            assert r.status_code == 404, r.text
+            assert f"riskmap import --store STORE {layer} FILE" in r.text, r.text
     for m in ("planner", "police", "fire", "overview"):
         assert client.get(f"/maps/{m}", headers=h).status_code == 200, m
     r = client.get("/maps/density/buildings", headers=h)
