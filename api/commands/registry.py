@@ -42,7 +42,7 @@ def _registry(store_path: str):  # type: ignore[no-untyped-def]
 def _sync(args: argparse.Namespace) -> int:
     from api import analysis as an
     from api.routers.registry import _finding_records
-    from layers.errors import InputFileError
+    from layers.errors import InputFileError, missing_layer
     from layers.registry import Actor
 
     store, reg = _registry(args.store)
@@ -50,6 +50,9 @@ def _sync(args: argparse.Namespace) -> int:
     if defn is None or not defn.findings:
         offered = ", ".join(d.id for d in an.available() if d.findings)
         raise InputFileError(f"no findings analysis {args.analysis!r}; expected one of {offered}")
+    missing = an.missing_layers(store, defn)
+    if missing:  # named with this store's path, so the import can be pasted as it is
+        raise missing_layer(store.url, missing, f"analysis {defn.id!r}")
     frame = an.result(store, defn.id)
     who = args.who or getpass.getuser()
     counts = reg.sync(defn.id, _finding_records(frame), owner_role=defn.owner,

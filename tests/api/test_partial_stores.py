@@ -112,7 +112,7 @@ def test_cli_on_partial_store(name, stores, tmp_path, capsys, caplog):
         if missing:
             assert rc == 2, (argv, err)
             for m in missing:  # each missing layer named with the import that adds it
-                assert f"{m} FILE`" in err and "riskmap import --store" in err, (argv, err)
+                assert f"`riskmap import --store {path} {m} FILE`" in err, (argv, err)
         elif argv[0] == "route" and name == "zones_roads":
             assert rc == 2 and "forbidden zone Z-1" in err, err  # the zone blocks every way
         else:
