@@ -358,6 +358,7 @@ def _cmd_dask(args: argparse.Namespace, store: Store) -> int:
         raise InputFileError(f"--out {args.out!r}: --engine dask writes its findings part by "
                              "part into a GeoPackage; use a .gpkg file")
     rs = _rules(args.rules)
+    _require(store, "the pipeline check")
     pipes = _select(store.read("pipelines"), args.pipeline)
     res = check_pipelines_dask(pipes, store, occupancy_rules=rs.rows("occupancy"),
                                setback_rules=rs.rows("setback"), out=args.out,
