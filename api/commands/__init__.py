@@ -11,7 +11,20 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-__all__ = ["group", "note_absent"]
+__all__ = ["group", "note_absent", "open_existing"]
+
+
+def open_existing(url: str) -> Any:
+    """Open the store ``url`` for reading: a GeoPackage path that does not exist (a typo) is
+    an error, not an empty store."""
+    from layers.errors import StoreError
+    from layers.store import GeoPackageStore, open_store
+
+    store = open_store(url)
+    if isinstance(store, GeoPackageStore) and not store.path.exists():
+        raise StoreError(f"store {store.path} does not exist; create it with riskmap import "
+                         "or riskmap demo")
+    return store
 
 
 def note_absent(store: Any, skipped: Mapping[str, str], *, stream: TextIO | None = None) -> None:

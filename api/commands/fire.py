@@ -28,7 +28,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from api.commands import note_absent
+from api.commands import note_absent, open_existing
 from geo.compounds import RISK_FORMULA, assign_compounds, compound_report
 from geo.coverage import Reach, build_fire_network, building_coverage, coverage_findings, reach
 from geo.crs import STORAGE_CRS, analysis_crs
@@ -45,7 +45,7 @@ from geo.network import RoadGraph
 from geo.service_areas import service_areas
 from layers.errors import InputFileError, missing_layer
 from layers.fire_rules import FireRules, load_fire_rules
-from layers.store import Store, open_store
+from layers.store import Store
 
 __all__ = ["FireRun", "register", "run_fire", "write_compounds"]
 
@@ -262,7 +262,7 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
 def _cmd_coverage(args: argparse.Namespace) -> int:
     _check_out(args.out)
     rules = load_fire_rules(args.rules)
-    store = open_store(args.store)
+    store = open_existing(args.store)
     run = run_fire(store, rules=rules, with_compounds=False)
     note_absent(store, {"fire_lanes": "fire-lane qualification (width, clear height, "
                                       "obstruction)",
@@ -305,7 +305,7 @@ def _cmd_coverage(args: argparse.Namespace) -> int:
 def _cmd_compounds(args: argparse.Namespace) -> int:
     _check_out(args.out)
     rules = load_fire_rules(args.rules)
-    store = open_store(args.store)
+    store = open_existing(args.store)
     missing = [n for n in ("compounds", "roads", "buildings", "fire_stations")
                if not store.has_layer(n)]
     if missing:

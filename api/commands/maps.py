@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from api.commands import open_existing
     from api.settings import Settings
-    from layers.store import open_store
     from maps.offline import render_html
     from maps.sources import build, read_findings, read_layers
 
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     options = map_options(settings, mode="standalone", basemap=args.basemap, lang=args.lang)
     if args.tile_url:
         options = replace(options, tile_url=args.tile_url)
-    store = open_store(args.store)
+    store = open_existing(args.store)
     frames = [read_findings(args.findings)] if args.findings else []
     extra: dict = {}
     if not args.no_analysis and not args.publish:

@@ -32,13 +32,13 @@ import numpy as np
 import pandas as pd
 from pyproj import CRS
 
-from api.commands import group, note_absent
+from api.commands import group, note_absent, open_existing
 from geo.crs import analysis_crs, to_analysis
 from geo.findings import empty_findings
 from layers.errors import InputFileError, missing_layer
 from layers.near import read_near
 from layers.rules import RuleSet, load_rules
-from layers.store import Store, open_store
+from layers.store import Store
 from layers.writers import FORMATS, write_findings
 
 __all__ = [
@@ -334,7 +334,7 @@ def _check_out(path: str | None, flag: str = "--out") -> None:
 
 def _cmd_pipelines(args: argparse.Namespace) -> int:
     _check_out(args.out)
-    store = open_store(args.store)
+    store = open_existing(args.store)
     stream = None if args.quiet else sys.stderr
     if args.engine == "dask":
         return _cmd_dask(args, store)
@@ -381,7 +381,7 @@ def _cmd_hca(args: argparse.Namespace) -> int:
 
     for flag in ("out", "segments", "corridors", "location_classes"):
         _check_out(getattr(args, flag), "--" + flag.replace("_", "-"))
-    store = open_store(args.store)
+    store = open_existing(args.store)
     stream = None if args.quiet else sys.stderr
     prog = Progress(6, stream=stream)
     run = run_hca(store, rules=args.rules, year=args.year, progress=prog)

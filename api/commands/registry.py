@@ -32,10 +32,10 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
 
 
 def _registry(store_path: str):  # type: ignore[no-untyped-def]
+    from api.commands import open_existing
     from layers.registry_pg import registry_for
-    from layers.store import open_store
 
-    store = open_store(store_path)
+    store = open_existing(store_path)
     return store, registry_for(store)
 
 

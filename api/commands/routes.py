@@ -27,7 +27,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from api.commands import group, note_absent
+from api.commands import group, note_absent, open_existing
 from geo.crs import analysis_crs, to_analysis
 from geo.findings import empty_findings
 from geo.route_check import check_routes
@@ -35,7 +35,7 @@ from geo.routing import OBJECTIVES, HazmatNetwork, RouteResult, Vehicle, prepare
 from geo.zones import parse_hours
 from layers.errors import InputFileError, LayerNotFoundError, missing_layer
 from layers.hazmat_rules import HazmatRules, load_hazmat_rules
-from layers.store import Store, open_store
+from layers.store import Store
 from layers.writers import FORMATS, write_findings
 
 __all__ = [
@@ -249,7 +249,7 @@ def _cmd_route(args: argparse.Namespace) -> int:
     d = parse_lonlat(args.destination, "--to")
     at = parse_at(args.at)
     vehicle = Vehicle(weight_t=args.weight_t, height_m=args.height_m)
-    res = run_route(open_store(args.store), o, d, at, alternatives=args.alternatives,
+    res = run_route(open_existing(args.store), o, d, at, alternatives=args.alternatives,
                     objective=args.objective, permits=tuple(args.permit), vehicle=vehicle,
                     rules_path=args.rules)
     write_findings(res.to_frame(), args.out, layer="route")
@@ -269,7 +269,7 @@ def _cmd_route(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     _check_out(args.out)
-    store = open_store(args.store)
+    store = open_existing(args.store)
     findings = run_route_check(store, rules_path=args.rules)
     note_absent(store, {"restricted_zones": "crossings of forbidden, permit, bridge and tunnel "
                                             "zones",
@@ -287,7 +287,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_publish(args: argparse.Namespace) -> int:
     _check_out(args.out)
-    out = published_routes(open_store(args.store))
+    out = published_routes(open_existing(args.store))
     write_findings(out, args.out, layer="published_routes")
     n_routes = int((out["feature"] == "route").sum())
     print(f"{n_routes} published route(s), {len(out) - n_routes} zone(s) written: {args.out}")

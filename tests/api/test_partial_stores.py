@@ -128,6 +128,16 @@ def test_cli_on_partial_store(name, stores, tmp_path, capsys, caplog):
                                                                                caplog.text)
 
 
+def test_store_path_typo_is_an_error_not_an_empty_store(tmp_path, capsys):
+    path = tmp_path / "typo.gpkg"
+    for argv, _ in _commands(path, tmp_path, "typo"):
+        if argv[0] == "layers":
+            continue
+        assert main(argv) == 2, argv
+        assert f"store {path} does not exist" in capsys.readouterr().err, argv
+    assert not path.exists()
+
+
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_api_on_partial_store(name, stores):
     have = _layers(name)
