@@ -456,23 +456,7 @@ class Registry:
     def put_measure(self, measure_id: str, fields: Mapping[str, Any], *, owner_role: str,
                     actor: Actor) -> dict[str, Any]:
         """Create or update a measure (institutional / management measure)."""
-        allowed = {"title", "department", "kind", "status", "deadline", "description",
-                   "hazard_ids"}
-        bad = sorted(set(fields) - allowed)
-        if bad:
-            raise RegistryError(f"unknown measure field(s) {', '.join(bad)}; expected "
-                                + ", ".join(sorted(allowed)))
-        vals = dict(fields)
-        if "status" in vals and vals["status"] not in MEASURE_STATUSES:
-            raise RegistryError(f"status is {vals['status']!r}; expected one of "
-                                + ", ".join(MEASURE_STATUSES))
-        if "deadline" in vals:
-            vals["deadline"] = _check_date("deadline", vals["deadline"])
-        if "hazard_ids" in vals:
-            ids = vals["hazard_ids"]
-            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                raise RegistryError("hazard_ids must be a list of hazard ids")
-            vals["hazard_ids"] = json.dumps(ids, ensure_ascii=False)
+        vals = _check_measure_fields(fields)
         with self._write() as con:
             now = _now()
             cur = con.execute("SELECT * FROM registry_measures WHERE measure_id = ?",
@@ -565,3 +549,25 @@ def rectification_stats(rows: list[tuple[Any, ...]], *, today: dt.date) -> dict[
     return {"total": total, "rectified": done,
             "rate": round(done / total, 4) if total else None,
             "by_kind": by_kind, "by_department": agg(1), "by_year": agg(2)}
+
+
+def _check_measure_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a measure's editable fields; return them ready to store."""
+    allowed = {"title", "department", "kind", "status", "deadline", "description",
+               "hazard_ids"}
+    bad = sorted(set(fields) - allowed)
+    if bad:
+        raise RegistryError(f"unknown measure field(s) {', '.join(bad)}; expected "
+                            + ", ".join(sorted(allowed)))
+    vals = dict(fields)
+    if "status" in vals and vals["status"] not in MEASURE_STATUSES:
+        raise RegistryError(f"status is {vals['status']!r}; expected one of "
+                            + ", ".join(MEASURE_STATUSES))
+    if "deadline" in vals:
+        vals["deadline"] = _check_date("deadline", vals["deadline"])
+    if "hazard_ids" in vals:
+        ids = vals["hazard_ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise RegistryError("hazard_ids must be a list of hazard ids")
+        vals["hazard_ids"] = json.dumps(ids, ensure_ascii=False)
+    return vals

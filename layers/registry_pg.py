@@ -28,7 +28,6 @@ from layers.registry import (
     _FINDING_FIELDS,
     EDITABLE_FIELDS,
     HAZARD_FIELDS,
-    MEASURE_STATUSES,
     STATUSES,
     TRANSITIONS,
     Actor,
@@ -37,6 +36,7 @@ from layers.registry import (
     RegistryError,
     _check_attachments,
     _check_date,
+    _check_measure_fields,
     _now,
     rectification_stats,
 )
@@ -318,23 +318,7 @@ class PgRegistry:
     def put_measure(self, measure_id: str, fields: Mapping[str, Any], *, owner_role: str,
                     actor: Actor, expected_version: int | None = None) -> dict[str, Any]:
         """Create or update a measure; EditConflict when ``expected_version`` is stale."""
-        allowed = {"title", "department", "kind", "status", "deadline", "description",
-                   "hazard_ids"}
-        bad = sorted(set(fields) - allowed)
-        if bad:
-            raise RegistryError(f"unknown measure field(s) {', '.join(bad)}; expected "
-                                + ", ".join(sorted(allowed)))
-        vals = dict(fields)
-        if "status" in vals and vals["status"] not in MEASURE_STATUSES:
-            raise RegistryError(f"status is {vals['status']!r}; expected one of "
-                                + ", ".join(MEASURE_STATUSES))
-        if "deadline" in vals:
-            vals["deadline"] = _check_date("deadline", vals["deadline"])
-        if "hazard_ids" in vals:
-            ids = vals["hazard_ids"]
-            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                raise RegistryError("hazard_ids must be a list of hazard ids")
-            vals["hazard_ids"] = json.dumps(ids, ensure_ascii=False)
+        vals = _check_measure_fields(fields)
         with self._cursor() as cur:
             now = _now()
             if not vals.get("title"):
