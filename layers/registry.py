@@ -315,19 +315,7 @@ class Registry:
                       now: str) -> None:
         sets, args = [], []
         for k, v in fields.items():
-            if k not in EDITABLE_FIELDS:
-                raise RegistryError(f"field {k!r} cannot be edited; editable: "
-                                    + ", ".join(EDITABLE_FIELDS) + " (status changes go "
-                                    "through a transition)")
-            if k == "deadline":
-                v = _check_date(k, v)
-            elif k == "attachments":
-                v = _check_attachments(v)
-            elif k == "severity" and v not in ("critical", "high", "medium", "low", "info"):
-                raise RegistryError(f"severity is {v!r}; expected critical, high, medium, low "
-                                    "or info")
-            elif v is not None:
-                v = str(v)
+            v = _check_hazard_field(k, v)
             sets.append(f'"{k}" = ?')
             args.append(v)
         if sets:
@@ -571,3 +559,19 @@ def _check_measure_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             raise RegistryError("hazard_ids must be a list of hazard ids")
         vals["hazard_ids"] = json.dumps(ids, ensure_ascii=False)
     return vals
+
+
+def _check_hazard_field(name: str, value: Any) -> Any:
+    """Validate one editable hazard field; return the value to store."""
+    if name not in EDITABLE_FIELDS:
+        raise RegistryError(f"field {name!r} cannot be edited; editable: "
+                            + ", ".join(EDITABLE_FIELDS) + " (status changes go "
+                            "through a transition)")
+    if name == "deadline":
+        return _check_date(name, value)
+    if name == "attachments":
+        return _check_attachments(value)
+    if name == "severity" and value not in ("critical", "high", "medium", "low", "info"):
+        raise RegistryError(f"severity is {value!r}; expected critical, high, medium, low "
+                            "or info")
+    return None if value is None else str(value)

@@ -26,7 +26,6 @@ from typing import Any
 from layers.postgis import PostGISStore
 from layers.registry import (
     _FINDING_FIELDS,
-    EDITABLE_FIELDS,
     HAZARD_FIELDS,
     STATUSES,
     TRANSITIONS,
@@ -34,8 +33,7 @@ from layers.registry import (
     IllegalTransition,
     RecordNotFound,
     RegistryError,
-    _check_attachments,
-    _check_date,
+    _check_hazard_field,
     _check_measure_fields,
     _now,
     rectification_stats,
@@ -160,19 +158,7 @@ class PgRegistry:
     def _apply_fields(cur: Any, hazard_id: str, fields: Mapping[str, Any], now: str) -> None:
         sets, args = [], []
         for k, v in fields.items():
-            if k not in EDITABLE_FIELDS:
-                raise RegistryError(f"field {k!r} cannot be edited; editable: "
-                                    + ", ".join(EDITABLE_FIELDS) + " (status changes go "
-                                    "through a transition)")
-            if k == "deadline":
-                v = _check_date(k, v)
-            elif k == "attachments":
-                v = _check_attachments(v)
-            elif k == "severity" and v not in ("critical", "high", "medium", "low", "info"):
-                raise RegistryError(f"severity is {v!r}; expected critical, high, medium, low "
-                                    "or info")
-            elif v is not None:
-                v = str(v)
+            v = _check_hazard_field(k, v)
             sets.append(f'"{k}" = %s' + ("::jsonb" if k == "attachments" else ""))
             args.append(v)
         if sets:
