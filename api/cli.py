@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from layers.errors import RiskmapError
+from layers.errors import STORE_BUSY_EXIT, RiskmapError, StoreBusy
 
 __all__ = ["build_parser", "main"]
 
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except StoreBusy as exc:
+        print(f"riskmap: error: {exc}", file=sys.stderr)
+        return STORE_BUSY_EXIT
     except RiskmapError as exc:
         print(f"riskmap: error: {exc}", file=sys.stderr)
         return 2

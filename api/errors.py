@@ -22,6 +22,7 @@ from layers.errors import (
     LayerValidationError,
     RiskmapError,
     RuleError,
+    StoreBusy,
     StoreError,
     UnknownLayerError,
 )
@@ -124,11 +125,14 @@ def status_for(exc: BaseException) -> int:
     return 500
 
 
-def _body(status: int, description: str, **extra: object) -> JSONResponse:
+def _body(status: int, description: str, headers: dict[str, str] | None = None,
+          **extra: object) -> JSONResponse:
     content: dict[str, object] = {"code": _CODE_NAMES.get(status, str(status)),
                                   "description": description, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(status_code=status, content=content, headers=headers)
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(status_code=status, content=content, headers=headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -142,7 +146,8 @@ def install_error_handlers(app: FastAPI) -> None:
         extra: dict[str, object] = {}
         if isinstance(exc, LayerValidationError):
             extra["problems"] = [p.as_dict() for p in exc.problems]
-        return _body(status, description, **extra)
+        headers = {"Retry-After": "2"} if isinstance(exc, StoreBusy) else None
+        return _body(status, description, headers, **extra)
 
     async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         msgs = []

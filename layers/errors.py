@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "MISSING",
+    "STORE_BUSY_EXIT",
     "CRSError",
     "InputFileError",
     "LayerNotFoundError",
@@ -13,6 +14,7 @@ __all__ = [
     "Problem",
     "RiskmapError",
     "RuleError",
+    "StoreBusy",
     "StoreError",
     "UnknownLayerError",
     "missing_layer",
@@ -109,6 +111,17 @@ class RuleError(RiskmapError, ValueError):
 
 class StoreError(RiskmapError, RuntimeError):
     """The store cannot be opened or written."""
+
+
+class StoreBusy(StoreError):
+    """Another writer held the store longer than the busy timeout; nothing was changed.
+
+    The CLI exits with :data:`STORE_BUSY_EXIT` (75, ``EX_TEMPFAIL``); the API answers 503
+    with ``Retry-After``.
+    """
+
+
+STORE_BUSY_EXIT = 75
 
 
 class LayerNotFoundError(RiskmapError, LookupError):
