@@ -29,8 +29,8 @@ import shapely
 
 from geo.coverage import Reach
 from geo.crs import require_projected
+from geo.fire_params import FireRules
 from geo.network import RoadGraph
-from layers.fire_rules import FireRules
 
 __all__ = ["RISK_FORMULA", "assign_compounds", "compound_report"]
 

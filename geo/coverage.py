@@ -30,8 +30,8 @@ import shapely
 from geo.crs import require_projected, require_same_crs
 from geo.findings import empty_findings, make_findings
 from geo.fire_lanes import as_bool, qualify_lanes
+from geo.fire_params import FireRules
 from geo.network import RoadGraph, build_graph, multi_source_dijkstra
-from layers.fire_rules import FireRules
 
 __all__ = [
     "Reach",

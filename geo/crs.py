@@ -16,7 +16,7 @@ import numpy as np
 import shapely
 from pyproj import CRS
 
-from layers.errors import CRSError
+from geo.errors import CRSError
 
 __all__ = [
     "STORAGE_CRS",

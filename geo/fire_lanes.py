@@ -26,8 +26,8 @@ from scipy.sparse import csgraph
 
 from geo.crs import require_projected, require_same_crs
 from geo.findings import empty_findings, make_findings
+from geo.fire_params import FireRules
 from geo.network import RoadGraph
-from layers.fire_rules import FireRules
 
 __all__ = [
     "LANE_DEFECTS",

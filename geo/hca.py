@@ -31,6 +31,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from geo.crs import require_projected
+from geo.errors import CRSError
 from geo.findings import empty_findings, format_station, make_findings
 from geo.linref import (
     LineRef,
@@ -44,7 +45,6 @@ from geo.linref import (
     substring,
 )
 from geo.location_class import households as count_households
-from layers.errors import CRSError
 
 __all__ = [
     "GRADES",

@@ -26,10 +26,10 @@ from scipy.spatial import cKDTree
 
 from geo.coverage import substrings
 from geo.crs import require_projected, require_same_crs
+from geo.errors import CRSError
 from geo.findings import empty_findings, make_findings
+from geo.fire_params import FireRules
 from geo.network import RoadGraph, multi_source_dijkstra
-from layers.errors import CRSError
-from layers.fire_rules import FireRules
 
 __all__ = [
     "faulty_hydrant_findings",

@@ -34,6 +34,7 @@ import pandas as pd
 import shapely
 
 from geo.crs import require_projected
+from geo.errors import CRSError
 from geo.findings import format_station
 from geo.linref import (
     LineRef,
@@ -45,7 +46,6 @@ from geo.linref import (
     substring,
 )
 from geo.pipelines import pipeline_distances
-from layers.errors import CRSError
 
 __all__ = ["CLASS_LABELS", "households", "location_classes", "window_classes"]
 

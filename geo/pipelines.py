@@ -33,7 +33,7 @@ import shapely
 from geo.crs import require_projected
 from geo.findings import empty_findings, format_station, make_findings
 from geo.linref import LineRef, Pieces, chainage, chainage_range, line_reference, pieces
-from layers.schema import pressure_class
+from geo.pressure import pressure_class
 
 __all__ = [
     "check_pipelines",

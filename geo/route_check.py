@@ -15,9 +15,6 @@ Stretches shorter than ``min_stretch_m`` are not reported.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -25,6 +22,7 @@ import shapely
 
 from geo.crs import require_projected
 from geo.findings import FINDING_COLUMNS, empty_findings, format_station, make_findings
+from geo.hazmat_params import RouteCheckParams
 from geo.linref import chainage_range, line_reference
 from geo.zones import hours_overlap, parse_hours
 
@@ -39,21 +37,6 @@ CHECK_KINDS = {
 }
 _BRIDGE_TUNNEL = ("bridge", "tunnel")
 _RULE_ZH = {"forbidden": "禁行区域", "permit": "限行（凭证通行）区域", "avoid": "绕行区域"}
-
-
-@dataclass(frozen=True)
-class RouteCheckParams:
-    """Check parameters (``layers.hazmat_rules`` loads them from ``hazmat.toml``).
-
-    ``severity`` / ``source`` are keyed by check id (``forbidden_zone``, ``permit_zone``,
-    ``bridge_tunnel_zone``, ``hazmat_no_road``, ``off_network``).
-    """
-
-    off_network_m: float
-    road_match_m: float
-    min_stretch_m: float
-    severity: Mapping[str, str]
-    source: Mapping[str, str]
 
 
 def stretches(line: shapely.Geometry, area: shapely.Geometry, *,

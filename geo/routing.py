@@ -38,7 +38,7 @@ edges of accepted routes cost more) fills up.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
@@ -55,9 +55,10 @@ from scipy.sparse import csgraph
 from shapely.geometry import LineString, Point
 
 from geo.crs import STORAGE_CRS, require_projected
+from geo.errors import NoRouteError, RouteRequestError, SnapError
+from geo.hazmat_params import RoutingParams
 from geo.network import RoadGraph, build_graph
 from geo.zones import Hours, edges_in_zones, parse_hours
-from layers.errors import RiskmapError
 
 __all__ = [
     "OBJECTIVES",
@@ -79,42 +80,12 @@ _EPS = 1e-9
 _MAX_REROUTES = 3
 
 
-class NoRouteError(RiskmapError, LookupError):
-    """No permitted route exists; the message names what blocks it."""
-
-
-class SnapError(RiskmapError, ValueError):
-    """An origin/destination is too far from a permitted road, or not lon/lat."""
-
-
-class RouteRequestError(RiskmapError, ValueError):
-    """A malformed request: unknown objective or permit zone, alternatives < 1."""
-
-
 @dataclass(frozen=True)
 class Vehicle:
     """The vehicle of a request (``None`` = not checked)."""
 
     weight_t: float | None = None
     height_m: float | None = None
-
-
-@dataclass(frozen=True)
-class RoutingParams:
-    """Rule values for routing (loaded by ``layers.hazmat_rules``; see ``hazmat.toml``)."""
-
-    speeds_kmh: Mapping[str, float]
-    default_speed_kmh: float
-    speed_caps_kmh: Mapping[str, float]
-    default_speed_cap_kmh: float
-    corridor_m: float
-    snap_max_m: float
-    graph_snap_m: float
-    avoid_penalty: float
-    max_stretch: float
-    max_overlap: float
-    sensitive_site_kinds: tuple[str, ...]
-    risk_tiebreak_per_m: float = 1e-3
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import pandas as pd
 import shapely
 
 from geo.coverage import Reach, reach, reached_pieces, substrings
+from geo.fire_params import FireRules
 from geo.network import RoadGraph
-from layers.fire_rules import FireRules
 
 __all__ = ["reached_intervals", "service_areas"]
 

@@ -27,7 +27,7 @@ import pandas as pd
 import shapely
 
 from geo.crs import require_projected
-from layers.errors import RuleError
+from geo.errors import RuleError
 
 __all__ = [
     "ZONE_RULES",

@@ -1,8 +1,15 @@
-"""Domain exceptions. They subclass builtins and know nothing of HTTP; the API maps them."""
+"""Domain exceptions. They subclass builtins and know nothing of HTTP; the API maps them.
+
+:class:`RiskmapError`, :class:`CRSError` and :class:`RuleError` are defined in
+:mod:`geo.errors` (``geo`` raises them and imports nothing from ``layers``); they are
+re-exported here as the same class objects.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from geo.errors import CRSError, RiskmapError, RuleError
 
 __all__ = [
     "MISSING",
@@ -19,10 +26,6 @@ __all__ = [
     "UnknownLayerError",
     "missing_layer",
 ]
-
-
-class RiskmapError(Exception):
-    """Base of every riskmap error."""
 
 
 class _Missing:
@@ -97,16 +100,8 @@ class UnknownLayerError(RiskmapError, ValueError):
     """A layer name that is not part of the schema."""
 
 
-class CRSError(RiskmapError, ValueError):
-    """Missing, wrong or unusable coordinate reference system, or swapped axes."""
-
-
 class InputFileError(RiskmapError, ValueError):
     """A file that cannot be read as geodata (broken, unsupported, empty, too large)."""
-
-
-class RuleError(RiskmapError, ValueError):
-    """A rule table that is malformed."""
 
 
 class StoreError(RiskmapError, RuntimeError):

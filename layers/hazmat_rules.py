@@ -1,7 +1,7 @@
 """Hazmat routing rules: load ``layers/rule_tables/hazmat.toml`` and a district's overrides.
 
 The TOML file is the only place the numbers live; :func:`load_hazmat_rules` turns them into
-the :class:`geo.routing.RoutingParams` and check parameters the ``geo`` functions take.
+the :class:`geo.hazmat_params.RoutingParams` and check parameters the ``geo`` functions take.
 
 Example
 -------
@@ -16,8 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from geo.route_check import RouteCheckParams
-from geo.routing import RoutingParams
+from geo.hazmat_params import RouteCheckParams, RoutingParams
 from layers.errors import RuleError
 from layers.rules import Rule, load_rules
 

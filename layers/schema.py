@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from geo.pressure import PRESSURE_CLASSES, pressure_class
+
 __all__ = [
     "LAYER_NAMES",
     "PRESSURE_CLASSES",
@@ -292,29 +294,3 @@ def get_schema(layer: str) -> LayerSchema:
         raise UnknownLayerError(
             f"unknown layer {layer!r}; expected one of {', '.join(LAYER_NAMES)}"
         ) from None
-
-
-# GB 50028-2006 Table 6.1.6 pressure classes (upper bound inclusive, MPa gauge).
-PRESSURE_CLASSES: tuple[tuple[str, float], ...] = (
-    ("low", 0.01),  # < 0.01 (strict)
-    ("medium_b", 0.2),
-    ("medium_a", 0.4),
-    ("sub_high_b", 0.8),
-    ("sub_high_a", 1.6),
-    ("high_b", 2.5),
-    ("high_a", 4.0),
-)
-
-
-def pressure_class(pressure_mpa: float) -> str:
-    """GB 50028-2006 Table 6.1.6 pressure class of an urban gas main.
-
-    ``low`` is P < 0.01 MPa; every other class includes its upper bound. Above 4.0 MPa the
-    main is outside GB 50028 and ``"above_high_a"`` is returned.
-    """
-    if pressure_mpa < 0.01:
-        return "low"
-    for name, upper in PRESSURE_CLASSES[1:]:
-        if pressure_mpa <= upper:
-            return name
-    return "above_high_a"

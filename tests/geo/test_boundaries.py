@@ -15,8 +15,8 @@ from geo.coverage import build_fire_network
 from geo.findings import format_station
 from geo.fire_lanes import dead_end_findings, qualify_lanes
 from geo.hydrants import hydrant_distances, hydrant_spacing_gaps
+from geo.pressure import pressure_class
 from layers.fire_rules import load_fire_rules
-from layers.schema import pressure_class
 
 CRS = "EPSG:4548"
 

@@ -21,8 +21,8 @@ from geo.coverage import (
     substrings,
 )
 from geo.crs import analysis_crs, to_analysis
+from geo.errors import CRSError
 from geo.service_areas import service_areas
-from layers.errors import CRSError
 from layers.fire_rules import load_fire_rules
 
 CRS = "EPSG:4548"
@@ -248,7 +248,7 @@ def test_engine_speed_factor_scales_posted_speeds():
 
 
 def test_buildings_and_stations_must_be_in_the_network_crs(rules):
-    from layers.errors import CRSError
+    from geo.errors import CRSError
 
     roads = _gdf(["R1"], [LineString([(500_000, 3_800_000), (501_000, 3_800_000)])],
                  road_class=["local"])

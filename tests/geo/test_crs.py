@@ -24,7 +24,7 @@ from geo.crs import (
     to_storage,
     wgs84_to_gcj02,
 )
-from layers.errors import CRSError
+from geo.errors import CRSError
 
 GEOD = Geod(ellps="GRS80")
 

@@ -9,8 +9,8 @@ import pytest
 from shapely.geometry import LineString, box
 
 from geo.coverage import build_fire_network, node_line_ends
+from geo.errors import CRSError
 from geo.fire_lanes import dead_end_chains, dead_end_findings, lane_findings, qualify_lanes
-from layers.errors import CRSError
 from layers.fire_rules import load_fire_rules
 
 CRS = "EPSG:4548"

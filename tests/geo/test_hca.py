@@ -255,7 +255,7 @@ def test_monitoring_coverage_without_registered_hcas_is_empty() -> None:
 
 
 def test_sites_and_roads_must_share_the_projected_crs() -> None:
-    from layers.errors import CRSError
+    from geo.errors import CRSError
 
     p = pipes({"id": "G", "y": 0})
     b = gdf([school_at("S1", 1000, 100.0)])

@@ -138,7 +138,7 @@ def test_expressways_are_not_checked_for_spacing(rules):
 
 
 def test_hydrants_in_another_projected_crs_are_refused(rules):
-    from layers.errors import CRSError
+    from geo.errors import CRSError
 
     hyd = _gdf(["H1"], [Point(500_000, 3_800_000)], status=["ok"])
     blds = _gdf(["B1"], [box(500_010, 3_800_010, 500_020, 3_800_020)])

@@ -117,7 +117,7 @@ def test_household_counting_convention() -> None:
 
 
 def test_buildings_in_another_projected_crs_are_refused() -> None:
-    from layers.errors import CRSError
+    from geo.errors import CRSError
 
     with pytest.raises(CRSError, match="different CRSs"):
         classify(village(16, 3000, 3500).to_crs("EPSG:4547"))

@@ -9,6 +9,7 @@ import pytest
 from scipy.sparse import csgraph
 from shapely.geometry import LineString, MultiLineString, Point
 
+from geo.errors import CRSError
 from geo.network import (
     build_graph,
     multi_source_dijkstra,
@@ -16,7 +17,6 @@ from geo.network import (
     path_edges,
     path_nodes,
 )
-from layers.errors import CRSError
 
 CRS = "EPSG:4548"
 

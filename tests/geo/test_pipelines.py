@@ -8,9 +8,9 @@ import pytest
 import shapely
 from shapely.geometry import LineString, MultiLineString, box
 
+from geo.errors import CRSError
 from geo.findings import FINDING_COLUMNS
 from geo.pipelines import check_pipelines, find_occupancy, find_setbacks
-from layers.errors import CRSError
 from layers.rules import load_rules
 
 CRS = "EPSG:4548"

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import LineString, Point, box
 
+from geo.errors import RuleError
 from geo.zones import (
     edges_in_zones,
     hours_overlap,
@@ -17,7 +18,6 @@ from geo.zones import (
     zones_active,
     zones_at_points,
 )
-from layers.errors import RuleError
 
 CRS = "EPSG:4548"
 
