@@ -18,12 +18,14 @@ __all__ = [
     "InputFileError",
     "LayerNotFoundError",
     "LayerValidationError",
+    "MissingExtraError",
     "Problem",
     "RiskmapError",
     "RuleError",
     "StoreBusy",
     "StoreError",
     "UnknownLayerError",
+    "missing_extra",
     "missing_layer",
 ]
 
@@ -136,3 +138,21 @@ def missing_layer(store_url: str, layer: str | list[str], needed_by: str | None 
     listed = ", ".join(repr(n) for n in names)
     return LayerNotFoundError(f"store {store_url} has no layers {listed}{need}; "
                               f"add them with {how}")
+
+
+class MissingExtraError(RiskmapError, ImportError):
+    """A feature needs an optional package that is not installed (a ``riskmap[extra]``)."""
+
+
+def missing_extra(package: str, *, extra: str, feature: str) -> MissingExtraError:
+    """The error for ``feature`` when its optional ``package`` cannot be imported, naming the
+    extra that installs it. Raise it ``from`` the ImportError::
+
+        try:
+            import osmium
+        except ImportError as exc:
+            raise missing_extra("osmium", extra="osm", feature="reading OSM files") from exc
+    """
+    return MissingExtraError(
+        f"{feature} needs the optional package {package!r}, which is not installed; "
+        f"install it with: pip install 'riskmap[{extra}]'", name=package)

@@ -34,6 +34,9 @@ itself is shown to fail on a planted bad edge or cycle.
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -407,3 +410,86 @@ def test_checker_rejects_a_relative_import_beyond_the_top(tmp_path: Path) -> Non
     root = _tree(tmp_path, {**_CLEAN, "geo/c.py": "from .. import x\n"})
     with pytest.raises(ValueError, match=r"geo\.c:1: relative import beyond the top-level"):
         import_edges(root, PACKAGES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Optional dependencies: the package imports and the CLI starts without them
+
+OPTIONAL = ("dask", "dask_geopandas", "distributed", "networkx", "osmium", "playwright",
+            "psycopg")
+"""Packages only one feature needs (``--engine dask``, PostGIS, PDF/PNG maps, OSM import) or
+no production code uses (networkx): importing any project module must not need them."""
+
+_BLOCKED_RUN = """
+import importlib, importlib.abc, json, pathlib, sys
+BLOCK = set(sys.argv[1].split(","))
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCK:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
+        return None
+sys.meta_path.insert(0, Blocker())
+failed = {}
+for pkg in ("geo", "layers", "api", "maps"):
+    for p in sorted(pathlib.Path(pkg).rglob("*.py")):
+        parts = list(p.with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        try:
+            importlib.import_module(".".join(parts))
+        except Exception as exc:
+            failed[".".join(parts)] = repr(exc)
+from api.cli import main
+try:
+    main(["--help"])
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"failed": failed, "help_exit": code,
+                  "loaded": sorted({m.split(".")[0] for m in sys.modules} & BLOCK)}))
+"""
+
+
+def _run_blocked(root: Path, blocked: Iterable[str]) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-c", _BLOCKED_RUN, ",".join(blocked)], cwd=root,
+                         capture_output=True, text=True, timeout=120, check=True)
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_every_module_imports_and_the_cli_starts_without_optional_packages() -> None:
+    """With the optional packages made unimportable, every module of geo/layers/api/maps
+    imports, ``riskmap --help`` exits 0, and none of them was loaded."""
+    result = _run_blocked(ROOT, OPTIONAL)
+    assert result == {"failed": {}, "help_exit": 0, "loaded": []}
+
+
+def test_blocked_run_reports_a_module_that_needs_an_optional_package(tmp_path: Path) -> None:
+    """The same check fails on a planted module-level import of a blocked package."""
+    for pkg in ("geo", "layers", "maps"):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "layers" / "pg.py").write_text("import psycopg\n", encoding="utf-8")
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "api" / "cli.py").write_text("def main(argv):\n    raise SystemExit(0)\n",
+                                             encoding="utf-8")
+    result = _run_blocked(tmp_path, ["psycopg"])
+    assert result == {"failed": {"layers.pg": "ModuleNotFoundError(\"No module named 'psycopg' "
+                                              "(blocked)\")"},
+                      "help_exit": 0, "loaded": []}
+
+
+def test_missing_extra_names_the_package_and_the_extra() -> None:
+    """The error a feature raises when its optional package is absent: a RiskmapError and an
+    ImportError, naming the feature, the package and the pip command."""
+    from layers.errors import MissingExtraError, RiskmapError, missing_extra
+
+    try:
+        raise missing_extra("osmium", extra="osm", feature="reading OSM .pbf files") \
+            from ModuleNotFoundError("No module named 'osmium'")
+    except ImportError as exc:
+        assert isinstance(exc, MissingExtraError) and isinstance(exc, RiskmapError)
+        assert exc.name == "osmium"
+        assert str(exc) == ("reading OSM .pbf files needs the optional package 'osmium', which "
+                            "is not installed; install it with: pip install 'riskmap[osm]'")
