@@ -4,10 +4,20 @@ Open it with ``open_store("postgresql://user@host:5432/db?schema=riskmap")`` (``
 defaults to ``riskmap``). Each layer is a table in that schema with a ``geometry`` column in
 EPSG:4490 and a GiST index; bbox reads filter with ``ST_Intersects(geometry,
 ST_MakeEnvelope(…))`` — the index test ``&&`` then the exact one, like OGR's bbox filter on a
-GeoPackage — so they go through the index. A write replaces all given layers in ONE
-transaction: new tables are filled by ``COPY`` under temporary names, then — holding the row lock on ``riskmap_meta.data_version``,
-which serialises writers — the old tables are dropped, the new ones renamed, the catalogue
-updated and the data version bumped. Readers see the old layers or the new ones, never a mix.
+GeoPackage — so they go through the index.
+
+Every write is ONE transaction holding the writer lock of each layer it touches (a
+transaction-scoped advisory lock per schema and layer, taken in name order):
+
+* :meth:`PostGISStore.write` replaces layers: new tables are filled by ``COPY`` under
+  temporary names, then, under the locks, the old tables are dropped and the new ones renamed;
+* :meth:`PostGISStore.append` adds features: the rows are copied into a temporary table, then,
+  under the lock (and ``SHARE ROW EXCLUSIVE`` on the table, so readers keep reading), ids
+  already stored are refused with one join, the rows inserted, missing columns added;
+
+and both update the catalogue row and bump ``data_version`` in the same transaction. Readers
+see the old layers or the new ones, never a mix. Lock waits end after the busy timeout
+(``busy_timeout=``, ``$RISKMAP_BUSY_TIMEOUT``, default 30 s) with :class:`StoreBusy`.
 
 Data crosses the wire as CSV written and parsed by Arrow (geometry as hex EWKB), so neither
 direction loops over features in Python.
@@ -18,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -33,10 +44,19 @@ import shapely
 from pyproj import CRS
 
 from geo.crs import STORAGE_CRS
-from layers.errors import StoreError, missing_layer
+from layers.errors import LayerValidationError, Problem, StoreBusy, StoreError, missing_layer
 from layers.store import Bbox, LayerInfo, _bbox_to_storage
 
-__all__ = ["DEFAULT_SCHEMA", "PostGISStore", "init_store", "split_url", "with_schema"]
+__all__ = [
+    "BUSY_TIMEOUT_ENV",
+    "DEFAULT_BUSY_TIMEOUT",
+    "DEFAULT_SCHEMA",
+    "PostGISStore",
+    "busy_timeout_from",
+    "init_store",
+    "split_url",
+    "with_schema",
+]
 
 DEFAULT_SCHEMA = "riskmap"
 SRID = 4490
@@ -44,6 +64,27 @@ _GEOM = "geometry"
 _FID = "riskmap_fid"
 _BATCH_ROWS = 100_000
 _RESERVED = re.compile(r"^riskmap_", re.IGNORECASE)
+BUSY_TIMEOUT_ENV = "RISKMAP_BUSY_TIMEOUT"
+DEFAULT_BUSY_TIMEOUT = 30.0
+
+
+def busy_timeout_from(value: float | None = None) -> float:
+    """Seconds a writer waits for another writer's locks: ``value``, else
+    ``$RISKMAP_BUSY_TIMEOUT``, else 30."""
+    source = "busy_timeout"
+    if value is None:
+        raw = os.environ.get(BUSY_TIMEOUT_ENV, "").strip()
+        if not raw:
+            return DEFAULT_BUSY_TIMEOUT
+        source = BUSY_TIMEOUT_ENV
+        try:
+            value = float(raw)
+        except ValueError:
+            raise StoreError(f"{BUSY_TIMEOUT_ENV} is {raw!r}; expected a number of seconds "
+                             "(e.g. 30)") from None
+    if not value >= 0 or value == float("inf"):
+        raise StoreError(f"{source} is {value!r}; expected a finite number of seconds >= 0")
+    return float(value)
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -169,6 +210,8 @@ class _Encoded:
             if col.lower() in (_GEOM, _FID):
                 raise StoreError(f"layer {name!r}: column name {col!r} is reserved; rename it")
         arrays = [_arrow_column(c, attrs[c]) for c in attrs.columns]
+        self.null_columns = {c for c, a in zip(attrs.columns, arrays, strict=True)
+                             if pa.types.is_null(a.type)}
         self.columns: list[tuple[str, str]] = [
             (c, _pg_type(a.type)) for c, a in zip(attrs.columns, arrays, strict=True)
         ]
@@ -199,8 +242,10 @@ class PostGISStore:
     The schema and its catalogue are created on first write (or by ``riskmap db init``).
     """
 
-    def __init__(self, url: str, *, schema: str | None = None, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, *, schema: str | None = None, connect_timeout: int = 10,
+                 busy_timeout: float | None = None) -> None:
         self._conninfo, url_schema = split_url(url)
+        self.busy_timeout = busy_timeout_from(busy_timeout)
         self.schema = schema or url_schema
         self._url = url
         self.url = _masked(url)
@@ -459,37 +504,180 @@ class PostGISStore:
         return f"pg-{self.schema}-{row[0] if row else 0}"
 
     # -- writing ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[Any]:
+        """A cursor in one write transaction whose lock waits end after ``busy_timeout``.
+
+        A wait that times out (``lock_timeout``) or a deadlock raises :class:`StoreBusy`, any
+        other database error :class:`StoreError`; either way the transaction rolls back.
+        """
+        psycopg = _psycopg()
+        self._ensure_ready()
+        try:
+            with self.connect() as conn, conn.cursor() as cur:
+                # 0 would mean "wait forever" to PostgreSQL; 1 ms is "do not wait".
+                ms = max(1, round(self.busy_timeout * 1000))
+                cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{ms}ms",))
+                yield cur
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected) as exc:
+            raise StoreBusy(f"store {self.url} busy (another writer holds it); retry — nothing "
+                            f"was changed (waited {self.busy_timeout:g} s to write {what})"
+                            ) from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"writing {what} to {self.url} failed; the store is unchanged: "
+                             f"{exc}") from exc
+
+    def _lock_layers(self, cur: Any, names: list[str]) -> None:
+        """Take the writer lock of each layer (sorted, so two writers cannot deadlock).
+
+        A transaction-scoped advisory lock per (schema, layer): it exists before the layer's
+        table does, so two first appends (or an append and a replace) of one layer queue
+        on it instead of racing to create or swap the table.
+        """
+        for name in sorted(set(names)):
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))",
+                        (f"riskmap-layer:{self.schema}", name))
+
+    def _bump_version(self, cur: Any) -> int:
+        """Increment ``data_version`` (its row stays locked until commit) and return it."""
+        cur.execute("UPDATE riskmap_meta SET value = (value::bigint + 1)::text "
+                    "WHERE key = 'data_version' RETURNING value::bigint")
+        return int(cur.fetchone()[0])
+
+    @staticmethod
+    def _encode(name: str, gdf: gpd.GeoDataFrame) -> _Encoded:
+        _check_layer_name(name)
+        if not isinstance(gdf, gpd.GeoDataFrame):
+            raise StoreError(f"layer {name!r}: expected a GeoDataFrame, got "
+                             f"{type(gdf).__name__}")
+        if gdf.crs is None:
+            raise StoreError(f"layer {name!r} has no CRS; refusing to store it")
+        if CRS(gdf.crs) != STORAGE_CRS:
+            gdf = gdf.to_crs(STORAGE_CRS)
+        return _Encoded(name, gdf)
+
     def write(self, layers: Mapping[str, gpd.GeoDataFrame]) -> None:
         """Write (replacing) every given layer in one transaction.
 
-        Each frame must carry a CRS; it is stored in EPSG:4490.
+        Each frame must carry a CRS; it is stored in EPSG:4490. New tables are filled under
+        temporary names first; then, holding each layer's writer lock, the old tables are
+        dropped and the new ones renamed. Raises :class:`StoreBusy` when a lock is not
+        granted within ``busy_timeout`` (nothing is changed).
         """
-        encoded = []
-        for name, gdf in layers.items():
-            _check_layer_name(name)
-            if gdf.crs is None:
-                raise StoreError(f"layer {name!r} has no CRS; refusing to store it")
-            if CRS(gdf.crs) != STORAGE_CRS:
-                gdf = gdf.to_crs(STORAGE_CRS)
-            encoded.append(_Encoded(name, gdf))
+        encoded = [self._encode(name, gdf) for name, gdf in layers.items()]
         if not encoded:
             return
-        self._ensure_ready()
-        psycopg = _psycopg()
-        try:
-            with self.connect() as conn, conn.cursor() as cur:
-                staged = [(enc, self._stage(cur, enc)) for enc in encoded]
-                # The swap: serialised between writers by the data_version row lock.
-                cur.execute("SELECT value FROM riskmap_meta WHERE key = 'data_version' "
-                            "FOR UPDATE")
-                version = int(cur.fetchone()[0]) + 1
-                for enc, tmp in staged:
-                    self._swap(cur, enc, tmp, version)
-                cur.execute("UPDATE riskmap_meta SET value = %s WHERE key = 'data_version'",
-                            (str(version),))
-        except psycopg.Error as exc:
-            raise StoreError(f"writing {', '.join(e.name for e in encoded)} to {self.url} "
-                             f"failed; the store is unchanged: {exc}") from exc
+        with self._writing(", ".join(e.name for e in encoded)) as cur:
+            staged = [(enc, self._stage(cur, enc)) for enc in encoded]
+            self._lock_layers(cur, [e.name for e in encoded])
+            version = self._bump_version(cur)
+            for enc, tmp in staged:
+                self._swap(cur, enc, tmp, version)
+
+    def append(self, layer: str, gdf: gpd.GeoDataFrame) -> int:
+        """Add the features of ``gdf`` to ``layer`` in one transaction; return the new total.
+
+        The layer is created when it does not exist. Under the layer's writer lock (and
+        ``SHARE ROW EXCLUSIVE`` on its table — readers keep reading) the new rows are checked
+        for ids already stored (one join), inserted after the stored ones, missing columns
+        added, and the catalogue row and data version updated.
+
+        Raises
+        ------
+        LayerValidationError
+            An id of ``gdf`` is already in the layer (every such id is listed); nothing is
+            written.
+        StoreBusy
+            Another writer held the layer longer than ``busy_timeout``; nothing is written.
+        """
+        from psycopg import sql
+
+        enc = self._encode(layer, gdf)
+        with self._writing(layer) as cur:
+            cur.execute(sql.SQL("CREATE TEMP TABLE riskmap_new ({} bigint GENERATED ALWAYS AS "
+                                "IDENTITY, {}) ON COMMIT DROP").format(
+                sql.Identifier(_FID), sql.SQL(", ").join(
+                    [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t))
+                     for n, t in enc.columns]
+                    + [sql.SQL("{} geometry").format(sql.Identifier(_GEOM))])))
+            names = [*(c for c, _ in enc.columns), _GEOM]
+            with cur.copy(sql.SQL("COPY riskmap_new ({}) FROM STDIN (FORMAT csv)").format(
+                    sql.SQL(", ").join(sql.Identifier(n) for n in names))) as copy:
+                for chunk in enc.csv_batches():
+                    copy.write(chunk)
+            self._lock_layers(cur, [layer])
+            row = self._catalogue(cur, layer)
+            if not row:
+                version = self._bump_version(cur)
+                self._swap(cur, enc, self._stage(cur, enc), version)
+                return enc.count
+            return self._append_rows(cur, enc, row[0])
+
+    def _append_rows(self, cur: Any, enc: _Encoded, row: tuple[Any, ...]) -> int:
+        from psycopg import sql
+
+        layer = enc.name
+        table = sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(layer))
+        cur.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table))
+        stored = [(str(n), str(t)) for n, t in row[7]]
+        types = dict(stored)
+        if "id" in types and any(n == "id" for n, _ in enc.columns):
+            same = types["id"] == dict(enc.columns)["id"]
+            cond = "t.id = n.id" if same else "t.id::text = n.id::text"
+            cur.execute(sql.SQL("SELECT n.id::text FROM riskmap_new n WHERE EXISTS (SELECT 1 "
+                                "FROM {} t WHERE " + cond + ") ORDER BY n.{}").format(
+                table, sql.Identifier(_FID)))
+            clashes = [r[0] for r in cur.fetchall()]
+            if clashes:
+                raise LayerValidationError(layer, [
+                    Problem(layer, i, "id", i, f"an id not already in layer {layer!r}",
+                            "use --replace to replace the layer") for i in clashes])
+        added, widened = _merge_columns(stored, enc.columns, enc.null_columns)
+        for name, pgtype in added:
+            cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                table, sql.Identifier(name), sql.SQL(pgtype)))
+        for name, pgtype in widened:
+            cur.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::{}").format(
+                table, sql.Identifier(name), sql.SQL(pgtype), sql.Identifier(name),
+                sql.SQL(pgtype)))
+        columns = [(n, t) for n, t in stored]
+        columns = [(n, dict(widened).get(n, t)) for n, t in columns] + added
+        final = dict(columns)
+        gtype, promote_old, promote_new = _combine_geometry_types(
+            str(row[1]), int(row[2]), enc.geometry_type if enc.bbox is not None else None)
+        if promote_old is not None:
+            cur.execute(sql.SQL("UPDATE {} SET {} = ST_Multi({}) WHERE GeometryType({}) = %s"
+                                ).format(table, *(sql.Identifier(_GEOM),) * 3),
+                        (promote_old.upper(),))
+        cur.execute(sql.SQL("SELECT coalesce(max({}), 0) FROM {}").format(
+            sql.Identifier(_FID), table))
+        base = int(cur.fetchone()[0])
+        geom = sql.SQL("ST_Multi(n.{})" if promote_new else "n.{}").format(
+            sql.Identifier(_GEOM))
+        cols = [n for n, _ in enc.columns]
+        cur.execute(sql.SQL(
+            "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT %s + n.{}, {} "
+            "FROM riskmap_new n ORDER BY n.{}").format(
+            table,
+            sql.SQL(", ").join(sql.Identifier(n) for n in [_FID, *cols, _GEOM]),
+            sql.Identifier(_FID),
+            sql.SQL(", ").join([*(sql.SQL("n.{}::{}").format(sql.Identifier(n),
+                                                             sql.SQL(final[n]))
+                                  for n in cols), geom]),
+            sql.Identifier(_FID)), (base,))
+        if base + enc.count > 0:
+            # keep the identity ahead of the explicit fids (they stay 1 … n, in order)
+            cur.execute("SELECT setval(pg_get_serial_sequence(%s, %s), %s)",
+                        (f'"{self.schema}"."{layer}"', _FID, base + enc.count))
+        version = self._bump_version(cur)
+        bbox = enc.bbox or (None, None, None, None)
+        cur.execute(
+            "UPDATE riskmap_layers SET geometry_type = %s, feature_count = feature_count + %s, "
+            "minx = LEAST(minx, %s), miny = LEAST(miny, %s), maxx = GREATEST(maxx, %s), "
+            "maxy = GREATEST(maxy, %s), columns = %s, data_version = %s, updated_at = now() "
+            "WHERE name = %s RETURNING feature_count",
+            (gtype, enc.count, *bbox, json.dumps(columns), version, layer))
+        return int(cur.fetchone()[0])
 
     def _stage(self, cur: Any, enc: _Encoded) -> str:
         from psycopg import sql
@@ -512,6 +700,11 @@ class PostGISStore:
         cur.execute(sql.SQL("CREATE INDEX {} ON {}.{} USING gist ({})").format(
             sql.Identifier(f"{tmp}_gix"), sql.Identifier(self.schema), sql.Identifier(tmp),
             sql.Identifier(_GEOM)))
+        if any(n == "id" for n, _ in enc.columns):
+            # feature lookups (``WHERE id = …``) and the id check of appends
+            cur.execute(sql.SQL("CREATE INDEX {} ON {}.{} ({})").format(
+                sql.Identifier(f"{tmp}_idx"), sql.Identifier(self.schema), sql.Identifier(tmp),
+                sql.Identifier("id")))
         cur.execute(sql.SQL("ANALYZE {}.{}").format(sql.Identifier(self.schema),
                                                     sql.Identifier(tmp)))
         return tmp
@@ -529,6 +722,8 @@ class PostGISStore:
             sql.Identifier(f"{name}_pkey")))
         cur.execute(sql.SQL("ALTER INDEX {}.{} RENAME TO {}").format(
             schema, sql.Identifier(f"{tmp}_gix"), sql.Identifier(f"{name}_gix")))
+        cur.execute(sql.SQL("ALTER INDEX IF EXISTS {}.{} RENAME TO {}").format(
+            schema, sql.Identifier(f"{tmp}_idx"), sql.Identifier(f"{name}_idx")))
         bbox = enc.bbox or (None, None, None, None)
         cur.execute(
             "INSERT INTO riskmap_layers (name, geometry_type, feature_count, minx, miny, maxx, "
@@ -541,6 +736,52 @@ class PostGISStore:
             "updated_at = EXCLUDED.updated_at",
             (name, enc.geometry_type, enc.count, *bbox, json.dumps(enc.columns), version),
         )
+
+
+_MULTI = {"Point": "MultiPoint", "LineString": "MultiLineString", "Polygon": "MultiPolygon"}
+
+
+def _combine_geometry_types(old: str, old_count: int, new: str | None
+                            ) -> tuple[str, str | None, bool]:
+    """Layer geometry type after appending features of type ``new`` (None: no geometries)
+    to a layer of type ``old``: the type a replace with all features would report, the
+    single type whose stored rows become Multi (or None), and whether the new ones do."""
+    if new is None:
+        return old, None, False
+    if old_count == 0:
+        return new, None, False
+    if "Unknown" in (old, new):
+        return "Unknown", None, False
+    base_old, z_old = old.removesuffix(" Z"), old.endswith(" Z")
+    base_new, z_new = new.removesuffix(" Z"), new.endswith(" Z")
+    z = " Z" if z_old or z_new else ""
+    if base_old == base_new:
+        return base_old + z, None, False
+    if _MULTI.get(base_old) == base_new:
+        return base_new + z, base_old, False
+    if _MULTI.get(base_new) == base_old:
+        return base_old + z, None, True
+    return "Unknown", None, False
+
+
+def _merge_columns(stored: list[tuple[str, str]], new: list[tuple[str, str]],
+                   null_columns: set[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Columns to add (name, type) and stored columns to widen (name, new type) so that the
+    stored table can take the ``new`` columns: bigint + double → double; a typed column
+    meeting a different type becomes text; an all-null new column takes the stored type."""
+    types = dict(stored)
+    added: list[tuple[str, str]] = []
+    widened: list[tuple[str, str]] = []
+    for name, pgtype in new:
+        old = types.get(name)
+        if old is None:
+            added.append((name, pgtype))
+        elif old != pgtype and name not in null_columns and old != "text":
+            target = ("double precision" if {old, pgtype} == {"bigint", "double precision"}
+                      else "text")
+            if target != old:
+                widened.append((name, target))
+    return added, widened
 
 
 def _check_layer_name(name: str) -> None:
