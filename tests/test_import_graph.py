@@ -7,7 +7,8 @@ three kinds:
 - ``module``: runs when the importing module is imported (module body, class bodies,
   ``try``/``if`` blocks at module level);
 - ``lazy``: inside a function (runs when the function is called), including
-  ``importlib.import_module("literal")`` / ``__import__("literal")`` calls;
+  ``importlib.import_module`` / ``__import__`` calls naming a module (``"a.b"``) or a
+  package (``f"a.b.{name}"`` → ``a.b``);
 - ``typing``: under ``if TYPE_CHECKING:`` (never runs).
 
 ``import a.b.c`` and ``from a.b import c`` point at ``a.b.c`` when it is a project module,
@@ -158,10 +159,21 @@ class _Collector(ast.NodeVisitor):
         func = node.func
         named = (isinstance(func, ast.Attribute) and func.attr == "import_module") or (
             isinstance(func, ast.Name) and func.id in ("import_module", "__import__"))
-        if named and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str):
-            self.found.append((node.args[0].value, self.kind, node.lineno))
+        name = _literal_module(node.args[0]) if named and node.args else None
+        if name:
+            self.found.append((name, self.kind, node.lineno))
         self.generic_visit(node)
+
+
+def _literal_module(arg: ast.expr) -> str | None:
+    """The module a dynamic import names: ``"a.b"``, or the package ``a.b`` of an f-string
+    ``f"a.b.{name}"``; None when the name is not written in the call."""
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return arg.value
+    if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+        prefix = str(arg.values[0].value)
+        return prefix.rpartition(".")[0] or None
+    return None
 
 
 def import_edges(root: Path, packages: Iterable[str]) -> list[Edge]:
@@ -377,6 +389,8 @@ def test_checker_resolves_every_import_form(tmp_path: Path) -> None:
      ("geo.c", "maps.m")),
     ("geo/c.py", "import importlib\n\ndef f():\n    importlib.import_module('layers.sub.u')\n",
      ("geo.c", "layers.sub.u")),
+    ("maps/n.py", "from importlib import import_module\nx = 'r'\nimport_module(f'api.{x}')\n",
+     ("maps.n", "api")),
     ("layers/sub/v.py", "import api.r as r\n", ("layers.sub.v", "api.r")),
     ("maps/n.py", "import api.r\n", ("maps.n", "api.r")),
 ])
