@@ -2,14 +2,23 @@
 append-only audit log, kept in the same GeoPackage as the layers (plain sqlite3 tables,
 registered in ``gpkg_contents`` as attribute tables).
 
-Every function opens a fresh sqlite3 connection. Writes take the store's writer lock
-(``GeoPackageStore.lock()``), the same lock ``GeoPackageStore.write`` holds while it copies and
-renames the file, so a registry write is never lost to a concurrent layer write.
+Concurrency rests on SQLite alone. Every write is one ``BEGIN IMMEDIATE`` transaction (one
+writer at a time; a writer waits up to the busy timeout — default 30 s, ``RISKMAP_BUSY_TIMEOUT``
+— and then fails with :class:`~layers.errors.StoreBusy`, changing nothing). Writes switch the
+file to WAL journal mode first, so readers (read-only connections, one snapshot per call) are
+never blocked by a writer; a read that still meets a busy database (WAL recovery) is retried.
+
+Hazards and measures carry a ``version`` that every change bumps inside its transaction. An
+editor passes ``expected_version`` (the version they were shown — the API's ``If-Match``); a
+stale one raises :class:`EditConflict` carrying the current record, so no edit silently
+overwrites another (the same contract as the PostGIS registry, :mod:`layers.registry_pg`).
+Stores written before versions existed get the column on their first registry write; until
+then their records read as version 1.
 
 Hazards have a stable id — the ``finding_id`` of the finding they came from — and a ``status``
 that moves identified → rectifying → rectified → verified → closed (销号); a failed verification
 sends a rectified hazard back to rectifying. Re-syncing an analysis marks hazards that are no
-longer found ``detection = "no_longer_detected"``; nothing is ever deleted. Every change writes
+longer found ``detection = "no_longer_detected``; nothing is ever deleted. Every change writes
 an audit row (who, role, when, action, before, after); triggers refuse UPDATE/DELETE on it.
 """
 
@@ -20,13 +29,17 @@ import datetime as dt
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-from layers.errors import RiskmapError, StoreError
+from layers.errors import RiskmapError, StoreBusy, StoreError
 
 __all__ = [
+    "BUSY_TIMEOUT_ENV",
+    "DEFAULT_BUSY_TIMEOUT",
     "DETECTIONS",
     "EDITABLE_FIELDS",
     "HAZARD_FIELDS",
@@ -36,11 +49,13 @@ __all__ = [
     "STATUSES",
     "TRANSITIONS",
     "Actor",
+    "EditConflict",
     "IllegalTransition",
     "RecordNotFound",
     "Registry",
     "RegistryError",
     "rectification_stats",
+    "resolve_busy_timeout",
 ]
 
 STATUSES: tuple[str, ...] = ("identified", "rectifying", "rectified", "verified", "closed")
@@ -86,13 +101,14 @@ CREATE TABLE IF NOT EXISTS registry_hazards (
   owner_role TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'identified',
   detection TEXT NOT NULL DEFAULT 'detected', department TEXT, deadline TEXT, measures TEXT,
   notes TEXT, attachments TEXT NOT NULL DEFAULT '[]', first_detected TEXT, last_detected TEXT,
-  created_at TEXT NOT NULL, updated_at TEXT NOT NULL, rectified_at TEXT, closed_at TEXT);
+  created_at TEXT NOT NULL, updated_at TEXT NOT NULL, rectified_at TEXT, closed_at TEXT,
+  version INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS registry_hazards_analysis ON registry_hazards(analysis);
 CREATE TABLE IF NOT EXISTS registry_measures (
   measure_id TEXT PRIMARY KEY, title TEXT NOT NULL, department TEXT, kind TEXT,
   status TEXT NOT NULL DEFAULT 'planned', deadline TEXT, description TEXT,
   hazard_ids TEXT NOT NULL DEFAULT '[]', owner_role TEXT NOT NULL,
-  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+  created_at TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS registry_audit (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,
   action TEXT NOT NULL, record_type TEXT NOT NULL, record_id TEXT NOT NULL,
@@ -103,6 +119,13 @@ CREATE TRIGGER IF NOT EXISTS registry_audit_no_delete BEFORE DELETE ON registry_
   BEGIN SELECT RAISE(ABORT, 'registry_audit is append-only'); END;
 """
 _TABLES = ("registry_hazards", "registry_measures", "registry_audit")
+_VERSIONED = ("registry_hazards", "registry_measures")
+
+BUSY_TIMEOUT_ENV = "RISKMAP_BUSY_TIMEOUT"
+DEFAULT_BUSY_TIMEOUT = 30.0
+# Extra waits (s) for a read that meets SQLITE_BUSY despite WAL (recovery, checkpoint).
+_READ_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
+_T = TypeVar("_T")
 
 
 class RegistryError(RiskmapError, ValueError):
@@ -115,6 +138,62 @@ class IllegalTransition(RegistryError):
 
 class RecordNotFound(RiskmapError, LookupError):
     """No hazard or measure with that id."""
+
+
+class EditConflict(IllegalTransition):
+    """The record changed since the editor read it (a stale expected version).
+
+    ``current`` is the record as it is now (``None`` when it does not exist); ``sent`` is the
+    version the editor sent. A subclass of IllegalTransition, so the API answers 409 Conflict.
+    """
+
+    def __init__(self, message: str, *, current: Mapping[str, Any] | None,
+                 sent: int | None = None) -> None:
+        super().__init__(message)
+        self.current = None if current is None else dict(current)
+        self.sent = sent
+
+
+def _check_version(kind: str, record_id: str, record: Mapping[str, Any] | None,
+                  expected: int | None) -> None:
+    """Raise :class:`EditConflict` unless ``record`` is at version ``expected``.
+
+    ``expected`` None checks nothing; 0 means "must not exist yet" (a create).
+    """
+    if expected is None:
+        return
+    expected = int(expected)
+    if record is None:
+        if expected == 0:
+            return
+        raise EditConflict(f"{kind} {record_id!r} does not exist (you sent version {expected});"
+                           " create it without a version", current=None, sent=expected)
+    now = int(record["version"])
+    if now != expected:
+        what = "already exists" if expected == 0 else "was changed by someone else"
+        raise EditConflict(f"{kind} {record_id!r} {what} (now version {now}, you sent "
+                           f"{expected}); reload it and apply your change again",
+                           current=record, sent=expected)
+
+
+def resolve_busy_timeout(value: float | None = None) -> float:
+    """Seconds a store write waits for the current writer: ``value``, else
+    ``$RISKMAP_BUSY_TIMEOUT``, else 30."""
+    if value is None:
+        raw = os.environ.get(BUSY_TIMEOUT_ENV, "").strip()
+        if not raw:
+            return DEFAULT_BUSY_TIMEOUT
+        try:
+            value = float(raw)
+        except ValueError:
+            raise StoreError(f"{BUSY_TIMEOUT_ENV} is {raw!r}; expected a number of seconds "
+                             "(e.g. 30)") from None
+        source = BUSY_TIMEOUT_ENV
+    else:
+        source = "busy_timeout"
+    if not value >= 0 or value == float("inf"):
+        raise StoreError(f"{source} is {value!r}; expected a finite number of seconds >= 0")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -162,98 +241,173 @@ def _row_dict(cur: sqlite3.Cursor, row: Sequence[Any]) -> dict[str, Any]:
     return d
 
 
+def _record(cur: sqlite3.Cursor, row: Sequence[Any]) -> dict[str, Any]:
+    """A hazard or measure row; a store from before versions existed reads as version 1."""
+    d = _row_dict(cur, row)
+    d.setdefault("version", 1)
+    return d
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (5, 6, 15)  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_PROTOCOL
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _checkpoint(con: sqlite3.Connection) -> None:
+    """Best effort, never waiting: move the committed WAL into the GeoPackage file and empty
+    the WAL, so the file alone holds the registry (a copy of it, e.g. a backup, is complete)
+    whenever no reader is in the middle of a snapshot."""
+    with contextlib.suppress(sqlite3.Error):
+        con.execute("PRAGMA busy_timeout = 0")
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+def _json(value: Mapping[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(dict(value), ensure_ascii=False, default=str)
+
+
 class Registry:
     """The registry tables inside the GeoPackage at ``path``.
 
-    ``lock`` is a context-manager factory for the store's writer lock (pass
-    ``store.lock``); without it writes are serialised by sqlite only.
+    ``busy_timeout`` (seconds; default ``$RISKMAP_BUSY_TIMEOUT`` or 30) is how long a write
+    waits for another writer before :class:`~layers.errors.StoreBusy`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, lock: Any = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float | None = None
+                 ) -> None:
         self.path = os.fspath(path)
-        self._lock = lock
+        self.busy_timeout = resolve_busy_timeout(busy_timeout)
 
     # -- plumbing ----------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        if not os.path.exists(self.path):
-            raise StoreError(f"GeoPackage {self.path} does not exist")
-        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        try:
-            yield con
-        finally:
-            con.close()
+    def _missing(self) -> StoreError:
+        return StoreError(f"GeoPackage {self.path} does not exist")
+
+    def _busy(self, exc: BaseException) -> StoreBusy:
+        return StoreBusy(f"store {self.path} is busy: another writer held it for more than "
+                         f"{self.busy_timeout:g} s ({exc}); nothing was changed, retry")
+
+    def _reading(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` on a read-only connection inside one read transaction (one snapshot);
+        retried briefly when the database answers busy, then StoreBusy."""
+        uri = Path(self.path).absolute().as_uri() + "?mode=ro"
+        for attempt in range(len(_READ_RETRY_DELAYS) + 1):
+            if not os.path.exists(self.path):
+                raise self._missing()
+            try:
+                con = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout,
+                                      isolation_level=None)
+                try:
+                    con.execute("BEGIN")
+                    return fn(con)
+                finally:
+                    con.close()
+            except sqlite3.DatabaseError as exc:
+                if not _is_busy(exc):
+                    raise StoreError(f"cannot read the registry in {self.path}: {exc}"
+                                     ) from exc
+                if attempt == len(_READ_RETRY_DELAYS):
+                    raise self._busy(exc) from exc
+            time.sleep(_READ_RETRY_DELAYS[attempt])
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        lock = self._lock() if self._lock is not None else contextlib.nullcontext()
-        with lock:
-            if not os.path.exists(self.path):
-                raise StoreError(f"GeoPackage {self.path} does not exist")
-            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        """One ``BEGIN IMMEDIATE`` transaction (WAL journal), committed on success."""
+        if not os.path.exists(self.path):
+            raise self._missing()
+        con = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        try:
             try:
+                if str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    con.execute("PRAGMA journal_mode=WAL")  # persistent: readers never blocked
                 con.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise self._busy(exc) from exc
+                raise StoreError(f"cannot write the registry in {self.path}: {exc}") from exc
+            try:
                 self._ensure(con)
                 yield con
                 con.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if con.in_transaction:
                     con.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                    raise self._busy(exc) from exc
                 raise
-            finally:
-                con.close()
+            _checkpoint(con)
+        finally:
+            con.close()
 
     @staticmethod
     def _ensure(con: sqlite3.Connection) -> None:
+        """Create the registry tables, or add ``version`` to those of an older store."""
         have = {r[0] for r in con.execute(
             "SELECT name FROM sqlite_master WHERE name LIKE 'registry_%'")}
-        if set(_TABLES) <= have:
-            return
-        for stmt in _SCHEMA.split(";\n"):
-            if stmt.strip():
-                con.execute(stmt)
-        if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'gpkg_contents'").fetchone():
-            for t in _TABLES:
-                con.execute("INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, "
-                            "identifier, description, last_change) VALUES (?, 'attributes', ?, "
-                            "?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
-                            (t, t, "riskmap hazard registry"))
+        if not set(_TABLES) <= have:
+            for stmt in _SCHEMA.split(";\n"):
+                if stmt.strip():
+                    con.execute(stmt)
+            if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'gpkg_contents'"
+                           ).fetchone():
+                for t in _TABLES:
+                    con.execute("INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, "
+                                "identifier, description, last_change) VALUES (?, "
+                                "'attributes', ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
+                                (t, t, "riskmap hazard registry"))
+        for t in _VERSIONED:
+            if "version" not in {r[1] for r in con.execute(f"PRAGMA table_info({t})")}:
+                con.execute(f"ALTER TABLE {t} ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
 
-    def _exists(self, con: sqlite3.Connection) -> bool:
+    @staticmethod
+    def _exists(con: sqlite3.Connection) -> bool:
         return con.execute("SELECT 1 FROM sqlite_master WHERE name = 'registry_audit'"
                            ).fetchone() is not None
 
     @staticmethod
-    def _audit(con: sqlite3.Connection, actor: Actor, action: str, rtype: str, rid: str,
-               before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, at: str
-               ) -> None:
-        con.execute(
+    def _audit_many(con: sqlite3.Connection, actor: Actor, action: str, rtype: str,
+                    changes: Sequence[tuple[str, Mapping[str, Any] | None,
+                                            Mapping[str, Any] | None]], at: str) -> None:
+        """Audit rows ``(record_id, before, after)`` of one action."""
+        con.executemany(
             "INSERT INTO registry_audit (at, who, role, action, record_type, record_id, before,"
             " after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (at, actor.who, actor.role, action, rtype, rid,
-             None if before is None else json.dumps(dict(before), ensure_ascii=False,
-                                                     default=str),
-             None if after is None else json.dumps(dict(after), ensure_ascii=False,
-                                                   default=str)))
+            [(at, actor.who, actor.role, action, rtype, rid, _json(before), _json(after))
+             for rid, before, after in changes])
+
+    @classmethod
+    def _audit(cls, con: sqlite3.Connection, actor: Actor, action: str, rtype: str, rid: str,
+               before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, at: str
+               ) -> None:
+        cls._audit_many(con, actor, action, rtype, [(rid, before, after)], at)
 
     @staticmethod
-    def _get_hazard(con: sqlite3.Connection, hazard_id: str) -> dict[str, Any] | None:
-        cur = con.execute("SELECT * FROM registry_hazards WHERE hazard_id = ?", (hazard_id,))
+    def _get(con: sqlite3.Connection, table: str, key: str, value: str
+             ) -> dict[str, Any] | None:
+        cur = con.execute(f"SELECT * FROM {table} WHERE {key} = ?", (value,))
         row = cur.fetchone()
-        return None if row is None else _row_dict(cur, row)
+        return None if row is None else _record(cur, row)
+
+    @classmethod
+    def _get_hazard(cls, con: sqlite3.Connection, hazard_id: str) -> dict[str, Any] | None:
+        return cls._get(con, "registry_hazards", "hazard_id", hazard_id)
 
     # -- hazards -----------------------------------------------------------------------------
     def hazard(self, hazard_id: str) -> dict[str, Any]:
-        """One hazard record; RecordNotFound when absent."""
-        with self._read() as con:
-            rec = self._get_hazard(con, hazard_id) if self._exists(con) else None
+        """One hazard record (with its ``version``); RecordNotFound when absent."""
+        rec = self._reading(lambda con: self._get_hazard(con, hazard_id)
+                            if self._exists(con) else None)
         if rec is None:
             raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
         return rec
 
     def hazards(self, *, where: Mapping[str, object] | None = None, roles: Sequence[str] | None
                 = None, limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-        """Hazards matching equality filters (and owned by ``roles``, if given), paged."""
+        """Hazards matching equality filters (and owned by ``roles``, if given), paged; the
+        page and the count come from one snapshot."""
         clauses, args = [], []
         for k, v in (where or {}).items():
             if k not in HAZARD_FIELDS:
@@ -264,71 +418,84 @@ class Registry:
             clauses.append("owner_role IN (" + ",".join("?" * len(roles)) + ")")
             args.extend(roles)
         sql_where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        with self._read() as con:
+
+        def page(con: sqlite3.Connection) -> tuple[list[dict[str, Any]], int]:
             if not self._exists(con):
                 return [], 0
             total = con.execute(f"SELECT COUNT(*) FROM registry_hazards{sql_where}", args
                                 ).fetchone()[0]
             cur = con.execute(f"SELECT * FROM registry_hazards{sql_where} ORDER BY hazard_id "
                               "LIMIT ? OFFSET ?", [*args, limit, offset])
-            rows = [_row_dict(cur, r) for r in cur.fetchall()]
-        return rows, int(total)
+            return [_record(cur, r) for r in cur.fetchall()], int(total)
+
+        return self._reading(page)
 
     def register(self, finding: Mapping[str, Any], *, analysis: str, owner_role: str,
                  actor: Actor, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Register one finding as a hazard (idempotent: an existing record is returned)."""
+        """Register one finding as a hazard at version 1 (idempotent: an existing record is
+        returned unchanged)."""
         fid = str(finding["finding_id"])
         with self._write() as con:
             rec = self._get_hazard(con, fid)
             if rec is not None:
                 return rec
             now = _now()
-            self._insert(con, finding, analysis=analysis, owner_role=owner_role, now=now)
+            self._insert(con, [finding], analysis=analysis, owner_role=owner_role, now=now)
             if fields:
-                self._apply_fields(con, fid, fields, now)
+                self._apply_fields(con, fid, fields, now, bump=False)
             after = self._get_hazard(con, fid)
             assert after is not None
             self._audit(con, actor, "register", "hazard", fid, None, after, now)
             return after
 
     @staticmethod
-    def _insert(con: sqlite3.Connection, finding: Mapping[str, Any], *, analysis: str,
-                owner_role: str, now: str) -> None:
-        vals = {k: finding.get(k) for k in _FINDING_FIELDS}
-        for k, v in list(vals.items()):
-            if isinstance(v, float) and v != v:  # NaN
-                vals[k] = None
-            elif v is not None and k not in ("lon", "lat"):
-                vals[k] = str(v)
-        if not vals.get("kind"):
-            raise RegistryError("a finding needs a 'kind'")
-        con.execute(
+    def _insert(con: sqlite3.Connection, findings: Sequence[Mapping[str, Any]], *,
+                analysis: str, owner_role: str, now: str) -> None:
+        rows = []
+        for finding in findings:
+            vals = {k: finding.get(k) for k in _FINDING_FIELDS}
+            for k, v in list(vals.items()):
+                if isinstance(v, float) and v != v:  # NaN
+                    vals[k] = None
+                elif v is not None and k not in ("lon", "lat"):
+                    vals[k] = str(v)
+            if not vals.get("kind"):
+                raise RegistryError(f"finding {finding.get('finding_id')!r} needs a 'kind'")
+            rows.append((str(finding["finding_id"]), analysis, owner_role, now, now, now, now,
+                         *(vals[k] for k in _FINDING_FIELDS)))
+        con.executemany(
             "INSERT INTO registry_hazards (hazard_id, analysis, owner_role, status, detection, "
-            "first_detected, last_detected, created_at, updated_at, "
+            "first_detected, last_detected, created_at, updated_at, version, "
             + ", ".join(_FINDING_FIELDS) + ") VALUES (?, ?, ?, 'identified', 'detected', ?, ?, "
-            "?, ?, " + ", ".join("?" * len(_FINDING_FIELDS)) + ")",
-            (str(finding["finding_id"]), analysis, owner_role, now, now, now, now,
-             *(vals[k] for k in _FINDING_FIELDS)))
+            "?, ?, 1, " + ", ".join("?" * len(_FINDING_FIELDS)) + ")", rows)
 
     @staticmethod
     def _apply_fields(con: sqlite3.Connection, hazard_id: str, fields: Mapping[str, Any],
-                      now: str) -> None:
+                      now: str, *, bump: bool = True) -> None:
         sets, args = [], []
         for k, v in fields.items():
             v = _check_hazard_field(k, v)
             sets.append(f'"{k}" = ?')
             args.append(v)
         if sets:
-            con.execute(f"UPDATE registry_hazards SET {', '.join(sets)}, updated_at = ? "
-                        "WHERE hazard_id = ?", [*args, now, hazard_id])
+            con.execute(f"UPDATE registry_hazards SET {', '.join(sets)}, updated_at = ?"
+                        + (", version = version + 1" if bump else "")
+                        + " WHERE hazard_id = ?", [*args, now, hazard_id])
 
-    def update(self, hazard_id: str, fields: Mapping[str, Any], *, actor: Actor
-               ) -> dict[str, Any]:
-        """Change editable fields (department, deadline, measures, notes, attachments)."""
+    def _hazard_for_change(self, con: sqlite3.Connection, hazard_id: str,
+                           expected_version: int | None) -> dict[str, Any]:
+        before = self._get_hazard(con, hazard_id)
+        if before is None:
+            raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
+        _check_version("hazard", hazard_id, before, expected_version)
+        return before
+
+    def update(self, hazard_id: str, fields: Mapping[str, Any], *, actor: Actor,
+               expected_version: int | None = None) -> dict[str, Any]:
+        """Change editable fields (department, deadline, measures, notes, attachments,
+        severity); EditConflict when ``expected_version`` is stale."""
         with self._write() as con:
-            before = self._get_hazard(con, hazard_id)
-            if before is None:
-                raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
+            before = self._hazard_for_change(con, hazard_id, expected_version)
             now = _now()
             self._apply_fields(con, hazard_id, fields, now)
             after = self._get_hazard(con, hazard_id)
@@ -336,16 +503,15 @@ class Registry:
             self._audit(con, actor, "update", "hazard", hazard_id, before, after, now)
             return after
 
-    def transition(self, hazard_id: str, to: str, *, actor: Actor, note: str | None = None
-                   ) -> dict[str, Any]:
-        """Move a hazard to status ``to``; IllegalTransition when the workflow forbids it."""
+    def transition(self, hazard_id: str, to: str, *, actor: Actor, note: str | None = None,
+                   expected_version: int | None = None) -> dict[str, Any]:
+        """Move a hazard to status ``to``; IllegalTransition when the workflow forbids it,
+        EditConflict when ``expected_version`` is stale."""
         if to not in STATUSES:
             raise RegistryError(f"status {to!r} is unknown; expected one of "
                                 + ", ".join(STATUSES))
         with self._write() as con:
-            before = self._get_hazard(con, hazard_id)
-            if before is None:
-                raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
+            before = self._hazard_for_change(con, hazard_id, expected_version)
             cur = before["status"]
             if to not in TRANSITIONS[cur]:
                 allowed = ", ".join(TRANSITIONS[cur]) or "none (closed)"
@@ -359,68 +525,79 @@ class Registry:
                 extra = ", rectified_at = NULL"
             elif to == "closed":
                 extra = ", closed_at = :now"
-            con.execute(f"UPDATE registry_hazards SET status = :to, updated_at = :now{extra} "
-                        "WHERE hazard_id = :id", {"to": to, "now": now, "id": hazard_id})
+            notes = before.get("notes")
             if note:
-                old = before.get("notes") or ""
-                con.execute("UPDATE registry_hazards SET notes = ? WHERE hazard_id = ?",
-                            ((old + "\n" if old else "") + f"[{now} {actor.who}] {note}",
-                             hazard_id))
+                notes = (notes + "\n" if notes else "") + f"[{now} {actor.who}] {note}"
+            con.execute("UPDATE registry_hazards SET status = :to, updated_at = :now, "
+                        f"notes = :notes, version = version + 1{extra} WHERE hazard_id = :id",
+                        {"to": to, "now": now, "id": hazard_id, "notes": notes})
             after = self._get_hazard(con, hazard_id)
             assert after is not None
             self._audit(con, actor, f"status:{cur}->{to}", "hazard", hazard_id, before, after,
                         now)
             return after
 
+    @classmethod
+    def _mark(cls, con: sqlite3.Connection, recs: Sequence[Mapping[str, Any]],
+              changes: Mapping[str, Any], action: str, actor: Actor, now: str) -> None:
+        """Set ``changes`` on the hazards ``recs`` (bumping their versions), audited."""
+        if not recs:
+            return
+        sets = ", ".join(f'"{k}" = ?' for k in changes)
+        con.executemany(f"UPDATE registry_hazards SET {sets}, version = version + 1 "
+                        "WHERE hazard_id = ?",
+                        [(*changes.values(), r["hazard_id"]) for r in recs])
+        cls._audit_many(con, actor, action, "hazard",
+                        [(r["hazard_id"], r, {**r, **changes, "version": r["version"] + 1})
+                         for r in recs], now)
+
     def sync(self, analysis: str, findings: Sequence[Mapping[str, Any]], *, owner_role: str,
              actor: Actor, register_new: bool = True) -> dict[str, int]:
-        """Bring the registry in line with a fresh run of ``analysis``.
+        """Bring the registry in line with a fresh run of ``analysis``, in one transaction.
 
         New findings are registered (when ``register_new``); hazards found again are
         re-marked ``detected``; hazards of ``analysis`` not found any more are marked
-        ``no_longer_detected`` — never deleted. Returns counts per action.
+        ``no_longer_detected`` — never deleted. Those changes bump the version; a hazard
+        still detected only gets a new ``last_detected`` (same version, so editors working
+        on it meanwhile are not refused). Returns counts per action.
         """
-        counts = {"registered": 0, "still_detected": 0, "redetected": 0,
-                  "no_longer_detected": 0}
         by_id = {str(f["finding_id"]): f for f in findings}
         with self._write() as con:
             now = _now()
             cur = con.execute("SELECT * FROM registry_hazards WHERE analysis = ?", (analysis,))
-            existing = {r[0]: _row_dict(cur, r) for r in cur.fetchall()}
-            for hid, rec in existing.items():
-                if hid in by_id:
-                    if rec["detection"] != "detected":
-                        con.execute("UPDATE registry_hazards SET detection = 'detected', "
-                                    "last_detected = ?, updated_at = ? WHERE hazard_id = ?",
-                                    (now, now, hid))
-                        after = self._get_hazard(con, hid)
-                        self._audit(con, actor, "redetected", "hazard", hid, rec, after, now)
-                        counts["redetected"] += 1
-                    else:
-                        con.execute("UPDATE registry_hazards SET last_detected = ? "
-                                    "WHERE hazard_id = ?", (now, hid))
-                        counts["still_detected"] += 1
-                elif rec["detection"] == "detected":
-                    con.execute("UPDATE registry_hazards SET detection = 'no_longer_detected', "
-                                "updated_at = ? WHERE hazard_id = ?", (now, hid))
-                    after = self._get_hazard(con, hid)
-                    self._audit(con, actor, "no_longer_detected", "hazard", hid, rec, after, now)
-                    counts["no_longer_detected"] += 1
+            existing = {rec["hazard_id"]: rec for rec in (_record(cur, r)
+                                                          for r in cur.fetchall())}
+            still = [hid for hid, rec in existing.items()
+                     if hid in by_id and rec["detection"] == "detected"]
+            back = [rec for hid, rec in existing.items()
+                    if hid in by_id and rec["detection"] != "detected"]
+            gone = [rec for hid, rec in existing.items()
+                    if hid not in by_id and rec["detection"] == "detected"]
+            con.executemany("UPDATE registry_hazards SET last_detected = ? WHERE hazard_id = ?",
+                            [(now, hid) for hid in still])
+            self._mark(con, back, {"detection": "detected", "last_detected": now,
+                                   "updated_at": now}, "redetected", actor, now)
+            self._mark(con, gone, {"detection": "no_longer_detected", "updated_at": now},
+                       "no_longer_detected", actor, now)
+            new: list[Mapping[str, Any]] = []
             if register_new:
-                for hid, f in by_id.items():
-                    if hid in existing:
-                        continue
-                    if self._get_hazard(con, hid) is not None:  # registered by another analysis
-                        continue
-                    self._insert(con, f, analysis=analysis, owner_role=owner_role, now=now)
-                    after = self._get_hazard(con, hid)
-                    self._audit(con, actor, "register", "hazard", hid, None, after, now)
-                    counts["registered"] += 1
-        return counts
+                taken = {r[0] for r in con.execute("SELECT hazard_id FROM registry_hazards")}
+                new = [f for hid, f in by_id.items() if hid not in taken]
+                self._insert(con, new, analysis=analysis, owner_role=owner_role, now=now)
+                new_ids = {str(f["finding_id"]) for f in new}
+                cur = con.execute("SELECT * FROM registry_hazards WHERE analysis = ? AND "
+                                  "created_at = ? ORDER BY hazard_id", (analysis, now))
+                self._audit_many(con, actor, "register", "hazard",
+                                 [(rec["hazard_id"], None, rec) for rec in
+                                  (_record(cur, r) for r in cur.fetchall())
+                                  if rec["hazard_id"] in new_ids], now)
+        return {"registered": len(new), "still_detected": len(still), "redetected": len(back),
+                "no_longer_detected": len(gone)}
 
     # -- measures (制度措施清单) ---------------------------------------------------------------
     def measures(self, *, roles: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        with self._read() as con:
+        """Measures (owned by ``roles``, if given), by id."""
+        def rows(con: sqlite3.Connection) -> list[dict[str, Any]]:
             if not self._exists(con):
                 return []
             sql = "SELECT * FROM registry_measures"
@@ -429,58 +606,59 @@ class Registry:
                 sql += " WHERE owner_role IN (" + ",".join("?" * len(roles)) + ")"
                 args.extend(roles)
             cur = con.execute(sql + " ORDER BY measure_id", args)
-            return [_row_dict(cur, r) for r in cur.fetchall()]
+            return [_record(cur, r) for r in cur.fetchall()]
+
+        return self._reading(rows)
 
     def measure(self, measure_id: str) -> dict[str, Any]:
-        with self._read() as con:
-            if self._exists(con):
-                cur = con.execute("SELECT * FROM registry_measures WHERE measure_id = ?",
-                                  (measure_id,))
-                row = cur.fetchone()
-                if row is not None:
-                    return _row_dict(cur, row)
-        raise RecordNotFound(f"no measure {measure_id!r} in the registry")
+        """One measure (with its ``version``); RecordNotFound when absent."""
+        rec = self._reading(lambda con: self._get(con, "registry_measures", "measure_id",
+                                                  measure_id) if self._exists(con) else None)
+        if rec is None:
+            raise RecordNotFound(f"no measure {measure_id!r} in the registry")
+        return rec
 
     def put_measure(self, measure_id: str, fields: Mapping[str, Any], *, owner_role: str,
-                    actor: Actor) -> dict[str, Any]:
-        """Create or update a measure (institutional / management measure)."""
+                    actor: Actor, expected_version: int | None = None) -> dict[str, Any]:
+        """Create (version 1) or update a measure; EditConflict when ``expected_version`` is
+        stale (0: the measure must not exist yet)."""
         vals = _check_measure_fields(fields)
         with self._write() as con:
             now = _now()
-            cur = con.execute("SELECT * FROM registry_measures WHERE measure_id = ?",
-                              (measure_id,))
-            row = cur.fetchone()
-            before = None if row is None else _row_dict(cur, row)
+            before = self._get(con, "registry_measures", "measure_id", measure_id)
+            _check_version("measure", measure_id, before, expected_version)
             if before is None:
                 if not vals.get("title"):
                     raise RegistryError("a new measure needs a 'title'")
                 con.execute("INSERT INTO registry_measures (measure_id, title, owner_role, "
-                            "created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                            "created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, 0)",
                             (measure_id, vals["title"], owner_role, now, now))
             sets = [f'"{k}" = ?' for k in vals]
-            con.execute(f"UPDATE registry_measures SET {', '.join([*sets, 'updated_at = ?'])} "
-                        "WHERE measure_id = ?", [*vals.values(), now, measure_id])
-            cur = con.execute("SELECT * FROM registry_measures WHERE measure_id = ?",
-                              (measure_id,))
-            after = _row_dict(cur, cur.fetchone())
+            con.execute(f"UPDATE registry_measures SET {', '.join([*sets, 'updated_at = ?'])}, "
+                        "version = version + 1 WHERE measure_id = ?",
+                        [*vals.values(), now, measure_id])
+            after = self._get(con, "registry_measures", "measure_id", measure_id)
             self._audit(con, actor, "create" if before is None else "update", "measure",
                         measure_id, before, after, now)
+            assert after is not None
             return after
 
     # -- audit and stats ---------------------------------------------------------------------
     def audit(self, *, record_id: str | None = None, limit: int = 100, offset: int = 0
               ) -> tuple[list[dict[str, Any]], int]:
         """Audit rows, oldest first (optionally of one record)."""
-        with self._read() as con:
+        where, args = ("", []) if record_id is None else (" WHERE record_id = ?", [record_id])
+
+        def page(con: sqlite3.Connection) -> tuple[list[dict[str, Any]], int]:
             if not self._exists(con):
                 return [], 0
-            where, args = ("", []) if record_id is None else (" WHERE record_id = ?",
-                                                              [record_id])
             total = con.execute(f"SELECT COUNT(*) FROM registry_audit{where}", args
                                 ).fetchone()[0]
             cur = con.execute(f"SELECT * FROM registry_audit{where} ORDER BY seq LIMIT ? "
                               "OFFSET ?", [*args, limit, offset])
             return [_row_dict(cur, r) for r in cur.fetchall()], int(total)
+
+        return self._reading(page)
 
     def rectification_stats(self, *, today: dt.date | None = None) -> dict[str, Any]:
         """Rectification rate by kind, department and year, against the plan's targets.
@@ -490,14 +668,9 @@ class Registry:
         recorded rectification).
         """
         today = today or dt.date.today()
-        with self._read() as con:
-            if not self._exists(con):
-                rows: list[tuple[Any, ...]] = []
-            else:
-                rows = con.execute("SELECT kind, COALESCE(department, ''), "
-                                   "substr(first_detected, 1, 4), status, detection "
-                                   "FROM registry_hazards").fetchall()
-
+        rows = self._reading(lambda con: con.execute(
+            "SELECT kind, COALESCE(department, ''), substr(first_detected, 1, 4), status, "
+            "detection FROM registry_hazards").fetchall() if self._exists(con) else [])
         return rectification_stats(rows, today=today)
 
 

@@ -1,11 +1,14 @@
 """The hazard registry in a PostGIS store, with row-level safety for concurrent editors.
 
-Same workflow, fields and audit log as the GeoPackage registry (:mod:`layers.registry`), in the
-store's schema (tables from migration 2). Records carry a ``version`` that every change bumps.
-Each change locks its row (``SELECT … FOR UPDATE``), so concurrent changes are applied one after
-the other, never over a stale copy; an editor who passes ``expected_version`` (the version they
-were shown — the API's ``If-Match``) gets :class:`EditConflict` when someone else changed the
-record in between, instead of silently overwriting that change.
+Same workflow, fields, versions and audit log as the GeoPackage registry
+(:mod:`layers.registry`), in the store's schema (tables from migration 2). Records carry a
+``version`` that every change bumps. Each change locks its row (``SELECT … FOR UPDATE``), so
+concurrent changes are applied one after the other, never over a stale copy; an editor who
+passes ``expected_version`` (the version they were shown — the API's ``If-Match``) gets
+:class:`~layers.registry.EditConflict` (carrying the current record) when someone else changed
+the record in between, instead of silently overwriting that change. A change waits for a row
+lock at most the busy timeout (``RISKMAP_BUSY_TIMEOUT``, 30 s), then raises
+:class:`~layers.errors.StoreBusy`. ``sync`` is one transaction; readers (MVCC) never wait.
 
 Example
 -------
@@ -23,6 +26,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from layers.errors import StoreBusy
 from layers.postgis import PostGISStore
 from layers.registry import (
     _FINDING_FIELDS,
@@ -30,23 +34,19 @@ from layers.registry import (
     STATUSES,
     TRANSITIONS,
     Actor,
+    EditConflict,
     IllegalTransition,
     RecordNotFound,
     RegistryError,
     _check_hazard_field,
     _check_measure_fields,
+    _check_version,
     _now,
     rectification_stats,
+    resolve_busy_timeout,
 )
 
 __all__ = ["EditConflict", "PgRegistry", "registry_for"]
-
-
-class EditConflict(IllegalTransition):
-    """The record changed since the editor read it (stale ``expected_version``).
-
-    A subclass of IllegalTransition so the API answers 409 Conflict.
-    """
 
 
 def registry_for(store: Any) -> Any:
@@ -55,7 +55,7 @@ def registry_for(store: Any) -> Any:
         return PgRegistry(store)
     from layers.registry import Registry
 
-    return Registry(store.path, lock=store.lock)
+    return Registry(store.path)
 
 
 def _json(value: Mapping[str, Any] | None) -> str | None:
@@ -65,18 +65,29 @@ def _json(value: Mapping[str, Any] | None) -> str | None:
 class PgRegistry:
     """The registry tables in ``store``'s schema (created by ``riskmap db init``)."""
 
-    def __init__(self, store: PostGISStore) -> None:
+    def __init__(self, store: PostGISStore, *, busy_timeout: float | None = None) -> None:
         self.store = store
+        self.busy_timeout = resolve_busy_timeout(busy_timeout)
 
     # -- plumbing ----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        """A dict-row cursor in one transaction (committed on success)."""
+    def _cursor(self, *, write: bool = False) -> Iterator[Any]:
+        """A dict-row cursor in one transaction (committed on success); a ``write`` waits
+        for row locks at most the busy timeout, then raises StoreBusy (nothing changed)."""
+        import psycopg
         from psycopg.rows import dict_row
 
         self.store._ensure_ready()
-        with self.store.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
-            yield cur
+        try:
+            with self.store.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+                if write:
+                    cur.execute("SELECT set_config('lock_timeout', %s, true)",
+                                (f"{max(1, round(self.busy_timeout * 1000))}ms",))
+                yield cur
+        except psycopg.errors.LockNotAvailable as exc:
+            raise StoreBusy(f"store {self.store.url} is busy: another writer held the registry "
+                            f"for more than {self.busy_timeout:g} s; nothing was changed, "
+                            "retry") from exc
 
     @staticmethod
     def _get(cur: Any, table: str, key: str, value: str, *, lock: bool = False) -> dict | None:
@@ -84,14 +95,6 @@ class PgRegistry:
                     (value,))
         row = cur.fetchone()
         return None if row is None else dict(row)
-
-    @staticmethod
-    def _check_version(kind: str, rid: str, rec: Mapping[str, Any],
-                       expected: int | None) -> None:
-        if expected is not None and int(expected) != int(rec["version"]):
-            raise EditConflict(
-                f"{kind} {rid!r} was changed by someone else (now version {rec['version']}, "
-                f"you edited version {expected}); reload it and apply your change again")
 
     @staticmethod
     def _audit(cur: Any, actor: Actor, action: str, rtype: str, rid: str,
@@ -169,7 +172,7 @@ class PgRegistry:
                  actor: Actor, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Register one finding as a hazard (idempotent: an existing record is returned)."""
         fid = str(finding["finding_id"])
-        with self._cursor() as cur:
+        with self._cursor(write=True) as cur:
             now = _now()
             if not self._insert(cur, finding, analysis=analysis, owner_role=owner_role,
                                 now=now):
@@ -188,11 +191,11 @@ class PgRegistry:
     def update(self, hazard_id: str, fields: Mapping[str, Any], *, actor: Actor,
                expected_version: int | None = None) -> dict[str, Any]:
         """Change editable fields; EditConflict when ``expected_version`` is stale."""
-        with self._cursor() as cur:
+        with self._cursor(write=True) as cur:
             before = self._get(cur, "registry_hazards", "hazard_id", hazard_id, lock=True)
             if before is None:
                 raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
-            self._check_version("hazard", hazard_id, before, expected_version)
+            _check_version("hazard", hazard_id, before, expected_version)
             now = _now()
             self._apply_fields(cur, hazard_id, fields, now)
             after = self._get(cur, "registry_hazards", "hazard_id", hazard_id)
@@ -207,11 +210,11 @@ class PgRegistry:
         if to not in STATUSES:
             raise RegistryError(f"status {to!r} is unknown; expected one of "
                                 + ", ".join(STATUSES))
-        with self._cursor() as cur:
+        with self._cursor(write=True) as cur:
             before = self._get(cur, "registry_hazards", "hazard_id", hazard_id, lock=True)
             if before is None:
                 raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
-            self._check_version("hazard", hazard_id, before, expected_version)
+            _check_version("hazard", hazard_id, before, expected_version)
             current = before["status"]
             if to not in TRANSITIONS[current]:
                 allowed = ", ".join(TRANSITIONS[current]) or "none (closed)"
@@ -241,11 +244,12 @@ class PgRegistry:
     def sync(self, analysis: str, findings: Sequence[Mapping[str, Any]], *, owner_role: str,
              actor: Actor, register_new: bool = True) -> dict[str, int]:
         """Bring the registry in line with a fresh run of ``analysis`` (see
-        :meth:`layers.registry.Registry.sync`); the analysis's rows are locked meanwhile."""
+        :meth:`layers.registry.Registry.sync`) in one transaction; the analysis's rows are
+        locked meanwhile."""
         counts = {"registered": 0, "still_detected": 0, "redetected": 0,
                   "no_longer_detected": 0}
         by_id = {str(f["finding_id"]): f for f in findings}
-        with self._cursor() as cur:
+        with self._cursor(write=True) as cur:
             now = _now()
             cur.execute("SELECT * FROM registry_hazards WHERE analysis = %s ORDER BY hazard_id "
                         "FOR UPDATE", (analysis,))
@@ -303,9 +307,10 @@ class PgRegistry:
 
     def put_measure(self, measure_id: str, fields: Mapping[str, Any], *, owner_role: str,
                     actor: Actor, expected_version: int | None = None) -> dict[str, Any]:
-        """Create or update a measure; EditConflict when ``expected_version`` is stale."""
+        """Create (version 1) or update a measure; EditConflict when ``expected_version`` is
+        stale (0: the measure must not exist yet)."""
         vals = _check_measure_fields(fields)
-        with self._cursor() as cur:
+        with self._cursor(write=True) as cur:
             now = _now()
             if not vals.get("title"):
                 cur.execute("SELECT 1 FROM registry_measures WHERE measure_id = %s",
@@ -319,8 +324,8 @@ class PgRegistry:
             created = bool(cur.rowcount)
             before = self._get(cur, "registry_measures", "measure_id", measure_id, lock=True)
             assert before is not None
-            if not created:
-                self._check_version("measure", measure_id, before, expected_version)
+            _check_version("measure", measure_id, None if created else before,
+                           expected_version)
             sets = [f'"{k}" = %s' + ("::jsonb" if k == "hazard_ids" else "") for k in vals]
             cur.execute(f"UPDATE registry_measures SET {', '.join([*sets, 'updated_at = %s'])}"
                         ", version = version + 1 WHERE measure_id = %s",

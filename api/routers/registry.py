@@ -1,18 +1,28 @@
-"""The hazard registry over HTTP: the two lists, workflow transitions, sync, audit, stats."""
+"""The hazard registry over HTTP: the two lists, workflow transitions, sync, audit, stats.
+
+Optimistic concurrency: every hazard and measure has a ``version``, served as a strong
+``ETag: "<version>"``. A change (PATCH, transition, PUT of an existing measure) must name the
+version it was made on — ``If-Match: "<version>"`` or ``"version": n`` in the body: without one
+the answer is 428 Precondition Required; with a stale one 409 Conflict carrying the current
+record (``current``); on success 200 with the new ETag. The check happens inside the write
+transaction, so of two editors sending the same version exactly one wins.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 import geopandas as gpd
 import numpy as np
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import analysis as an
 from api.auth import Principal, get_principal, require_read
-from api.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from api.errors import BadRequest, ErrorBody, Forbidden, NotFound, Unauthorized
 from api.ogc import check_params
 from layers.registry import (
     DETECTIONS,
@@ -20,6 +30,7 @@ from layers.registry import (
     MONITORING_TARGETS,
     STATUSES,
     Actor,
+    EditConflict,
     Registry,
 )
 from layers.store import Store
@@ -43,6 +54,13 @@ def registry_of(request: Request) -> Registry:
 RegistryDep = Annotated[Registry, Depends(registry_of)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 HazardId = Annotated[str, Path(description="hazard id (= the finding_id it came from)")]
+MeasureId = Annotated[str, Path(max_length=200, pattern=r"^[\w.:-]+$")]
+IfMatch = Annotated[str | None, Header(
+    alias="If-Match", max_length=64,
+    description='The version the change was made on, as served in the ETag: "3". '
+                'Required (or "version" in the body) to change an existing record.')]
+_VERSION_DOC = ("the record's version as read (the ETag of GET, or its \"version\" field); "
+                "alternative to the If-Match header")
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -86,6 +104,7 @@ class Hazard(BaseModel):
     updated_at: str
     rectified_at: str | None = None
     closed_at: str | None = None
+    version: int = Field(ge=0, description="bumped by every change; served as the ETag")
 
 
 class HazardList(BaseModel):
@@ -107,6 +126,12 @@ class HazardFields(BaseModel):
     severity: Literal["critical", "high", "medium", "low", "info"] | None = None
 
 
+class HazardEdit(HazardFields):
+    """Editable fields of a hazard, and the version they were edited on."""
+
+    version: int | None = Field(None, ge=0, description=_VERSION_DOC)
+
+
 class RegisterRequest(HazardFields):
     """Register the finding ``finding_id`` of analysis ``analysis`` as a hazard."""
 
@@ -119,6 +144,7 @@ class TransitionRequest(BaseModel):
 
     to: Literal["identified", "rectifying", "rectified", "verified", "closed"]
     note: str | None = Field(None, max_length=10_000)
+    version: int | None = Field(None, ge=0, description=_VERSION_DOC)
 
 
 class SyncResult(BaseModel):
@@ -159,6 +185,7 @@ class MeasureFields(BaseModel):
     deadline: dt.date | None = None
     description: str | None = Field(None, max_length=10_000)
     hazard_ids: list[str] | None = Field(None, max_length=10_000)
+    version: int | None = Field(None, ge=0, description=_VERSION_DOC + " (updates only)")
 
 
 class Measure(BaseModel):
@@ -173,6 +200,7 @@ class Measure(BaseModel):
     owner_role: str
     created_at: str
     updated_at: str
+    version: int = Field(ge=0, description="bumped by every change; served as the ETag")
 
 
 class MeasureList(BaseModel):
@@ -219,6 +247,27 @@ class Stats(BaseModel):
     monitoring: Monitoring | None = None
 
 
+class ConflictBody(BaseModel):
+    """409: the record changed since the version sent; ``current`` is the record now."""
+
+    code: str
+    description: str
+    current: dict[str, Any] | None = None
+
+
+_ETAG_HEADER = {"ETag": {"description": 'the record\'s version, strong and quoted: "3"',
+                         "schema": {"type": "string"}}}
+_READ_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": _ETAG_HEADER}}
+_EDIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": _ETAG_HEADER},
+    409: {"model": ConflictBody,
+          "description": "the record changed since the version sent (body: current record), "
+                         "or the status change is not allowed"},
+    428: {"model": ErrorBody,
+          "description": "no version sent: add If-Match with the ETag of GET"},
+}
+
+
 # --- helpers --------------------------------------------------------------------------------
 def _actor(p: Principal) -> Actor:
     return Actor(who=p.name, role=p.role)
@@ -261,6 +310,52 @@ def _finding_records(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
     return recs
 
 
+_IF_MATCH = re.compile(r'^"(\d{1,18})"$|^(\d{1,18})$')
+
+
+def _etag(version: int) -> str:
+    return f'"{int(version)}"'
+
+
+def _with_etag(response: Response, rec: dict[str, Any]) -> dict[str, Any]:
+    response.headers["ETag"] = _etag(rec["version"])
+    return rec
+
+
+def _sent_version(if_match: str | None, body_version: int | None) -> int | None:
+    """The version the client sent (If-Match or body), None when it sent none."""
+    header = None
+    if if_match is not None and if_match.strip():
+        text = if_match.strip()
+        if text == "*":
+            raise BadRequest('If-Match: * does not protect against lost updates; send the '
+                             'version you edited, as served in the ETag (e.g. If-Match: "3")')
+        m = _IF_MATCH.match(text)
+        if m is None:
+            raise BadRequest(f"If-Match is {text!r}; expected the ETag of the record as served "
+                             'by GET, one strong tag such as "3"')
+        header = int(m.group(1) or m.group(2))
+    if header is not None and body_version is not None and header != body_version:
+        raise BadRequest(f"If-Match says version {header} but the body says {body_version}; "
+                         "send one version")
+    return header if header is not None else body_version
+
+
+def _version_required(what: str, url: str) -> JSONResponse:
+    return JSONResponse(status_code=428, content={
+        "code": "PreconditionRequired",
+        "description": f"changing {what} needs the version you edited: send If-Match with the "
+                       f"ETag of GET {url} (e.g. If-Match: \"3\"), or \"version\": 3 in the "
+                       "body; a stale version is refused with 409 so no change is lost"})
+
+
+def _conflict(exc: EditConflict, model: type[Hazard] | type[Measure]) -> JSONResponse:
+    current = None if exc.current is None else model(**exc.current).model_dump(mode="json")
+    headers = None if current is None else {"ETag": _etag(current["version"])}
+    return JSONResponse(status_code=409, headers=headers, content={
+        "code": "Conflict", "description": str(exc), "current": current})
+
+
 def _fields(body: BaseModel, exclude: set[str] | None = None) -> dict[str, Any]:
     d = body.model_dump(exclude_unset=True, exclude=exclude or set())
     if "deadline" in d and d["deadline"] is not None:
@@ -298,8 +393,8 @@ def list_hazards(
 
 
 @router.get("/hazards/{hazard_id}", response_model=Hazard, operation_id="getHazard",
-            summary="One hazard record")
-def get_hazard(request: Request, hazard_id: HazardId, reg: RegistryDep,
+            summary="One hazard record (ETag: its version)", responses=_READ_RESPONSES)
+def get_hazard(request: Request, response: Response, hazard_id: HazardId, reg: RegistryDep,
                principal: PrincipalDep) -> Hazard:
     check_params(request, ())
     _staff(principal)
@@ -307,13 +402,14 @@ def get_hazard(request: Request, hazard_id: HazardId, reg: RegistryDep,
     roles = _visible_roles(principal)
     if roles is not None and rec["owner_role"] not in roles:
         raise Forbidden(f"hazard {hazard_id!r} belongs to role {rec['owner_role']!r}")
-    return Hazard(**rec)
+    return Hazard(**_with_etag(response, rec))
 
 
 @router.post("/hazards", response_model=Hazard, status_code=201, operation_id="registerHazard",
-             summary="Register a finding as a hazard (idempotent)")
-def register_hazard(request: Request, body: RegisterRequest, reg: RegistryDep,
-                    principal: PrincipalDep) -> Hazard:
+             summary="Register a finding as a hazard (idempotent; ETag: its version)",
+             responses={201: {"headers": _ETAG_HEADER}})
+def register_hazard(request: Request, response: Response, body: RegisterRequest,
+                    reg: RegistryDep, principal: PrincipalDep) -> Hazard:
     check_params(request, ())
     d = _analysis_def(body.analysis)
     _require_owner(principal, d.owner, f"hazards of analysis {d.id!r}")
@@ -327,37 +423,56 @@ def register_hazard(request: Request, body: RegisterRequest, reg: RegistryDep,
     rec = _finding_records(hit)[0]
     rec["finding_id"] = body.finding_id
     fields = _fields(body, exclude={"finding_id", "analysis"})
-    return Hazard(**reg.register(rec, analysis=d.id, owner_role=d.owner,
-                                 actor=_actor(principal), fields=fields or None))
+    return Hazard(**_with_etag(response, reg.register(
+        rec, analysis=d.id, owner_role=d.owner, actor=_actor(principal),
+        fields=fields or None)))
 
 
 @router.patch("/hazards/{hazard_id}", response_model=Hazard, operation_id="updateHazard",
-              summary="Change department, deadline, measures, notes, attachments")
-def update_hazard(request: Request, hazard_id: HazardId, body: HazardFields, reg: RegistryDep,
-                  principal: PrincipalDep) -> Hazard:
+              summary="Change department, deadline, measures, notes, attachments, severity "
+                      "(If-Match: the version edited)", responses=_EDIT_RESPONSES)
+def update_hazard(request: Request, response: Response, hazard_id: HazardId, body: HazardEdit,
+                  reg: RegistryDep, principal: PrincipalDep, if_match: IfMatch = None
+                  ) -> Hazard | JSONResponse:
     check_params(request, ())
     _staff(principal)
     rec = reg.hazard(hazard_id)
     _require_owner(principal, rec["owner_role"], f"hazard {hazard_id!r}")
-    fields = _fields(body)
+    sent = _sent_version(if_match, body.version)
+    if sent is None:
+        return _version_required(f"hazard {hazard_id!r}", f"/registry/hazards/{hazard_id}")
+    fields = _fields(body, exclude={"version"})
     if "attachments" in fields and fields["attachments"] is not None:
         fields["attachments"] = [{k: v for k, v in a.items() if v is not None}
                                  for a in fields["attachments"]]
-    return Hazard(**reg.update(hazard_id, fields, actor=_actor(principal)))
+    try:
+        after = reg.update(hazard_id, fields, actor=_actor(principal), expected_version=sent)
+    except EditConflict as exc:
+        return _conflict(exc, Hazard)
+    return Hazard(**_with_etag(response, after))
 
 
 @router.post("/hazards/{hazard_id}/transition", response_model=Hazard,
              operation_id="transitionHazard",
              summary="Move a hazard along identified → rectifying → rectified → verified → "
-                     "closed (409 when not allowed)",
-             responses={409: {"description": "illegal transition"}})
-def transition_hazard(request: Request, hazard_id: HazardId, body: TransitionRequest,
-                      reg: RegistryDep, principal: PrincipalDep) -> Hazard:
+                     "closed (If-Match: the version edited; 409 when stale or not allowed)",
+             responses=_EDIT_RESPONSES)
+def transition_hazard(request: Request, response: Response, hazard_id: HazardId,
+                      body: TransitionRequest, reg: RegistryDep, principal: PrincipalDep,
+                      if_match: IfMatch = None) -> Hazard | JSONResponse:
     check_params(request, ())
     _staff(principal)
     rec = reg.hazard(hazard_id)
     _require_owner(principal, rec["owner_role"], f"hazard {hazard_id!r}")
-    return Hazard(**reg.transition(hazard_id, body.to, actor=_actor(principal), note=body.note))
+    sent = _sent_version(if_match, body.version)
+    if sent is None:
+        return _version_required(f"hazard {hazard_id!r}", f"/registry/hazards/{hazard_id}")
+    try:
+        after = reg.transition(hazard_id, body.to, actor=_actor(principal), note=body.note,
+                               expected_version=sent)
+    except EditConflict as exc:
+        return _conflict(exc, Hazard)
+    return Hazard(**_with_etag(response, after))
 
 
 @router.post("/sync/{analysis_id}", response_model=SyncResult, operation_id="syncRegistry",
@@ -402,11 +517,25 @@ def list_measures(request: Request, reg: RegistryDep, principal: PrincipalDep) -
         roles=_visible_roles(principal))])
 
 
+@router.get("/measures/{measure_id}", response_model=Measure, operation_id="getMeasure",
+            summary="One measure (ETag: its version)", responses=_READ_RESPONSES)
+def get_measure(request: Request, response: Response, measure_id: MeasureId, reg: RegistryDep,
+                principal: PrincipalDep) -> Measure:
+    check_params(request, ())
+    _staff(principal)
+    rec = reg.measure(measure_id)
+    roles = _visible_roles(principal)
+    if roles is not None and rec["owner_role"] not in roles:
+        raise Forbidden(f"measure {measure_id!r} belongs to role {rec['owner_role']!r}")
+    return Measure(**_with_etag(response, rec))
+
+
 @router.put("/measures/{measure_id}", response_model=Measure, operation_id="putMeasure",
-            summary="Create or update a measure")
-def put_measure(request: Request, measure_id: Annotated[str, Path(max_length=200,
-                                                                  pattern=r"^[\w.:-]+$")],
-                body: MeasureFields, reg: RegistryDep, principal: PrincipalDep) -> Measure:
+            summary="Create a measure, or update one (If-Match: the version edited)",
+            responses=_EDIT_RESPONSES)
+def put_measure(request: Request, response: Response, measure_id: MeasureId,
+                body: MeasureFields, reg: RegistryDep, principal: PrincipalDep,
+                if_match: IfMatch = None) -> Measure | JSONResponse:
     check_params(request, ())
     _staff(principal)
     if principal.role == "public":
@@ -418,11 +547,21 @@ def put_measure(request: Request, measure_id: Annotated[str, Path(max_length=200
     owner = existing["owner_role"] if existing else ("planner" if principal.is_admin
                                                      else principal.role)
     _require_owner(principal, owner, f"measure {measure_id!r}")
-    fields = _fields(body)
+    sent = _sent_version(if_match, body.version)
+    if sent is None:
+        if existing is not None:
+            return _version_required(f"measure {measure_id!r}",
+                                     f"/registry/measures/{measure_id}")
+        sent = 0  # a create: refused with 409 if someone creates it first
+    fields = _fields(body, exclude={"version"})
     if fields.get("status") is not None:
         assert fields["status"] in MEASURE_STATUSES
-    return Measure(**reg.put_measure(measure_id, fields, owner_role=owner,
-                                     actor=_actor(principal)))
+    try:
+        after = reg.put_measure(measure_id, fields, owner_role=owner, actor=_actor(principal),
+                                expected_version=sent)
+    except EditConflict as exc:
+        return _conflict(exc, Measure)
+    return Measure(**_with_etag(response, after))
 
 
 # --- stats ----------------------------------------------------------------------------------

@@ -23,6 +23,24 @@ def _register(c, role="planner", **extra):
                   json={"finding_id": HID, "analysis": "pipeline_findings", **extra})
 
 
+def _etag(c, hid=HID):
+    r = c.get(f"/registry/hazards/{hid}", headers=auth("admin"))
+    assert r.status_code == 200, r.text
+    return r.headers["ETag"]
+
+
+def _move(c, to, role="planner", hid=HID, **body):
+    """A transition sent with the hazard's current version (If-Match)."""
+    return c.post(f"/registry/hazards/{hid}/transition",
+                  headers={**auth(role), "If-Match": _etag(c, hid)}, json={"to": to, **body})
+
+
+def _patch(c, fields, role="planner", hid=HID):
+    """A PATCH sent with the hazard's current version (If-Match)."""
+    return c.patch(f"/registry/hazards/{hid}", headers={**auth(role), "If-Match": _etag(c, hid)},
+                   json=fields)
+
+
 def test_access(rc):
     c, _ = rc
     assert c.get("/registry/hazards").status_code == 401
@@ -48,8 +66,7 @@ def test_register_and_workflow(rc):
     assert _register(c).json()["created_at"] == h["created_at"]  # idempotent
 
     def move(to, role="planner"):
-        return c.post(f"/registry/hazards/{HID}/transition", headers=auth(role),
-                      json={"to": to, "note": f"to {to}"})
+        return _move(c, to, role, note=f"to {to}")
 
     assert move("rectified").status_code == 409
     assert move("closed").status_code == 409
@@ -63,8 +80,7 @@ def test_register_and_workflow(rc):
     assert r.json()["status"] == "closed" and r.json()["closed_at"] is not None
     r = move("rectifying")
     assert r.status_code == 409 and "closed" in r.json()["description"]
-    assert c.post(f"/registry/hazards/{HID}/transition", headers=auth("planner"),
-                  json={"to": "done"}).status_code == 400
+    assert _move(c, "done").status_code == 400
 
     audit = c.get(f"/registry/audit?record_id={HID}", headers=auth("planner")).json()
     actions = [e["action"] for e in audit["entries"]]
@@ -81,19 +97,15 @@ def test_register_and_workflow(rc):
 def test_update_fields(rc):
     c, _ = rc
     _register(c)
-    r = c.patch(f"/registry/hazards/{HID}", headers=auth("planner"),
-                json={"measures": "relocate", "attachments": [
-                    {"href": "doc://2021-17", "name": "rectification notice"}]})
+    r = _patch(c, {"measures": "relocate", "attachments": [
+        {"href": "doc://2021-17", "name": "rectification notice"}]})
     assert r.status_code == 200
     assert r.json()["attachments"] == [{"href": "doc://2021-17",
                                         "name": "rectification notice"}]
-    assert c.patch(f"/registry/hazards/{HID}", headers=auth("planner"),
-                   json={"status": "closed"}).status_code == 400
-    assert c.patch(f"/registry/hazards/{HID}", headers=auth("planner"),
-                   json={"deadline": "soon"}).status_code == 400
-    assert c.patch(f"/registry/hazards/{HID}", headers=auth("fire"),
-                   json={"notes": "x"}).status_code == 403
-    assert c.patch("/registry/hazards/nope", headers=auth("planner"),
+    assert _patch(c, {"status": "closed"}).status_code == 400
+    assert _patch(c, {"deadline": "soon"}).status_code == 400
+    assert _patch(c, {"notes": "x"}, role="fire").status_code == 403
+    assert c.patch("/registry/hazards/nope", headers={**auth("planner"), "If-Match": '"1"'},
                    json={"notes": "x"}).status_code == 404
     a = c.get(f"/registry/audit?record_id={HID}", headers=auth("admin")).json()["entries"]
     assert [x["action"] for x in a] == ["register", "update"]
@@ -123,8 +135,7 @@ def test_reanalysis_keeps_history(rc):
     assert r.json() == {"analysis": "pipeline_findings", "registered": n, "still_detected": 0,
                         "redetected": 0, "no_longer_detected": 0}
     gone = "occupancy:P-01:B-01"
-    assert c.post(f"/registry/hazards/{gone}/transition", headers=auth("planner"),
-                  json={"to": "rectifying"}).status_code == 200
+    assert _move(c, "rectifying", hid=gone).status_code == 200
     # B-01 is demolished: the layer is rewritten, the analysis re-runs on the new version.
     blds = small_layers()["buildings"]
     store.write({"buildings": blds[blds["id"] != "B-01"]})
@@ -150,7 +161,7 @@ def test_reanalysis_keeps_history(rc):
 
 
 def test_registry_survives_layer_writes_and_audit_is_append_only(store_copy):
-    reg = Registry(store_copy.path, lock=store_copy.lock)
+    reg = Registry(store_copy.path)
     actor = Actor("tester", "admin")
     reg.register({"finding_id": "x:1", "kind": "setback"}, analysis="a", owner_role="planner",
                  actor=actor)
@@ -173,7 +184,7 @@ def test_concurrent_writes_not_lost(store_copy):
 
     import geopandas as gpd
 
-    reg = Registry(store_copy.path, lock=store_copy.lock)
+    reg = Registry(store_copy.path)
     actor = Actor("t", "admin")
     stations = small_layers()["fire_stations"]
 
@@ -205,8 +216,10 @@ def test_measures(rc):
     assert r.status_code == 200 and r.json()["owner_role"] == "fire"
     assert c.put("/registry/measures/M-1", headers=auth("police"),
                  json={"status": "in_effect"}).status_code == 403
-    r = c.put("/registry/measures/M-1", headers=auth("fire"), json={"status": "in_effect"})
+    r = c.put("/registry/measures/M-1", headers={**auth("fire"), "If-Match": '"1"'},
+              json={"status": "in_effect"})
     assert r.json()["status"] == "in_effect" and r.json()["title"] == "fire-lane marking rules"
+    assert r.headers["ETag"] == '"2"' and r.json()["version"] == 2
     assert c.put("/registry/measures/M-2", headers=auth("fire"),
                  json={"status": "planned"}).status_code == 400  # needs a title
     assert [m["measure_id"] for m in c.get("/registry/measures",
@@ -218,7 +231,7 @@ def test_stats(rc):
     c, _ = rc
     c.post("/registry/sync/pipeline_findings", headers=auth("planner"))
     for to in ("rectifying", "rectified"):
-        c.post(f"/registry/hazards/{HID}/transition", headers=auth("planner"), json={"to": to})
+        assert _move(c, to).status_code == 200
     s = c.get("/registry/stats").json()
     occ = s["by_kind"]["occupancy"]
     assert occ["rectified"] == 1 and occ["target"] == 1.0 and occ["deadline"] == "2022-12-31"
@@ -249,3 +262,104 @@ def test_cli_sync_and_stats(store_copy, capsys):
     stats = json.loads(capsys.readouterr().out)
     assert stats["total"] == total and stats["by_kind"]["occupancy"]["rectified"] == 0
     assert stats["monitoring"]["people_dense_hca"] == 1
+
+
+def test_etag_if_match_428_409(rc):
+    """Optimistic concurrency: ETag = version; If-Match (or body version) required; a stale
+    one gets 409 with the current record; the audit keeps exactly the one winning change."""
+    c, _ = rc
+    r = _register(c)
+    assert r.status_code == 201 and r.headers["ETag"] == '"1"' and r.json()["version"] == 1
+    r = c.get(f"/registry/hazards/{HID}", headers=auth("planner"))
+    assert r.headers["ETag"] == '"1"' and r.json()["version"] == 1
+    url = f"/registry/hazards/{HID}"
+    # missing version → 428 saying how to get it
+    r = c.patch(url, headers=auth("planner"), json={"notes": "x"})
+    assert r.status_code == 428
+    assert r.json()["code"] == "PreconditionRequired"
+    assert f"If-Match with the ETag of GET {url}" in r.json()["description"]
+    r = c.post(f"{url}/transition", headers=auth("planner"), json={"to": "rectifying"})
+    assert r.status_code == 428
+    # two editors both opened version 1: the first wins, the second gets 409 + current
+    alice = c.patch(url, headers={**auth("planner"), "If-Match": '"1"'},
+                    json={"department": "规划局"})
+    assert alice.status_code == 200 and alice.headers["ETag"] == '"2"'
+    assert alice.json()["department"] == "规划局" and alice.json()["version"] == 2
+    bob = c.patch(url, headers={**auth("admin"), "If-Match": '"1"'},
+                  json={"department": "应急局"})
+    assert bob.status_code == 409 and bob.headers["ETag"] == '"2"'
+    body = bob.json()
+    assert body["code"] == "Conflict"
+    assert "changed by someone else (now version 2, you sent 1)" in body["description"]
+    assert body["current"] == alice.json()
+    audit = c.get(f"/registry/audit?record_id={HID}", headers=auth("planner")).json()
+    assert [e["action"] for e in audit["entries"]] == ["register", "update"]
+    assert audit["entries"][1]["who"] == "planner-user"
+    # the version in the body works too; a stale transition is refused before the workflow
+    r = c.post(f"{url}/transition", headers=auth("planner"), json={"to": "closed",
+                                                                     "version": 1})
+    assert r.status_code == 409 and "now version 2, you sent 1" in r.json()["description"]
+    r = c.post(f"{url}/transition", headers=auth("planner"), json={"to": "rectifying",
+                                                                     "version": 2})
+    assert r.status_code == 200 and r.headers["ETag"] == '"3"'
+    r = c.patch(url, headers={**auth("planner"), "If-Match": "3"}, json={"version": 3,
+                                                                        "notes": "n"})
+    assert r.status_code == 200 and r.json()["version"] == 4
+    # malformed / ambiguous versions are 400s naming the problem
+    for value, msg in (("*", "If-Match: \\* does not protect"),
+                       ('W/"4"', "expected the ETag of the record"),
+                       ('"4", "5"', "expected the ETag of the record")):
+        r = c.patch(url, headers={**auth("planner"), "If-Match": value}, json={"notes": "y"})
+        assert r.status_code == 400, value
+        import re
+
+        assert re.search(msg, r.json()["description"]), r.json()
+    r = c.patch(url, headers={**auth("planner"), "If-Match": '"4"'}, json={"version": 3})
+    assert r.status_code == 400 and "If-Match says version 4 but the body says 3" in r.text
+    # role and existence are checked before the version
+    assert c.patch(url, headers=auth("fire"), json={"notes": "x"}).status_code == 403
+    assert c.patch("/registry/hazards/nope", headers=auth("planner"),
+                   json={"notes": "x"}).status_code == 404
+    assert [h["version"] for h in c.get("/registry/hazards", headers=auth("planner")).json()[
+        "hazards"]] == [4]
+
+
+def test_measure_versions(rc):
+    c, _ = rc
+    r = c.put("/registry/measures/M-1", headers=auth("planner"), json={"title": "巡线"})
+    assert r.status_code == 200 and r.headers["ETag"] == '"1"'
+    r = c.get("/registry/measures/M-1", headers=auth("planner"))
+    assert r.status_code == 200 and r.headers["ETag"] == '"1"' and r.json()["title"] == "巡线"
+    assert c.get("/registry/measures/M-1", headers=auth("fire")).status_code == 403
+    assert c.get("/registry/measures/M-9", headers=auth("planner")).status_code == 404
+    r = c.put("/registry/measures/M-1", headers=auth("planner"), json={"status": "in_effect"})
+    assert r.status_code == 428 and "GET /registry/measures/M-1" in r.json()["description"]
+    r = c.put("/registry/measures/M-1", headers={**auth("planner"), "If-Match": '"1"'},
+              json={"status": "in_effect"})
+    assert r.status_code == 200 and r.headers["ETag"] == '"2"'
+    r = c.put("/registry/measures/M-1", headers=auth("admin"), json={"version": 1,
+                                                                   "status": "withdrawn"})
+    assert r.status_code == 409 and r.json()["current"]["status"] == "in_effect"
+    assert r.json()["current"]["version"] == 2
+    # a version sent for a measure that does not exist yet
+    r = c.put("/registry/measures/M-2", headers={**auth("planner"), "If-Match": '"3"'},
+              json={"title": "t"})
+    assert r.status_code == 409 and r.json()["current"] is None
+    assert "does not exist" in r.json()["description"]
+    assert [m["version"] for m in c.get("/registry/measures", headers=auth("planner")).json()[
+        "measures"]] == [2]
+
+
+def test_openapi_documents_versions(rc):
+    c, _ = rc
+    doc = c.get("/api", headers={"Accept": "application/json"}).json()
+    for path, method in (("/registry/hazards/{hazard_id}", "patch"),
+                         ("/registry/hazards/{hazard_id}/transition", "post"),
+                         ("/registry/measures/{measure_id}", "put")):
+        op = doc["paths"][path][method]
+        assert {"409", "428"} <= set(op["responses"]), path
+        assert "ETag" in op["responses"]["200"]["headers"]
+        assert any(p["in"] == "header" and p["name"] == "If-Match" for p in op["parameters"])
+    for path in ("/registry/hazards/{hazard_id}", "/registry/measures/{measure_id}"):
+        assert "ETag" in doc["paths"][path]["get"]["responses"]["200"]["headers"]
+    assert "version" in doc["components"]["schemas"]["Hazard"]["required"]

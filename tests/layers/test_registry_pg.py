@@ -1,8 +1,11 @@
-"""The PostGIS hazard registry: same workflow as the GeoPackage one, and no lost update."""
+"""The PostGIS hazard registry: same workflow and versions as the GeoPackage one, and no lost
+update (threads, processes, the API with If-Match)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +14,8 @@ import pytest
 from postgis_support import postgis_url, scratch_schema
 from shapely.geometry import Point
 
-from layers.registry import Actor, IllegalTransition, Registry
+from layers.errors import StoreBusy
+from layers.registry import Actor, EditConflict, IllegalTransition, Registry
 from layers.store import GeoPackageStore
 
 pytestmark = pytest.mark.server
@@ -60,10 +64,10 @@ def _script(reg: object) -> list:
 
 
 def _strip(obj: object) -> object:
-    """Drop the fields that differ by nature (times, version, audit seq)."""
+    """Drop the fields that differ by nature (times, audit seq)."""
     if isinstance(obj, dict):
         return {k: _strip(v) for k, v in obj.items()
-                if k not in ("version", "created_at", "updated_at", "first_detected",
+                if k not in ("created_at", "updated_at", "first_detected",
                              "last_detected", "rectified_at", "closed_at", "notes")}
     if isinstance(obj, list | tuple):
         return [_strip(v) for v in obj]
@@ -75,10 +79,11 @@ def test_same_workflow_as_the_geopackage_registry(pg_registry: object, tmp_path:
     store = GeoPackageStore(path)
     store.write({"hydrants": gpd.GeoDataFrame({"id": ["h"]}, geometry=[Point(117, 34)],
                                               crs=4490)})
-    ref = _script(Registry(path, lock=store.lock))
+    ref = _script(Registry(path))
     got = _script(pg_registry)
-    assert _strip(got) == _strip(ref)
+    assert _strip(got) == _strip(ref)  # versions included: both registries count alike
     assert got[0]["version"] == 1 and got[1]["version"] == 2 and got[3]["version"] == 4
+    assert [h["version"] for h in got[-3][0]] == [4, 1]  # still detected: not bumped
     assert got[-2] == 8  # 3 registers, update, 2 transitions, no_longer_detected, measure
     # ... and the audit log is append-only
     import psycopg
@@ -151,6 +156,81 @@ def test_twenty_concurrent_editors_lose_nothing(pg_registry: object) -> None:
     assert reg.audit(record_id="occupancy:P1:B1")[1] == 22
 
 
+def _race(url: str, who: str, department: str, barrier: object, out: object) -> None:
+    from layers.postgis import PostGISStore
+    from layers.registry_pg import PgRegistry
+
+    reg = PgRegistry(PostGISStore(url))
+    barrier.wait()  # type: ignore[attr-defined]
+    try:
+        reg.update("occupancy:P1:B1", {"department": department},
+                   actor=Actor(who, "planner"), expected_version=1)
+        out.put((who, "ok"))  # type: ignore[attr-defined]
+    except EditConflict as exc:
+        out.put((who, f"conflict:{exc.current['version'] if exc.current else None}"))  # type: ignore[attr-defined]
+
+
+def test_two_processes_same_version_exactly_one_wins(pg_registry: object) -> None:
+    reg = pg_registry
+    url = reg.store.url
+    reg.register(_finding(1), analysis="pipelines", owner_role="planner", actor=ALICE)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(url, who, dep, barrier, out))
+             for who, dep in (("alice", "规划局"), ("bob", "应急局"))]
+    for p in procs:
+        p.start()
+    results = dict(out.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert sorted(results.values()) == ["conflict:2", "ok"]
+    winner = next(w for w, r in results.items() if r == "ok")
+    final = reg.hazard("occupancy:P1:B1")
+    assert final["version"] == 2
+    assert final["department"] == {"alice": "规划局", "bob": "应急局"}[winner]
+    rows, total = reg.audit(record_id="occupancy:P1:B1")
+    assert total == 2 and rows[1]["who"] == winner
+
+
+def test_locked_row_waits_then_store_busy(pg_registry: object) -> None:
+    from layers.registry_pg import PgRegistry
+
+    reg = pg_registry
+    reg.register(_finding(1), analysis="pipelines", owner_role="planner", actor=ALICE)
+    quick = PgRegistry(reg.store, busy_timeout=0.3)
+    with reg.store.connect() as conn:
+        conn.execute("SELECT 1 FROM registry_hazards FOR UPDATE")
+        t0 = time.monotonic()
+        with pytest.raises(StoreBusy, match=r"busy: another writer held the registry for more "
+                                            r"than 0\.3 s; nothing was changed, retry"):
+            quick.update("occupancy:P1:B1", {"notes": "x"}, actor=BOB, expected_version=1)
+        assert 0.25 < time.monotonic() - t0 < 5
+        assert quick.hazard("occupancy:P1:B1")["notes"] is None  # readers do not wait
+    assert reg.hazard("occupancy:P1:B1")["version"] == 1
+    assert reg.audit(record_id="occupancy:P1:B1")[1] == 1
+
+
+def test_measure_versions_match_the_geopackage_registry(pg_registry: object) -> None:
+    reg = pg_registry
+    assert reg.put_measure("M1", {"title": "t"}, owner_role="planner", actor=ALICE,
+                           expected_version=0)["version"] == 1
+    with pytest.raises(EditConflict, match=r"already exists \(now version 1, you sent 0\)"):
+        reg.put_measure("M1", {"title": "u"}, owner_role="planner", actor=BOB,
+                        expected_version=0)
+    with pytest.raises(EditConflict, match="does not exist") as info:
+        reg.put_measure("M2", {"title": "u"}, owner_role="planner", actor=BOB,
+                        expected_version=3)
+    assert info.value.current is None
+    assert [m["measure_id"] for m in reg.measures()] == ["M1"]  # M2 rolled back
+    with pytest.raises(EditConflict, match="now version 1, you sent 5") as info:
+        reg.put_measure("M1", {"title": "u"}, owner_role="planner", actor=BOB,
+                        expected_version=5)
+    assert info.value.current is not None and info.value.current["title"] == "t"
+    assert reg.put_measure("M1", {"title": "u"}, owner_role="planner", actor=BOB,
+                           expected_version=1)["version"] == 2
+
+
 def test_registry_api_on_postgis(demo_store: tuple) -> None:
     """The registry router, given the PostGIS registry, serves the same workflow."""
     from fastapi.testclient import TestClient
@@ -175,12 +255,25 @@ def test_registry_api_on_postgis(demo_store: tuple) -> None:
                        json={"finding_id": hid, "analysis": "pipeline_findings"})
             assert r.status_code == 201, r.text
             assert r.json()["status"] == "identified"
-            r = c.patch(f"/registry/hazards/{hid}", headers=key,
+            assert r.headers["ETag"] == '"1"'
+            r = c.patch(f"/registry/hazards/{hid}", headers=key, json={"measures": "x"})
+            assert r.status_code == 428
+            r = c.patch(f"/registry/hazards/{hid}", headers={**key, "If-Match": '"1"'},
                         json={"measures": "relocate",
                               "attachments": [{"href": "doc://1", "name": "notice"}]})
             assert r.status_code == 200, r.text
             assert r.json()["attachments"] == [{"href": "doc://1", "name": "notice"}]
-            r = c.post(f"/registry/hazards/{hid}/transition", headers=key, json={"to": "closed"})
+            assert r.headers["ETag"] == '"2"'
+            r = c.patch(f"/registry/hazards/{hid}", headers={**key, "If-Match": '"1"'},
+                        json={"measures": "lost"})
             assert r.status_code == 409
+            assert "now version 2, you sent 1" in r.json()["description"]
+            assert r.json()["current"]["measures"] == "relocate"
+            r = c.post(f"/registry/hazards/{hid}/transition", headers={**key, "If-Match": '"2"'},
+                       json={"to": "closed"})
+            assert r.status_code == 409 and "cannot become closed" in r.json()["description"]
+            assert c.get(f"/registry/hazards/{hid}", headers=key).headers["ETag"] == '"2"'
             assert c.get("/registry/stats").json()["total"] == 1
         assert registry_for(pg).hazard(hid)["version"] == 2
+        assert [r["action"] for r in registry_for(pg).audit(record_id=hid)[0]] == [
+            "register", "update"]
