@@ -334,6 +334,20 @@ def test_rule_types_are_geos() -> None:
     assert type(hazmat.check) is geo.hazmat_params.RouteCheckParams
 
 
+def test_geo_types_and_rule_loaders_load_no_analysis_stack() -> None:
+    """geo's type modules and the rule loaders import without numpy/pandas/shapely/geopandas/
+    scipy/pyproj, so parsing a district's rules (e.g. at CLI start) stays cheap."""
+    code = ("import sys, json; import geo.errors, geo.fire_params, geo.hazmat_params, "
+            "geo.pressure, layers.errors, layers.schema, layers.rules, layers.fire_rules, "
+            "layers.hazmat_rules; layers.fire_rules.load_fire_rules(); "
+            "layers.hazmat_rules.load_hazmat_rules(); print(json.dumps(sorted({m.split('.')[0] "
+            "for m in sys.modules} & {'numpy', 'pandas', 'shapely', 'geopandas', 'scipy', "
+            "'pyproj'})))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, check=True)
+    assert json.loads(out.stdout) == []
+
+
 # ---------------------------------------------------------------------------------------------
 # The checker itself, on a synthetic tree
 
