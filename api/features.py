@@ -23,6 +23,8 @@ from pyproj import CRS, Transformer
 from api.crs import OgcCrs, transform_geoms
 from geo.crs import STORAGE_CRS
 from layers import gpkg_query as gq
+from layers import pg_query as pq
+from layers.postgis import PostGISStore
 from layers.store import GeoPackageStore, Store
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "ItemsQuery",
     "NearFilter",
     "Page",
+    "PostGISLayerSource",
     "ReadSource",
     "Source",
     "StoreLayerSource",
@@ -307,8 +310,8 @@ class FrameSource:
 
 
 class ReadSource:
-    """A layer of any other store (PostGIS …): spatial queries read only the query's box
-    through the store's index, then filter and page in memory."""
+    """A layer of any other store: spatial queries read only the query's box through the
+    store's index, then filter and page in memory."""
 
     _NOWHERE = (-179.9999, -89.9999, -179.9998, -89.9998)
 
@@ -337,12 +340,113 @@ class ReadSource:
         return FrameSource(self.store.read(self.layer)).feature(feature_id)
 
 
+class PostGISLayerSource:
+    """A layer of a PostGIS store, paged in the database (:mod:`layers.pg_query`): a page is
+    one SQL query (``&&`` on the GiST index, the exact region test, the equality filters,
+    ``ORDER BY`` the primary key, ``LIMIT``/``OFFSET``) with a bounded count; a feature is
+    ``WHERE id = %s``. Same records, order and ``numberMatched`` as :class:`StoreLayerSource`,
+    except that a filter without ``bbox`` matching more than :data:`LARGE_RESULT` features is
+    not counted (``numberMatched`` omitted) rather than scanned."""
+
+    def __init__(self, store: PostGISStore, layer: str) -> None:
+        self.store = store
+        self.layer = layer
+
+    def columns(self) -> list[tuple[str, str]]:
+        with pq.reader(self.store) as cur:
+            return [(c.name, c.kind) for c in pq.describe(cur, self.store, self.layer).columns]
+
+    @staticmethod
+    def _region(q: ItemsQuery) -> pq.Region | None:
+        bounds: tuple[float, float, float, float] | None = None
+        if q.region is not None:
+            bounds = q.region.bounds
+        if q.near is not None:
+            nb = q.near.storage_bounds()
+            bounds = nb if bounds is None else (max(bounds[0], nb[0]), max(bounds[1], nb[1]),
+                                                min(bounds[2], nb[2]), min(bounds[3], nb[3]))
+        return None if bounds is None else pq.Region(bounds, q.region)
+
+    def page(self, q: ItemsQuery) -> Page:
+        region = self._region(q)
+        with pq.reader(self.store) as cur:
+            meta = pq.describe(cur, self.store, self.layer)
+            if region is not None and (region.bounds[0] > region.bounds[2]
+                                       or region.bounds[1] > region.bounds[3]):
+                return self._to_page(pq.read_rows(cur, meta, fids=[])[0], 0)
+            n, matched = pq.counts(cur, meta, region=region, where=q.where, cap=LARGE_RESULT)
+            if region is not None and n > LARGE_RESULT:
+                return self._large_page(cur, meta, q, region)
+            if q.near is not None and region is not None:
+                fids, geoms = pq.candidates(cur, meta, region, where=q.where)
+                keep = fids[q.near.mask(geoms)] if len(fids) else fids
+                rows, _ = pq.read_rows(cur, meta, fids=keep[q.offset:q.offset + q.limit])
+                return self._to_page(rows, len(keep))
+            rows, _ = pq.read_rows(cur, meta, region=region, where=q.where, limit=q.limit,
+                                   offset=q.offset)
+        return self._to_page(rows, matched)
+
+    def _large_page(self, cur: Any, meta: pq.LayerMeta, q: ItemsQuery,
+                    region: pq.Region) -> Page:
+        """Page through index candidates in fid order, testing only what is read; offsets
+        count candidates and numberMatched is omitted (as :class:`StoreLayerSource`)."""
+        records: list[tuple[object, ...]] = []
+        geoms: list[np.ndarray] = []
+        fids: list[np.ndarray] = []
+        offset, got, exhausted = q.offset, 0, False
+        chunk = max(q.limit, 200)
+        while got < q.limit:
+            rows, ok = pq.read_rows(cur, meta, region=region, where=q.where, exact=False,
+                                    limit=chunk, offset=offset)
+            if len(rows.fids) == 0:
+                exhausted = True
+                break
+            if q.near is not None:
+                ok &= q.near.mask(rows.geometries)
+            idx = np.flatnonzero(ok)[: q.limit - got]
+            used = ((int(idx[-1]) + 1) if len(idx) and got + len(idx) >= q.limit
+                    else len(rows.fids))
+            offset += used
+            records += [rows.records[i] for i in idx]
+            geoms.append(rows.geometries[idx])
+            fids.append(rows.fids[idx])
+            got += len(idx)
+            if len(rows.fids) < chunk and used == len(rows.fids):
+                exhausted = True
+                break
+        page = self._to_page(gq.Rows(meta.columns, np.concatenate(fids) if fids else np.empty(
+            0, np.int64), records, np.concatenate(geoms) if geoms else np.empty(0, object)),
+            None)
+        page.next_offset = None if exhausted else offset
+        return page
+
+    @staticmethod
+    def _to_page(rows: gq.Rows, matched: int | None) -> Page:
+        cols = [c.name for c in rows.columns]
+        i = _id_index(cols)
+        ids: list[object] = ([r[i] if r[i] is not None else int(f)
+                              for r, f in zip(rows.records, rows.fids, strict=True)]
+                             if i is not None else [int(f) for f in rows.fids])
+        return Page(cols, rows.records, rows.geometries, ids, matched)
+
+    def feature(self, feature_id: str) -> Page | None:
+        with pq.reader(self.store) as cur:
+            meta = pq.describe(cur, self.store, self.layer)
+            fid = pq.fid_of(cur, meta, feature_id)
+            if fid is None:
+                return None
+            rows, _ = pq.read_rows(cur, meta, fids=[fid])
+        return self._to_page(rows, 1) if rows.records else None
+
+
 def source_for(store: Store, layer: str) -> Source:
-    """The source serving ``layer`` of ``store`` (R-tree paging for GeoPackage stores)."""
+    """The source serving ``layer`` of ``store``: R-tree paging for GeoPackage stores, SQL
+    paging for PostGIS stores."""
     if isinstance(store, GeoPackageStore):
         return StoreLayerSource(store, layer)
+    if isinstance(store, PostGISStore):
+        return PostGISLayerSource(store, layer)
     return ReadSource(store, layer)
-
 
 
 # --- serialisation --------------------------------------------------------------------------
