@@ -1,24 +1,25 @@
-"""Analysis results served as collections and endpoints, computed lazily and cached per store
-version (a rewritten layer changes the version, so results are recomputed on next use).
+"""The analyses served as collections and endpoints: what each is, who reads it, what it needs.
 
-Each :class:`AnalysisDef` names the ``geo`` module(s) it needs; analyses whose modules are not
-installed are simply not offered. ``run`` reads the layers it needs from the store and calls
-the pure ``geo`` function; the result is a findings GeoDataFrame (``geo.findings`` schema) or
-another GeoDataFrame.
+Each :class:`AnalysisDef` names the ``geo`` module(s) it needs (analyses whose modules are not
+installed are not offered), the layers it needs and ``run``, which takes the store's
+:class:`~api.service.AnalysisService` (the district's rules, the one cache) and returns a
+findings GeoDataFrame (``geo.findings`` schema) or another GeoDataFrame. Results are computed
+lazily and cached per (store version, rules version) by the service.
+
+:func:`result` and :func:`hazmat_network` take a store and use the service bound to it (the
+app's, see :func:`api.service.service_for`).
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 
+from api.service import AnalysisService, layers_version, service_for
 from geo.findings import FINDING_COLUMNS, SEVERITIES
 from layers.errors import LayerNotFoundError
 from layers.store import Store
@@ -29,10 +30,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ANALYSES",
     "AnalysisDef",
-    "ResultCache",
     "available",
     "collection_defs",
     "finding_queryables",
+    "hazmat_network",
+    "layers_version",
     "missing_layers",
     "missing_layers_error",
     "result",
@@ -50,7 +52,7 @@ class AnalysisDef:
     description: str
     modules: tuple[str, ...]
     roles: frozenset[str]
-    run: Callable[[Store], gpd.GeoDataFrame]
+    run: Callable[[AnalysisService], gpd.GeoDataFrame]
     findings: bool = True
     owner: str = "planner"
     layers: tuple[str, ...] = ()
@@ -81,50 +83,6 @@ def available() -> list[AnalysisDef]:
     return [d for d in ANALYSES if all(_has(m) for m in d.modules)]
 
 
-class ResultCache:
-    """Results per (analysis id, store version), least recently used evicted."""
-
-    def __init__(self, size: int = 16) -> None:
-        self.size = size
-        self._data: OrderedDict[tuple[str, str], Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self._key_locks: dict[tuple[str, str], threading.Lock] = {}
-
-    def get(self, key: tuple[str, str], compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-            klock = self._key_locks.setdefault(key, threading.Lock())
-        with klock:
-            with self._lock:
-                if key in self._data:
-                    return self._data[key]
-            value = compute()
-            with self._lock:
-                self._data[key] = value
-                while len(self._data) > self.size:
-                    self._data.popitem(last=False)
-                self._key_locks.pop(key, None)
-            return value
-
-    def peek(self, key: tuple[str, str]) -> Any | None:
-        with self._lock:
-            return self._data.get(key)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-_CACHES: dict[int, ResultCache] = {}
-
-
-def cache_for(store: Store, size: int = 16) -> ResultCache:
-    """The result cache of ``store`` (one per store object)."""
-    return _CACHES.setdefault(id(store), ResultCache(size))
-
-
 def missing_layers(store: Store, defn: AnalysisDef) -> list[str]:
     """The layers ``defn`` needs that ``store`` does not hold."""
     return [name for name in defn.layers if not store.has_layer(name)]
@@ -140,49 +98,22 @@ def missing_layers_error(defn: AnalysisDef, missing: list[str]) -> LayerNotFound
 
 
 def result(store: Store, analysis_id: str) -> gpd.GeoDataFrame:
-    """Result of ``analysis_id`` for the current store version (computed at most once).
+    """Result of ``analysis_id`` on ``store`` under the rules of the service bound to it
+    (``service_for(store).result(analysis_id)``).
 
     Raises :class:`~layers.errors.LayerNotFoundError` naming the layers to import when the
     store lacks a layer the analysis needs.
     """
-    defn = next((d for d in available() if d.id == analysis_id), None)
-    if defn is None:
-        from api.errors import NotFound
-
-        raise NotFound(f"no analysis {analysis_id!r}; available: "
-                       + ", ".join(d.id for d in available()))
-    missing = missing_layers(store, defn)
-    if missing:
-        raise missing_layers_error(defn, missing)
-    return cache_for(store).get((analysis_id, layers_version(store)), lambda: defn.run(store))
+    return service_for(store).result(analysis_id)
 
 
-def layers_version(store: Store) -> str:
-    """A version that changes when a layer is rewritten but not on registry writes.
-
-    GeoPackage layer writes replace the file (new inode) and stamp ``gpkg_contents``; the
-    registry edits its own tables in place, which must not invalidate analysis results.
-    """
-    from layers.store import GeoPackageStore
-
-    if not isinstance(store, GeoPackageStore):
-        return store.version()
-    import sqlite3
-
-    try:
-        st = store.path.stat()
-        con = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
-        try:
-            stamp = con.execute("SELECT COUNT(*), MAX(last_change) FROM gpkg_contents WHERE "
-                                "data_type = 'features'").fetchone()
-        finally:
-            con.close()
-    except (OSError, sqlite3.Error):
-        return store.version()
-    return f"{st.st_ino:x}-{stamp[0]}-{stamp[1]}"
+def hazmat_network(store: Store) -> Any:
+    """The hazmat routing network of ``store`` (``service_for(store).hazmat_network()``)."""
+    return service_for(store).hazmat_network()
 
 
 def finding_queryables() -> dict[str, Queryable]:
+    """Queryables of a findings collection (its columns; ``severity`` with its values)."""
     from api.catalog import Queryable
 
     out = {c: Queryable(c, "str") for c in FINDING_COLUMNS
@@ -191,76 +122,41 @@ def finding_queryables() -> dict[str, Queryable]:
     return out
 
 
-def _result_fn(store: Store, analysis_id: str) -> Callable[[], gpd.GeoDataFrame]:
-    return lambda: result(store, analysis_id)
+def _result_fn(svc: AnalysisService, analysis_id: str) -> Callable[[], gpd.GeoDataFrame]:
+    return lambda: svc.result(analysis_id)
 
 
 def collection_defs(catalog: Catalog) -> list[CollectionDef]:
-    """A collection per available analysis."""
+    """A collection per available analysis whose layers the store holds; the description
+    says which district rules (file hash) the results apply."""
     from api.catalog import frame_collection
 
-    store = catalog.store
+    svc = service_for(catalog.store)
+    rules = svc.district.rules_label
     out = []
     have = {i.name for i in catalog.infos()}
     for d in available():
         if not set(d.layers) <= have:
             continue
-        cached = cache_for(store).peek((d.id, layers_version(store)))
+        cached = svc.peek(("result", d.id))
         extent = None
         if cached is not None and len(cached):
             b = cached.to_crs(4490).total_bounds if cached.crs is not None else None
             extent = tuple(float(v) for v in b) if b is not None else None
         out.append(frame_collection(
-            d.id, d.title, d.description, d.roles,
-            _result_fn(store, d.id),
+            d.id, d.title, f"{d.description} Rules: {rules}.", d.roles,
+            _result_fn(svc, d.id),
             finding_queryables() if d.findings else {},
             extent=extent))  # type: ignore[arg-type]
     return out
 
 
 # --- the analyses ---------------------------------------------------------------------------
-# Adapters are added here as the geo modules land (pipelines, hca, location_class, routing,
-# route_check, coverage, compounds). Each reads its layers from the store and calls geo.
-def _read(store: Store, layer: str) -> gpd.GeoDataFrame:
-    return store.read(layer)
-
-
-def _maybe(store: Store, layer: str) -> gpd.GeoDataFrame | None:
-    return store.read(layer) if store.has_layer(layer) else None
-
-
-def _import(name: str) -> Any:
-    return importlib.import_module(name)
-
-
-def _projected(store: Store, layers: tuple[str, ...], *, anchor: str
-               ) -> dict[str, gpd.GeoDataFrame | None]:
-    """Read ``layers`` (absent → None) in the analysis CRS of layer ``anchor``."""
-    from geo.crs import analysis_crs
-
-    base = store.read(anchor)
-    crs = analysis_crs(base) if len(base) else analysis_crs((117.0, 35.0))
-    out: dict[str, gpd.GeoDataFrame | None] = {anchor: base.to_crs(crs)}
-    for name in layers:
-        if name != anchor:
-            out[name] = store.read(name, crs=crs) if store.has_layer(name) else None
-    return out
-
-
-def _pipeline_run(store: Store) -> Any:
-    cmd = _import("api.commands.pipelines")
-    return cache_for(store).get(("_pipeline_run", layers_version(store)),
-                                lambda: cmd.run_pipeline_check(store))
-
-
-def _hca_run(store: Store) -> Any:
-    cmd = _import("api.commands.pipelines")
-    return cache_for(store).get(("_hca_run", layers_version(store)), lambda: cmd.run_hca(store))
-
-
-def _part(run: Callable[[Store], Any], attr: str) -> Callable[[Store], gpd.GeoDataFrame]:
-    def get(store: Store) -> gpd.GeoDataFrame:
-        value = getattr(run(store), attr)
+# Each takes the store's service (rules, cache) and returns a GeoDataFrame.
+def _part(run: Callable[[AnalysisService], Any], attr: str
+          ) -> Callable[[AnalysisService], gpd.GeoDataFrame]:
+    def get(svc: AnalysisService) -> gpd.GeoDataFrame:
+        value = getattr(run(svc), attr)
         if value is None:
             from geo.findings import empty_findings
 
@@ -270,54 +166,31 @@ def _part(run: Callable[[Store], Any], attr: str) -> Callable[[Store], gpd.GeoDa
     return get
 
 
-def _hazmat_rules() -> Any:
-    return _import("layers.hazmat_rules").load_hazmat_rules()
+def _pipeline_run(svc: AnalysisService) -> Any:
+    return svc.pipeline_check()
 
 
-def _run_route_check(store: Store) -> gpd.GeoDataFrame:
-    from geo.route_check import check_routes
-
-    rules = _hazmat_rules()
-    d = _projected(store, ("hazmat_routes", "restricted_zones", "roads"),
-                   anchor="hazmat_routes")
-    routes = d["hazmat_routes"]
-    assert routes is not None
-    return check_routes(routes, zones=d["restricted_zones"], roads=d["roads"],
-                        params=rules.check)
+def _hca_run(svc: AnalysisService) -> Any:
+    return svc.hca()
 
 
-def hazmat_network(store: Store) -> Any:
-    """The prepared hazmat routing network of ``store`` (cached per layers version)."""
-
-    def build() -> Any:
-        from geo.routing import prepare_network
-
-        rules = _hazmat_rules()
-        d = _projected(store, ("roads", "restricted_zones", "buildings", "sites"),
-                       anchor="roads")
-        roads = d["roads"]
-        assert roads is not None
-        return prepare_network(roads, zones=d["restricted_zones"], buildings=d["buildings"],
-                               sites=d["sites"], params=rules.routing)
-
-    return cache_for(store).get(("_hazmat_network", layers_version(store)), build)
+def _fire_run(svc: AnalysisService) -> Any:
+    return svc.fire()
 
 
-def _fire_run(store: Store) -> Any:
-    fire = _import("api.commands.fire")
-    return cache_for(store).get(("_fire_run", layers_version(store)),
-                                lambda: fire.run_fire(store))
+def _route_check(svc: AnalysisService) -> gpd.GeoDataFrame:
+    return svc.route_check()
 
 
-def _fire_part(attr: str) -> Callable[[Store], gpd.GeoDataFrame]:
+def _fire_part(attr: str) -> Callable[[AnalysisService], gpd.GeoDataFrame]:
     return _part(_fire_run, attr)
 
 
 _FIRE_ROLES = frozenset({"fire", "planner", "admin"})
 _POLICE = frozenset({"police", "planner", "admin"})
-_PIPE_MODULES = ("api.commands.pipelines", "geo.pipelines", "geo.hca", "geo.location_class")
+_PIPE_MODULES = ("api.runs.pipelines", "geo.pipelines", "geo.hca", "geo.location_class")
 _FIRE_LAYERS = ("roads", "buildings", "fire_stations")
-_FIRE_MODULES = ("api.commands.fire", "geo.coverage", "geo.compounds", "geo.fire_lanes")
+_FIRE_MODULES = ("api.runs.fire", "geo.coverage", "geo.compounds", "geo.fire_lanes")
 
 for _d in (
     AnalysisDef("pipeline_findings", "Pipeline occupancy and setback findings / 管道占压与间距不足",
@@ -344,8 +217,8 @@ for _d in (
     AnalysisDef("route_check", "Designated hazmat route check / 危化品通行路线核查",
                 "Designated routes crossing forbidden or permit zones, bridge/tunnel zones, "
                 "hazmat-no roads, or leaving the road network.",
-                ("geo.route_check", "layers.hazmat_rules"), _POLICE,
-                _run_route_check, owner="police", layers=("hazmat_routes",)),
+                ("api.runs.routes", "geo.route_check"), _POLICE,
+                _route_check, owner="police", layers=("hazmat_routes",)),
     AnalysisDef("fire_findings", "Fire-lane and coverage findings / 消防通道与覆盖问题",
                 "Fire-lane defects, dead ends, buildings beyond engine or micro-station reach, "
                 "hydrant gaps, faulty hydrants.", _FIRE_MODULES, _FIRE_ROLES,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -96,11 +98,18 @@ def _include(app: FastAPI, module: Any) -> None:
         app.include_router(module.router)
 
 
-def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, store: Store | None = None,
+               clock: Callable[[], datetime] | None = None) -> FastAPI:
     """Build the riskmap app for ``settings`` (default: from the environment).
 
-    ``store`` overrides ``settings.store`` (tests pass an already opened store).
+    ``store`` overrides ``settings.store`` (tests pass an already opened store); ``clock``
+    (returning an aware ``datetime``) replaces the system clock of the district (tests).
+    The app's :class:`~api.service.AnalysisService` (``app.state.service``) applies the
+    district's rules (``settings.rules``) and time zone (``settings.timezone``) to every
+    endpoint, map and registry sync.
     """
+    from api.service import CACHE, AnalysisService, bind
+
     settings = settings if settings is not None else Settings()
     app = FastAPI(
         title=settings.title,
@@ -113,6 +122,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     )
     app.state.settings = settings
     app.state.store = store if store is not None else open_store(settings.store)
+    CACHE.resize(settings.analysis_cache_size)
+    app.state.service = bind(AnalysisService(app.state.store, settings.district(clock)))
     install_error_handlers(app)
     for name in ROUTERS:
         _include(app, importlib.import_module(f"api.routers.{name}"))

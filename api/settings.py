@@ -8,17 +8,29 @@ plain keys are not kept. Two forms are accepted:
 
 Roles: ``public``, ``planner``, ``police``, ``fire``, ``admin``. There are no default keys: with
 none configured every request is anonymous (role ``anonymous_role``, default ``public``).
+
+The district: ``RISKMAP_RULES`` (one rule file overriding rows of every shipped rule table) and
+``RISKMAP_TIMEZONE`` (default ``Asia/Shanghai``), used by the API, the served maps and registry
+sync, and by the CLI as the default of ``--rules`` / ``--tz``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from api.district import DEFAULT_TIMEZONE
+
+if TYPE_CHECKING:
+    from api.district import District
 
 __all__ = ["ROLES", "ApiKey", "Settings", "hash_key", "parse_api_keys"]
 
@@ -116,6 +128,11 @@ class Settings(BaseSettings):
     map_basemap: str = Field(default="none", description="map basemap: none, osm, tianditu, gaode, local")
     map_tile_url: str | None = Field(default=None, description="local tile URL template for basemap=local")
     tianditu_key: SecretStr | None = Field(default=None, description="Tianditu key (basemap=tianditu)")
+    rules: Path | None = Field(default=None, description="district rule file overriding rows of "
+                               "every shipped rule table (pipelines, location_class, hca, fire, "
+                               "hazmat) by id")
+    timezone: str = Field(default=DEFAULT_TIMEZONE, description="district time zone (IANA): "
+                          "times without an offset and 'now' are read in it")
 
     _keys: dict[str, ApiKey] = PrivateAttr(default_factory=dict)
 
@@ -127,6 +144,24 @@ class Settings(BaseSettings):
             if v.startswith("["):
                 return json.loads(v)
             return [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from api.district import zone
+
+        zone(v)
+        return v
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules(cls, v: object) -> object:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        from api.district import rule_files
+
+        rule_files(str(v))
         return v
 
     @field_validator("anonymous_role")
@@ -143,6 +178,12 @@ class Settings(BaseSettings):
         if self.default_limit > self.max_limit:
             raise ValueError("default_limit must not exceed max_limit")
         return self
+
+    def district(self, clock: Callable[[], datetime] | None = None) -> District:
+        """The district these settings describe (rules file, time zone; ``clock`` for tests)."""
+        from api.district import District
+
+        return District(self.rules, timezone=self.timezone, clock=clock)
 
     def lookup_key(self, key: str) -> ApiKey | None:
         """The configured key matching ``key`` (compared by hash), or None."""

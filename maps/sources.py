@@ -18,8 +18,8 @@ import numpy as np
 from maps.base import MapOptions, RemoteSource
 from maps.compose import concat_findings
 
-__all__ = ["BUILDERS", "MAP_LAYERS", "MAP_NAMES", "build", "density_grid", "read_findings",
-           "read_layers"]
+__all__ = ["BUILDERS", "MAP_LAYERS", "MAP_NAMES", "build", "density_grid", "map_options",
+           "read_findings", "read_layers"]
 
 MAP_LAYERS: dict[str, tuple[str, ...]] = {
     "planner": ("pipelines", "buildings", "sites", "hca", "cameras"),
@@ -42,6 +42,26 @@ def _builders() -> dict[str, Callable[..., folium.Map]]:
 
 
 BUILDERS = _builders
+
+
+def map_options(settings: Any, *, mode: str, basemap: str | None = None,
+                lang: str | None = None, api_base: str = "") -> MapOptions:
+    """Map options from service settings (``map_basemap``, ``map_tile_url``,
+    ``tianditu_key``; any object with those attributes) and the request's choices."""
+    return MapOptions(
+        basemap=basemap or getattr(settings, "map_basemap", None) or "none",
+        tile_url=getattr(settings, "map_tile_url", None),
+        tianditu_key=_secret(getattr(settings, "tianditu_key", None)),
+        lang="en" if lang == "en" else "zh",
+        mode=mode,  # type: ignore[arg-type]
+        api_base=api_base,
+    )
+
+
+def _secret(v: Any) -> str | None:
+    if v is None:
+        return None
+    return v.get_secret_value() if hasattr(v, "get_secret_value") else str(v)
 
 
 def read_layers(store: Any, name: str, *, options: MapOptions,

@@ -2,16 +2,68 @@
 
 ``groups`` holds shared sub-command groups (e.g. ``check``) so several modules can add to
 one group: use :func:`group` to get or create it.
+
+Command modules only define arguments, call :class:`api.service.AnalysisService` and print;
+they import nothing heavy at module level (geopandas, shapely, the analyses are imported in
+the functions that run), so ``riskmap --help`` starts fast. :func:`add_district` adds the
+district options (``--rules``, ``--tz``), :func:`service` builds the service from them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-__all__ = ["group", "note_absent", "open_existing"]
+if TYPE_CHECKING:
+    from api.district import District
+    from api.service import AnalysisService
+
+__all__ = ["add_district", "district", "group", "note_absent", "open_existing", "service",
+           "stamp"]
+
+
+def add_district(p: argparse.ArgumentParser, *, tz: bool = False) -> None:
+    """Add ``--rules FILE`` (default $RISKMAP_RULES) and, with ``tz``, ``--tz ZONE`` (default
+    $RISKMAP_TIMEZONE or Asia/Shanghai)."""
+    p.add_argument("--rules", metavar="FILE", default=None,
+                   help="district rule file overriding rows of the shipped rule tables "
+                        "(pipelines, location_class, hca, fire, hazmat) by id "
+                        "(default: $RISKMAP_RULES, else the shipped tables)")
+    if tz:
+        p.add_argument("--tz", metavar="ZONE", default=None,
+                       help="district time zone (IANA) times without an offset are read in "
+                            "(default: $RISKMAP_TIMEZONE or Asia/Shanghai)")
+
+
+def district(args: argparse.Namespace) -> District:
+    """The district of a command: ``--rules`` / ``--tz``, else $RISKMAP_RULES /
+    $RISKMAP_TIMEZONE, else the shipped rules and Asia/Shanghai."""
+    from api.district import DEFAULT_TIMEZONE, District
+
+    rules = getattr(args, "rules", None) or os.environ.get("RISKMAP_RULES") or None
+    tz = (getattr(args, "tz", None) or os.environ.get("RISKMAP_TIMEZONE")
+          or DEFAULT_TIMEZONE)
+    return District(rules, timezone=tz)
+
+
+def service(args: argparse.Namespace) -> AnalysisService:
+    """The analysis service of a command: the existing store ``--store`` under its district."""
+    from api.service import AnalysisService
+
+    return AnalysisService(open_existing(args.store), district(args))
+
+
+def stamp(svc: AnalysisService, at: Any = None, *, with_at: bool = False) -> str:
+    """The summary line saying which rules (file, hash) and, for timed answers, which time
+    (district zone) a command applied."""
+    d = svc.district
+    line = f"riskmap: rules {d.rules_label}"
+    if with_at:
+        line += f"; at {d.describe_at(at)}"
+    return line
 
 
 def open_existing(url: str) -> Any:

@@ -7,12 +7,13 @@ import csv
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from layers.errors import LayerValidationError, StoreError
-from layers.importing import import_file, parse_defaults
-from layers.readers import DEFAULT_MAX_BYTES, FORMATS, parse_mapping
-from layers.schema import LAYER_NAMES, SCHEMAS
-from layers.store import GeoPackageStore, open_store
+from api.commands.options import IMPORT_FORMATS, IMPORT_MAX_MB
+from layers.schema import LAYER_NAMES
+
+if TYPE_CHECKING:
+    from layers.errors import LayerValidationError
 
 __all__ = ["register"]
 
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
         "import",
         help="import a file into a store layer (all or nothing)",
         description="Read a file, validate every feature against the layer schema and write "
-        "the layer atomically. Formats: " + "; ".join(FORMATS) + ". Nothing is written when "
+        "the layer atomically. Formats: " + "; ".join(IMPORT_FORMATS) + ". Nothing is written when "
         "any feature has a problem; every problem is listed.",
     )
     p.add_argument("--store", required=True, help="store path (*.gpkg) or postgresql:// URL")
@@ -48,7 +49,7 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
     p.add_argument("--replace", action="store_true",
                    help="replace the layer instead of appending to it")
     p.add_argument("--source-layer", help="layer inside a GeoPackage or zip to read")
-    p.add_argument("--max-size-mb", type=float, default=DEFAULT_MAX_BYTES / 1024**2,
+    p.add_argument("--max-size-mb", type=float, default=IMPORT_MAX_MB,
                    help="refuse files larger than this (default %(default).0f MB)")
     p.add_argument("--problems", type=Path, metavar="CSV",
                    help="on failure, also write every problem to this CSV file")
@@ -61,6 +62,11 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from layers.errors import LayerValidationError
+    from layers.importing import import_file, parse_defaults
+    from layers.readers import parse_mapping
+    from layers.store import open_store
+
     try:
         mapping = parse_mapping(args.mapping)
         defaults = parse_defaults(args.defaults)
@@ -101,6 +107,10 @@ def _write_problems(path: Path, exc: LayerValidationError) -> None:
 
 
 def _cmd_layers(args: argparse.Namespace) -> int:
+    from layers.errors import StoreError
+    from layers.schema import SCHEMAS
+    from layers.store import GeoPackageStore, open_store
+
     store = open_store(args.store)
     if isinstance(store, GeoPackageStore) and not store.path.exists():
         raise StoreError(f"store {store.path} does not exist; create it with riskmap import "

@@ -12,7 +12,9 @@ compound sorted by risk rank: ``.json`` (a document with the risk formula and on
 compound), ``.geojson`` (compound polygons with the report columns), ``.csv`` (one row per
 compound, measures joined with "；") or ``.gpkg``.
 
-:func:`run_fire` is the whole analysis on a store, for the API and the maps.
+The analysis runs in :class:`api.service.AnalysisService` (``api.runs.fire``); this module
+only parses the arguments, writes and prints (``run_fire`` / ``FireRun`` are still importable
+from here for older callers).
 """
 
 from __future__ import annotations
@@ -20,149 +22,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
-import numpy as np
-import pandas as pd
+from api.commands import add_district, note_absent, service, stamp
 
-from api.commands import note_absent, open_existing
-from geo.compounds import RISK_FORMULA, assign_compounds, compound_report
-from geo.coverage import Reach, build_fire_network, building_coverage, coverage_findings, reach
-from geo.crs import STORAGE_CRS, analysis_crs
-from geo.findings import empty_findings, make_findings
-from geo.fire_lanes import dead_end_findings, lane_findings, qualify_lanes
-from geo.hydrants import (
-    faulty_hydrant_findings,
-    hydrant_distances,
-    hydrant_radius_findings,
-    hydrant_spacing_findings,
-    hydrant_spacing_gaps,
-)
-from geo.network import RoadGraph
-from geo.service_areas import service_areas
-from layers.errors import InputFileError, missing_layer
-from layers.fire_rules import FireRules, load_fire_rules
-from layers.store import Store
+if TYPE_CHECKING:
+    import geopandas as gpd
 
-__all__ = ["FireRun", "register", "run_fire", "write_compounds"]
+    from layers.fire_rules import FireRules
+
+__all__ = ["register", "write_compounds"]
 
 _OUT = (".geojson", ".json", ".gpkg", ".csv")
 
 
-@dataclass
-class FireRun:
-    """Everything :func:`run_fire` computed, in the analysis CRS (metres)."""
+def __getattr__(name: str) -> Any:
+    if name in ("FireRun", "run_fire"):  # moved to api.runs.fire; resolved lazily
+        from api.runs import fire
 
-    rules: FireRules
-    crs: Any
-    graph: RoadGraph
-    engine: Reach
-    micro: Reach
-    lanes: gpd.GeoDataFrame | None
-    buildings: gpd.GeoDataFrame
-    findings: gpd.GeoDataFrame
-    spacing_gaps: gpd.GeoDataFrame
-    compounds: gpd.GeoDataFrame | None
-    service_areas: gpd.GeoDataFrame | None
-
-
-def _read(store: Store, layer: str, crs: Any, *, required: bool) -> gpd.GeoDataFrame | None:
-    if not store.has_layer(layer):
-        if required:
-            raise missing_layer(store.url, layer, "the fire coverage")
-        return None
-    return store.read(layer, crs=crs)
-
-
-def _station_findings(r: Reach, rules: FireRules) -> gpd.GeoDataFrame:
-    st = r.stations
-    off = st["edge"].to_numpy() < 0
-    if not off.any():
-        return empty_findings(st.crs)
-    s = st.loc[off]
-    ids = s["id"].astype(str).to_numpy() if "id" in s.columns else s.index.astype(str)
-    lim = rules.station_snap_m
-    what = "engine" if r.mode == "engine" else "micro-station"
-    df = pd.DataFrame({
-        "severity": "high",
-        "layer": "fire_stations",
-        "feature_id": ids,
-        "rule_id": "fire.station_snap_m",
-        "rule_source": rules.source("station_snap_m"),
-        "message_zh": [f"消防站 {i} 距可通行路网超过 {lim:g} m，未参与覆盖计算" for i in ids],
-        "message_en": [f"station {i} is more than {lim:g} m from any road usable by "
-                       f"{what} crews; it is left out of the coverage" for i in ids],
-    })
-    return make_findings(df, kind="station_off_network", geometry=s.geometry.values,
-                         crs=st.crs, id_columns=["feature_id"])
-
-
-def run_fire(store: Store, *, rules: FireRules | None = None, with_compounds: bool = True,
-             with_service_areas: bool = True) -> FireRun:
-    """Read the fire layers of ``store``, project them to the analysis CRS of the roads and
-    run lane qualification, dead ends, coverage, hydrants, the compound report and the
-    service areas."""
-    rules = rules or load_fire_rules()
-    missing = [n for n in ("roads", "buildings", "fire_stations") if not store.has_layer(n)]
-    if missing:
-        raise missing_layer(store.url, missing, "the fire coverage")
-    roads4490 = _read(store, "roads", None, required=True)
-    assert roads4490 is not None
-    if len(roads4490) == 0:
-        raise InputFileError(f"store {store.url}: layer 'roads' is empty")
-    crs = analysis_crs(roads4490.to_crs(STORAGE_CRS))
-    roads = roads4490.to_crs(crs)
-    buildings = _read(store, "buildings", crs, required=True)
-    stations = _read(store, "fire_stations", crs, required=True)
-    lanes = _read(store, "fire_lanes", crs, required=False)
-    hydrants = _read(store, "hydrants", crs, required=False)
-    compounds = _read(store, "compounds", crs, required=False)
-    assert buildings is not None and stations is not None
-    graph = build_fire_network(roads, lanes, rules=rules)
-    parts = []
-    qlanes = None
-    if lanes is not None and len(lanes):
-        qlanes = qualify_lanes(lanes, rules=rules)
-        parts.append(lane_findings(lanes, rules=rules))
-    dead = dead_end_findings(graph, rules=rules, buildings=buildings)
-    parts.append(dead)
-    cov = building_coverage(buildings, graph, stations, rules=rules)
-    # micro stations serve their communities: their 3-minute findings are listed for the
-    # buildings of the old compounds (every building when the store has no compounds)
-    scope = None
-    if compounds is not None and len(compounds):
-        scope = assign_compounds(compounds, np.asarray(cov.geometry.values)) >= 0
-    parts.append(coverage_findings(cov, rules=rules, micro_scope=scope))
-    engine = reach(graph, stations, rules=rules, mode="engine")
-    micro = reach(graph, stations, rules=rules, mode="micro")
-    parts += [_station_findings(engine, rules), _station_findings(micro, rules)]
-    # a store without a hydrants layer has no hydrant data (not "no hydrants"): the distances
-    # are still computed for the report, but no hydrant finding is raised on missing data
-    known_hydrants = hydrants is not None
-    if hydrants is None:
-        hydrants = gpd.GeoDataFrame({"id": [], "status": []},
-                                    geometry=gpd.GeoSeries([], crs=crs), crs=crs)
-    cov = hydrant_distances(cov, hydrants, rules=rules, graph=graph)
-    gaps = hydrant_spacing_gaps(graph, hydrants, rules=rules)
-    if known_hydrants:
-        parts.append(hydrant_radius_findings(cov, rules=rules))
-        parts.append(hydrant_spacing_findings(gaps, rules=rules))
-        parts.append(faulty_hydrant_findings(hydrants, rules=rules))
-    parts = [p for p in parts if len(p)]
-    findings = (pd.concat(parts, ignore_index=True) if parts else empty_findings(crs))
-    findings = gpd.GeoDataFrame(findings, geometry="geometry", crs=crs)
-    report = None
-    if with_compounds and compounds is not None and len(compounds):
-        report = compound_report(compounds, cov, qlanes, rules=rules, dead_ends=dead,
-                                 spacing_gaps=gaps, hydrants=hydrants, graph=graph,
-                                 engine=engine)
-    areas = service_areas(graph, stations, rules=rules) if with_service_areas else None
-    return FireRun(rules=rules, crs=crs, graph=graph, engine=engine, micro=micro, lanes=qlanes,
-                   buildings=cov, findings=findings, spacing_gaps=gaps, compounds=report,
-                   service_areas=areas)
+        return getattr(fire, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -171,6 +51,9 @@ def _sibling(path: Path, name: str) -> Path:
 
 
 def _finite(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    import numpy as np
+    import pandas as pd
+
     out = frame.copy()
     for c in out.columns:
         if c != out.geometry.name and pd.api.types.is_float_dtype(out[c]):
@@ -186,11 +69,15 @@ def _write(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> None:
 
 def _check_out(path: Path) -> None:
     if path.suffix.lower() not in _OUT:
+        from layers.errors import InputFileError
+
         raise InputFileError(f"--out {path.name!r}: expected one of {', '.join(_OUT)}")
 
 
 def write_compounds(report: gpd.GeoDataFrame, path: str | Path, *, rules: FireRules) -> Path:
     """Write the compound report (sorted by rank) as .json, .geojson, .csv or .gpkg."""
+    from geo.compounds import RISK_FORMULA
+
     p = Path(path)
     _check_out(p)
     rep = _finite(report.sort_values("rank"))
@@ -221,6 +108,8 @@ def write_compounds(report: gpd.GeoDataFrame, path: str | Path, *, rules: FireRu
 
 
 def _plain(v: Any) -> Any:
+    import numpy as np
+
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
     if isinstance(v, (np.integer,)):
@@ -244,26 +133,26 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
         "multi-source pass, and check hydrants (GB 50974 7.2.5). Writes the findings to "
         "--out and the building coverage and service areas next to it.")
     p.add_argument("--store", required=True, help="store path (*.gpkg) or postgresql:// URL")
-    p.add_argument("--rules", type=Path, help="district rule file overriding layers/rule_tables/fire.toml")
+    add_district(p)
     p.add_argument("--out", required=True, type=Path, help="findings file: " + ", ".join(_OUT))
     p.set_defaults(func=_cmd_coverage)
     q = sub.add_parser(
         "compounds", help="一区一策 report per old residential compound, ranked by risk",
         description="One report per compound: buildings and households, engine (5 min) and "
         "micro-station (3 min) coverage, unqualified lanes by reason, hydrant gaps, the first "
-        "station and its time, a risk rank with its formula and concrete measures. "
-        + RISK_FORMULA)
+        "station and its time, a risk rank with its formula (in the .json report) and "
+        "concrete measures.")
     q.add_argument("--store", required=True, help="store path (*.gpkg) or postgresql:// URL")
-    q.add_argument("--rules", type=Path, help="district rule file overriding layers/rule_tables/fire.toml")
+    add_district(q)
     q.add_argument("--out", required=True, type=Path, help="report file: " + ", ".join(_OUT))
     q.set_defaults(func=_cmd_compounds)
 
 
 def _cmd_coverage(args: argparse.Namespace) -> int:
     _check_out(args.out)
-    rules = load_fire_rules(args.rules)
-    store = open_existing(args.store)
-    run = run_fire(store, rules=rules, with_compounds=False)
+    svc = service(args)
+    store = svc.store
+    run = svc.fire()
     note_absent(store, {"fire_lanes": "fire-lane qualification (width, clear height, "
                                       "obstruction)",
                         "hydrants": "hydrant gaps and faulty hydrants"})
@@ -299,18 +188,22 @@ def _cmd_coverage(args: argparse.Namespace) -> int:
     for kind, k in counts.items():
         print(f"  {kind}: {k}")
     print("wrote " + ", ".join(written))
+    print(stamp(svc))
     return 0
 
 
 def _cmd_compounds(args: argparse.Namespace) -> int:
+    from layers.errors import missing_layer
+
     _check_out(args.out)
-    rules = load_fire_rules(args.rules)
-    store = open_existing(args.store)
+    svc = service(args)
+    store = svc.store
     missing = [n for n in ("compounds", "roads", "buildings", "fire_stations")
                if not store.has_layer(n)]
     if missing:
         raise missing_layer(store.url, missing, "the compound report")
-    run = run_fire(store, rules=rules, with_compounds=True, with_service_areas=False)
+    run = svc.fire()
+    rules = run.rules
     report = run.compounds
     if report is None or len(report) == 0:
         print(f"riskmap: error: store {store.url}: layer 'compounds' is empty", file=sys.stderr)
@@ -324,4 +217,5 @@ def _cmd_compounds(args: argparse.Namespace) -> int:
               f"micro {100 * row['micro_share']:.0f} %, "
               f"{row['unqualified_lanes_m']:.0f} m unqualified lanes")
     print(f"wrote {args.out}")
+    print(stamp(svc))
     return 0

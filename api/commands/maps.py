@@ -13,13 +13,13 @@ import os
 import tempfile
 from pathlib import Path
 
+from api.commands import add_district
+from api.commands.options import BASEMAPS, MAP_NAMES
+
 __all__ = ["register", "run"]
 
 
 def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ignore[type-arg]
-    from maps.base import BASEMAPS
-    from maps.sources import MAP_NAMES
-
     p = sub.add_parser("map", help="export an audience map (HTML, PDF or PNG)",
                        description=__doc__)
     p.add_argument("name", choices=MAP_NAMES, help="which map")
@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
     p.add_argument("--lang", choices=("zh", "en"), default="zh")
     p.add_argument("--publish", action="store_true",
                    help="police: the clean public view (no internal findings)")
+    add_district(p)
     p.add_argument("--authority", default=None, help="publish view: issuing authority")
     p.add_argument("--notice", default=None, help="publish view: notice number")
     p.add_argument("--date", default=None, help="publish view: date (default today)")
@@ -45,10 +46,11 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from api.commands import open_existing
+    from api.commands import service, stamp
     from api.settings import Settings
+    from maps.compose import concat_findings
     from maps.offline import render_html
-    from maps.sources import build, read_findings, read_layers
+    from maps.sources import build, map_options, read_findings, read_layers
 
     out = Path(args.out)
     suffix = out.suffix.lower()
@@ -57,19 +59,16 @@ def run(args: argparse.Namespace) -> int:
     if args.publish and args.name != "police":
         raise SystemExit("riskmap map: --publish is only offered for the police map")
     settings = Settings(store=args.store)
-    from api.routers.maps import analysis_inputs, map_options
-
     options = map_options(settings, mode="standalone", basemap=args.basemap, lang=args.lang)
     if args.tile_url:
         options = replace(options, tile_url=args.tile_url)
-    store = open_existing(args.store)
+    svc = service(args)
+    store = svc.store
     frames = [read_findings(args.findings)] if args.findings else []
     extra: dict = {}
     if not args.no_analysis and not args.publish:
-        found, extra = analysis_inputs(store, args.name)
+        found, extra = svc.map_inputs(args.name)
         frames.append(found)
-    from maps.compose import concat_findings
-
     findings = None if args.publish else concat_findings([f for f in frames if f is not None])
     layers = read_layers(store, args.name, options=options, findings=findings)
     layers.update(extra)
@@ -91,4 +90,6 @@ def run(args: argparse.Namespace) -> int:
             export_page(page.as_uri(), out)
     size = os.path.getsize(out)
     print(f"riskmap: wrote {out} ({size / 1e6:.2f} MB)")
+    if not args.no_analysis and not args.publish:
+        print(stamp(svc))
     return 0

@@ -12,288 +12,43 @@ location classes, identifies HCA segments (GB 32167-2015), diffs them against th
 target for ``--year``; ``--segments``, ``--corridors`` and ``--location-classes`` write the
 identified segments (centre-line pieces), their corridors (polygons) and the location classes.
 
-Both print a progress line per stage on stderr (``--quiet`` silences it) and a summary table
-on stdout. :func:`run_pipeline_check` and :func:`run_hca` are the analyses on a store, for the
-API and the maps.
+Both print a progress line per stage on stderr (``--quiet`` silences it), a summary table and
+the rules applied (file, hash) on stdout. The analyses themselves run in
+:class:`api.service.AnalysisService` (``api.runs.pipelines``); this module only parses the
+arguments and prints. ``run_pipeline_check``, ``run_hca`` and ``Progress`` are still importable
+from here for older callers (they resolve to :mod:`api.runs.pipelines`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import geopandas as gpd
-import numpy as np
-import pandas as pd
-from pyproj import CRS
+from api.commands import add_district, group, note_absent, service, stamp
+from api.commands.options import FINDING_FORMATS
 
-from api.commands import group, note_absent, open_existing
-from geo.crs import analysis_crs, to_analysis
-from geo.findings import empty_findings
-from layers.errors import InputFileError, missing_layer
-from layers.near import read_near
-from layers.rules import RuleSet, load_rules
-from layers.store import Store
-from layers.writers import FORMATS, write_findings
+if TYPE_CHECKING:
+    import pandas as pd
 
-__all__ = [
-    "HcaRun",
-    "PipelineRun",
-    "Progress",
-    "register",
-    "run_hca",
-    "run_pipeline_check",
-    "summary_table",
-]
+    from api.service import AnalysisService
 
-RULE_FILES = ("pipelines", "location_class", "hca")
+__all__ = ["register", "summary_table"]
+
+# moved to api.runs.pipelines; resolved lazily so this module stays light
+_MOVED = {"HcaRun": "HcaRun", "PipelineRun": "PipelineRun", "Progress": "Progress",
+          "run_hca": "run_hca", "run_pipeline_check": "run_pipeline_check",
+          "_search_radius": "search_radius", "RULE_FILES": "RULE_FILES"}
 
 
-# --- progress --------------------------------------------------------------------------------
-class Progress:
-    """Stage progress on a stream: ``[####----] 2/5 reading buildings   1.3 s``.
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from api.runs import pipelines
 
-    Call :meth:`step` when a stage starts and :meth:`done` at the end; ``timings`` holds the
-    seconds per stage. Silent when ``stream`` is None.
-    """
-
-    def __init__(self, total: int, *, stream: TextIO | None = sys.stderr, width: int = 24) -> None:
-        self.total = total
-        self.stream = stream
-        self.width = width
-        self.n = 0
-        self.t0 = time.perf_counter()
-        self.t_stage = self.t0
-        self.label = ""
-        self.timings: dict[str, float] = {}
-
-    def _close_stage(self) -> None:
-        if self.label:
-            self.timings[self.label] = time.perf_counter() - self.t_stage
-
-    def step(self, label: str) -> None:
-        self._close_stage()
-        self.n += 1
-        self.label = label
-        self.t_stage = time.perf_counter()
-        if self.stream is not None:
-            filled = int(self.width * (self.n - 1) / max(self.total, 1))
-            bar = "#" * filled + "-" * (self.width - filled)
-            self.stream.write(f"\r[{bar}] {self.n}/{self.total} {label:<32}"
-                              f" {self.t_stage - self.t0:6.1f} s")
-            self.stream.flush()
-
-    def done(self) -> float:
-        self._close_stage()
-        total = time.perf_counter() - self.t0
-        if self.stream is not None:
-            self.stream.write(f"\r[{'#' * self.width}] {self.total}/{self.total} "
-                              f"{'done':<32} {total:6.1f} s\n")
-            self.stream.flush()
-        return total
-
-
-# --- reading ---------------------------------------------------------------------------------
-def _read(store: Store, layer: str, *, required: bool) -> gpd.GeoDataFrame | None:
-    if not store.has_layer(layer):
-        if required:
-            raise missing_layer(store.url, layer, "the pipeline analyses")
-        return None
-    return store.read(layer)
-
-
-def _require(store: Store, needed_by: str) -> None:
-    """Fail before any work when ``pipelines`` or ``buildings`` is missing (both named)."""
-    missing = [n for n in ("pipelines", "buildings") if not store.has_layer(n)]
-    if missing:
-        raise missing_layer(store.url, missing, needed_by)
-
-
-def _rules(rules: RuleSet | str | Path | None) -> RuleSet:
-    if isinstance(rules, RuleSet):
-        return rules
-    return load_rules(*RULE_FILES, override=rules)
-
-
-# --- pipelines -------------------------------------------------------------------------------
-@dataclass
-class PipelineRun:
-    """Result of :func:`run_pipeline_check` (analysis CRS, metres)."""
-
-    rules: RuleSet
-    crs: Any
-    pipelines: gpd.GeoDataFrame
-    buildings_read: int
-    findings: gpd.GeoDataFrame
-
-
-def _select(pipes: gpd.GeoDataFrame, ids: Sequence[str] | None) -> gpd.GeoDataFrame:
-    if not ids:
-        return pipes
-    missing = sorted(set(ids) - set(pipes["id"].astype(str)))
-    if missing:
-        raise InputFileError(f"--pipeline {', '.join(missing)}: no such pipeline; the store "
-                             f"has {', '.join(pipes['id'].astype(str))}")
-    return pipes[pipes["id"].astype(str).isin(list(ids))]
-
-
-def run_pipeline_check(
-    store: Store, *, rules: RuleSet | str | Path | None = None,
-    pipeline_ids: Sequence[str] | None = None, engine: str = "local",
-    progress: Progress | None = None,
-) -> PipelineRun:
-    """Occupancy and setback findings for the store's pipelines (``engine`` local or
-    postgis)."""
-    from geo.pipelines import check_pipelines
-
-    rs = _rules(rules)
-    _require(store, "the pipeline check")
-    step = progress.step if progress is not None else _no_step
-    step("reading pipelines")
-    pipes4490 = _read(store, "pipelines", required=True)
-    assert pipes4490 is not None
-    pipes4490 = _select(pipes4490, pipeline_ids)
-    if pipes4490.empty:
-        crs = CRS.from_epsg(4548)
-        return PipelineRun(rs, crs, pipes4490, 0, empty_findings(crs))
-    crs = analysis_crs(pipes4490)
-    pipes = to_analysis(pipes4490, crs=crs).reset_index(drop=True)
-    occ, sb = rs.rows("occupancy"), rs.rows("setback")
-    if not store.has_layer("buildings"):
-        raise missing_layer(store.url, "buildings", "the pipeline check")
-    if engine == "postgis":
-        from layers.pg_pushdown import check_pipelines_pushdown
-        from layers.postgis import PostGISStore
-
-        if not isinstance(store, PostGISStore):
-            raise InputFileError(f"--engine postgis needs a postgresql:// store; got {store.url}")
-        step("checking (candidates from PostGIS)")
-        found = check_pipelines_pushdown(store, occupancy_rules=occ, setback_rules=sb, crs=crs,
-                                         pipelines=pipes4490)
-        n_read = -1
-    elif engine == "local":
-        step("reading buildings near pipelines")
-        blds = read_near(store, "buildings", pipes, _search_radius(pipes, occ, sb),
-                         columns=["id", "use"])
-        n_read = len(blds)
-        step(f"checking {n_read:,} buildings")
-        found = check_pipelines(pipes, blds, occupancy_rules=occ, setback_rules=sb)
-    else:
-        raise InputFileError(f"engine {engine!r}: expected local or postgis")
-    return PipelineRun(rs, crs, pipes, n_read, found)
-
-
-def _no_step(_label: str) -> None:
-    return None
-
-
-def _search_radius(pipes: gpd.GeoDataFrame, occ: Sequence[Any], sb: Sequence[Any]) -> np.ndarray:
-    """Per pipeline, where no rule can produce a finding any more, plus a 1 m margin."""
-    from geo.pipelines import search_radius
-
-    return search_radius(pipes, occupancy_rules=occ, setback_rules=sb) + 1.0
-
-
-# --- HCA -------------------------------------------------------------------------------------
-@dataclass
-class HcaRun:
-    """Result of :func:`run_hca` (analysis CRS, metres)."""
-
-    rules: RuleSet
-    crs: Any
-    location_classes: gpd.GeoDataFrame
-    segments: gpd.GeoDataFrame
-    coverage: gpd.GeoDataFrame
-    findings: gpd.GeoDataFrame
-    year: int
-
-
-def _target_row(rs: RuleSet, year: int) -> Any:
-    rows = sorted(rs.rows("monitoring"), key=lambda r: int(r["year"]))
-    if not rows:
-        raise InputFileError("no monitoring target rows in the rules")
-    due = [r for r in rows if int(r["year"]) <= year]
-    if not due:
-        raise InputFileError(f"--year {year}: the first monitoring target is for "
-                             f"{rows[0]['year']}")
-    return due[-1]
-
-
-def run_hca(
-    store: Store, *, rules: RuleSet | str | Path | None = None, year: int = 2022,
-    progress: Progress | None = None,
-) -> HcaRun:
-    """Location classes, HCA identification, registered-layer diff and monitoring coverage."""
-    from geo.hca import diff_hca, identify_hca, monitoring_coverage, monitoring_findings
-    from geo.location_class import location_classes
-
-    rs = _rules(rules)
-    _require(store, "the HCA check")
-    step = progress.step if progress is not None else _no_step
-    step("reading layers")
-    pipes4490 = _read(store, "pipelines", required=True)
-    assert pipes4490 is not None
-    media = rs.one("pipeline_media")
-    lc_rule = rs.one("location_class")
-    long = pipes4490[pipes4490["kind"].isin(list(media["pipeline_kinds"]))
-                     & pipes4490["medium"].isin(list(media["gas"]) + list(media["oil"]))]
-    if "status" in long:
-        long = long[long["status"] != "abandoned"]
-    crs = analysis_crs(pipes4490) if len(pipes4490) else CRS.from_epsg(4548)
-    pipes = to_analysis(long, crs=crs).reset_index(drop=True) if len(long) else long.to_crs(crs)
-    from geo.hca import potential_impact_radius
-
-    radii = [float(r["radius_m"]) for r in (*rs.rows("gas"), *rs.rows("oil")) if "radius_m" in r]
-    pir = potential_impact_radius(pipes["diameter_mm"].to_numpy(dtype=float),
-                                  pipes["pressure_mpa"].to_numpy(dtype=float),
-                                  coefficient=float(rs.one("pir")["coefficient"]))
-    radius = np.maximum(max([float(lc_rule["half_width_m"]), *radii]), pir) + 1.0
-    blds = read_near(store, "buildings", pipes, radius)
-    sites = _read(store, "sites", required=False)
-    roads = _read(store, "roads", required=False)
-    hca = _read(store, "hca", required=False)
-    cams = _read(store, "cameras", required=False)
-    sites = sites.to_crs(crs) if sites is not None else None
-    roads = roads.to_crs(crs) if roads is not None else None
-    hca = hca.to_crs(crs) if hca is not None else None
-    cams = cams.to_crs(crs) if cams is not None else None
-    step("location classes")
-    lc = location_classes(pipes, blds, rule=lc_rule, household_rule=rs.one("households"),
-                          sites=sites, gathering_rule=rs.one("gathering_places"),
-                          design_factor_rule=rs.one("design_factor"))
-    step("identifying HCAs")
-    segs = identify_hca(pipes, blds, sites=sites, roads=roads, location_classes=lc,
-                        gas_rows=rs.rows("gas"), oil_rows=rs.rows("oil"),
-                        identified_site_rows=rs.rows("identified_sites"),
-                        flammable_row=rs.one("flammable_sites"), media_row=media,
-                        household_rule=rs.one("households"),
-                        pir_coefficient=float(rs.one("pir")["coefficient"]),
-                        location_half_width_m=float(lc_rule["half_width_m"]),
-                        merge_gap_m=float(rs.one("hca_diff").get("merge_gap_m", 0.0)))
-    step("diff against registered HCAs")
-    all_pipes = to_analysis(pipes4490, crs=crs) if len(pipes4490) else pipes
-    empty_hca = gpd.GeoDataFrame({"id": [], "pipeline_id": [], "grade": []},
-                                 geometry=gpd.GeoSeries([], crs=crs), crs=crs)
-    reg = hca if hca is not None else empty_hca
-    # registered HCAs on the analysed lines, and on lines the store does not have (reported)
-    reg_long = (reg[reg["pipeline_id"].isin(pipes["id"])
-                    | ~reg["pipeline_id"].isin(pipes4490["id"])] if len(reg) else reg)
-    diff = diff_hca(segs, reg_long, all_pipes, rule=rs.one("hca_diff"))
-    step("monitoring coverage")
-    cams_ = cams if cams is not None else gpd.GeoDataFrame(
-        {"id": [], "range_m": []}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
-    cov = monitoring_coverage(reg_long, all_pipes, cams_)
-    mon = monitoring_findings(cov, target_row=_target_row(rs, year)) if len(cov) else None
-    parts = [f for f in (diff, mon) if f is not None and len(f)]
-    findings = (gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry",
-                                 crs=crs).sort_values("finding_id").reset_index(drop=True)
-                if parts else empty_findings(crs))
-    return HcaRun(rs, crs, lc, segs, cov, findings, year)
+        return getattr(pipelines, _MOVED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- summary ---------------------------------------------------------------------------------
@@ -310,6 +65,8 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 
 def summary_table(findings: pd.DataFrame, *, by: str = "other_id", by_label: str = "pipeline") -> str:
     """Counts by kind × severity and by ``by`` (the pipeline for the pipeline check)."""
+    import pandas as pd
+
     from geo.findings import SEVERITIES
 
     if findings.empty:
@@ -328,19 +85,24 @@ def summary_table(findings: pd.DataFrame, *, by: str = "other_id", by_label: str
 
 # --- CLI -------------------------------------------------------------------------------------
 def _check_out(path: str | None, flag: str = "--out") -> None:
-    if path is not None and Path(path).suffix.lower() not in FORMATS:
-        raise InputFileError(f"{flag} {path!r}: expected a file ending in {', '.join(FORMATS)}")
+    if path is not None and Path(path).suffix.lower() not in FINDING_FORMATS:
+        from layers.errors import InputFileError
+
+        raise InputFileError(f"{flag} {path!r}: expected a file ending in "
+                             f"{', '.join(FINDING_FORMATS)}")
 
 
 def _cmd_pipelines(args: argparse.Namespace) -> int:
+    from api.runs.pipelines import Progress
+    from layers.writers import write_findings
+
     _check_out(args.out)
-    store = open_existing(args.store)
+    svc = service(args)
     stream = None if args.quiet else sys.stderr
     if args.engine == "dask":
-        return _cmd_dask(args, store)
+        return _cmd_dask(args, svc)
     prog = Progress(4, stream=stream)
-    run = run_pipeline_check(store, rules=args.rules, pipeline_ids=args.pipeline,
-                             engine=args.engine, progress=prog)
+    run = svc.pipeline_check(pipeline_ids=args.pipeline, engine=args.engine, progress=prog)
     f = run.findings
     prog.step(f"writing {Path(args.out).name}")
     write_findings(f, args.out)
@@ -348,27 +110,34 @@ def _cmd_pipelines(args: argparse.Namespace) -> int:
     _report_inactive(run.rules, stream)
     print(summary_table(f))
     print(f"\nriskmap: {len(f)} finding(s) for {len(run.pipelines)} pipeline(s) → {args.out}")
+    print(stamp(svc))
     return 0
 
 
-def _cmd_dask(args: argparse.Namespace, store: Store) -> int:
+def _cmd_dask(args: argparse.Namespace, svc: AnalysisService) -> int:
+    from api.runs.pipelines import select_pipelines
     from layers.dask_engine import check_pipelines_dask
+    from layers.errors import InputFileError, missing_layer
 
     if Path(args.out).suffix.lower() != ".gpkg":
         raise InputFileError(f"--out {args.out!r}: --engine dask writes its findings part by "
                              "part into a GeoPackage; use a .gpkg file")
-    rs = _rules(args.rules)
-    _require(store, "the pipeline check")
-    pipes = _select(store.read("pipelines"), args.pipeline)
+    store = svc.store
+    rs = svc.pipeline_rules()
+    missing = [n for n in ("pipelines", "buildings") if not store.has_layer(n)]
+    if missing:
+        raise missing_layer(store.url, missing, "the pipeline check")
+    pipes = select_pipelines(store.read("pipelines"), args.pipeline)
     res = check_pipelines_dask(pipes, store, occupancy_rules=rs.rows("occupancy"),
                                setback_rules=rs.rows("setback"), out=args.out,
                                scheduler=args.scheduler)
     print(f"riskmap: {res.findings} finding(s) from {res.buildings:,} buildings in "
           f"{res.partitions} partitions ({res.scheduler}) in {res.seconds:.1f} s → {res.out}")
+    print(stamp(svc))
     return 0
 
 
-def _report_inactive(rs: RuleSet, stream: TextIO | None) -> None:
+def _report_inactive(rs: Any, stream: TextIO | None) -> None:
     off = rs.inactive()
     if off and stream is not None:
         stream.write(f"riskmap: {len(off)} UNCONFIRMED/inactive rule row(s) not applied "
@@ -377,14 +146,19 @@ def _report_inactive(rs: RuleSet, stream: TextIO | None) -> None:
 
 
 def _cmd_hca(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from api.runs.pipelines import Progress, monitoring_target
     from geo.hca import hca_polygons
+    from layers.writers import write_findings
 
     for flag in ("out", "segments", "corridors", "location_classes"):
         _check_out(getattr(args, flag), "--" + flag.replace("_", "-"))
-    store = open_existing(args.store)
+    svc = service(args)
+    store = svc.store
     stream = None if args.quiet else sys.stderr
     prog = Progress(6, stream=stream)
-    run = run_hca(store, rules=args.rules, year=args.year, progress=prog)
+    run = svc.hca(year=args.year, progress=prog)
     note_absent(store, {"hca": "the diff against registered HCAs",
                         "cameras": "video-monitoring coverage of the registered HCAs",
                         "sites": "identified sites in HCA identification and location classes"})
@@ -410,11 +184,12 @@ def _cmd_hca(args: argparse.Namespace) -> int:
         cov = run.coverage
         total = cov["length_m"].sum()
         share = cov["covered_m"].sum() / total if total else 0.0
-        target = float(_target_row(run.rules, args.year)["target"])
+        target = float(monitoring_target(run.rules, args.year)["target"])
         print(f"video monitoring of people-dense HCAs: {share:.1%} of {total / 1000:.2f} km "
               f"(target {args.year}: {target:.0%})\n")
     print(summary_table(run.findings, by="feature_id", by_label="object"))
     print(f"\nriskmap: {len(seg)} HCA segment(s), {len(run.findings)} finding(s) → {args.out}")
+    print(stamp(svc))
     return 0
 
 
@@ -450,8 +225,7 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default="data/demo.gpkg",
                    help="GeoPackage path or postgresql:// URL (default data/demo.gpkg)")
-    p.add_argument("--rules", metavar="FILE", default=None,
-                   help="district rule file overriding rows of layers/rule_tables/*.toml by id")
+    add_district(p)
     p.add_argument("--out", metavar="FILE", required=True,
                    help="findings file: .geojson, .gpkg or .csv")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

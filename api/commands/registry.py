@@ -1,7 +1,8 @@
 """``riskmap registry …``: keep the hazard registry in line with the analyses from the shell.
 
-``riskmap registry sync --store STORE ANALYSIS [--who NAME]`` re-runs ``ANALYSIS`` (e.g.
-``pipeline_findings``) on the store and updates the registry: new findings registered, those
+``riskmap registry sync --store STORE ANALYSIS [--who NAME] [--rules FILE]`` re-runs
+``ANALYSIS`` (e.g. ``pipeline_findings``) on the store under the district's rules (the same
+service function ``POST /registry/sync/{analysis}`` uses) and updates the registry: new findings registered, those
 found again re-marked detected, vanished ones marked ``no_longer_detected`` (never deleted);
 every change is audited with ``--who`` (role ``admin``). ``riskmap registry stats --store STORE``
 prints the rectification rates and the HCA monitoring coverage as JSON.
@@ -13,7 +14,7 @@ import argparse
 import getpass
 import json
 
-from api.commands import group
+from api.commands import add_district, group, service, stamp
 
 __all__ = ["register"]
 
@@ -25,6 +26,7 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
     p.add_argument("analysis", help="analysis id, e.g. pipeline_findings, fire_findings")
     p.add_argument("--who", default=None, help="name written to the audit log "
                    "(default: the login name)")
+    add_district(p)
     p.set_defaults(func=_sync)
     s = g.add_parser("stats", help="rectification rates and monitoring coverage (JSON)")
     s.add_argument("--store", default="data/demo.gpkg", help="GeoPackage path or postgresql:// URL")
@@ -40,24 +42,18 @@ def _registry(store_path: str):  # type: ignore[no-untyped-def]
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from api import analysis as an
-    from api.routers.registry import _finding_records
-    from layers.errors import InputFileError, missing_layer
+    from api.service import finding_records
     from layers.registry import Actor
+    from layers.registry_pg import registry_for
 
-    store, reg = _registry(args.store)
-    defn = next((d for d in an.available() if d.id == args.analysis), None)
-    if defn is None or not defn.findings:
-        offered = ", ".join(d.id for d in an.available() if d.findings)
-        raise InputFileError(f"no findings analysis {args.analysis!r}; expected one of {offered}")
-    missing = an.missing_layers(store, defn)
-    if missing:  # named with this store's path, so the import can be pasted as it is
-        raise missing_layer(store.url, missing, f"analysis {defn.id!r}")
-    frame = an.result(store, defn.id)
+    svc = service(args)
+    defn, frame = svc.findings(args.analysis)
+    reg = registry_for(svc.store)
     who = args.who or getpass.getuser()
-    counts = reg.sync(defn.id, _finding_records(frame), owner_role=defn.owner,
+    counts = reg.sync(defn.id, finding_records(frame), owner_role=defn.owner,
                       actor=Actor(who=who, role="admin"))
     print(f"{defn.id}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
+    print(stamp(svc))
     return 0
 
 

@@ -11,98 +11,36 @@ the roads refused on the direct way (with the zone/rule/hours that refuse them).
 ``riskmap publish routes --store STORE --out FILE`` exports the published route set with the
 restricted zones and their hours (RFC 7946 GeoJSON, GeoPackage or CSV) for publication.
 
-:func:`hazmat_network` builds the routing network of a store once per store version and
-rule file and keeps it in a small in-process cache (the API reuses it between requests).
+``--at`` is read in the district's time zone (``--tz``, $RISKMAP_TIMEZONE, default
+Asia/Shanghai) unless it carries an offset; without ``--at`` the route is judged *now* in the
+district. The output says which time and which rules (file hash) were applied. Routing runs in
+:class:`api.service.AnalysisService` (one network per store version and rules version, shared
+with the API); this module only parses the arguments and prints.
 """
 
 from __future__ import annotations
 
 import argparse
-import threading
-from collections import OrderedDict
-from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
-import pandas as pd
+from api.commands import add_district, group, note_absent, open_existing, service, stamp
+from api.commands.options import FINDING_FORMATS, OBJECTIVES
+from layers.errors import InputFileError
 
-from api.commands import group, note_absent, open_existing
-from geo.crs import analysis_crs, to_analysis
-from geo.findings import empty_findings
-from geo.route_check import check_routes
-from geo.routing import OBJECTIVES, HazmatNetwork, RouteResult, Vehicle, prepare_network, route
-from geo.zones import parse_hours
-from layers.errors import InputFileError, LayerNotFoundError, missing_layer
-from layers.hazmat_rules import HazmatRules, load_hazmat_rules
-from layers.store import Store
-from layers.writers import FORMATS, write_findings
-
-__all__ = [
-    "clear_cache",
-    "hazmat_network",
-    "parse_at",
-    "parse_lonlat",
-    "published_routes",
-    "register",
-    "run_route",
-    "run_route_check",
-]
-
-_CACHE_SIZE = 4
-_cache: OrderedDict[tuple[str, str, str], HazmatNetwork] = OrderedDict()
-_lock = threading.Lock()
+__all__ = ["parse_lonlat", "register"]
 
 
-def clear_cache() -> None:
-    """Forget every cached network."""
-    with _lock:
-        _cache.clear()
+def __getattr__(name: str) -> Any:
+    if name in ("published_routes",):  # moved to api.runs.routes; resolved lazily
+        from api.runs import routes
 
-
-def _read(store: Store, layer: str, crs: Any, columns: list[str] | None = None
-          ) -> gpd.GeoDataFrame | None:
-    try:
-        return store.read(layer, crs=crs, columns=columns)
-    except LayerNotFoundError:
-        return None
-
-
-def hazmat_network(store: Store, *, rules: HazmatRules | None = None,
-                   rules_path: str | Path | None = None) -> HazmatNetwork:
-    """The routing network of ``store``, built once per ``store.version()`` and rule file.
-
-    Reads ``roads`` (required), ``restricted_zones``, ``buildings`` (households) and
-    ``sites`` (sensitive sites), all projected to the roads' analysis CRS.
-    """
-    key = (str(store.url), store.version(), str(rules_path or ""))
-    with _lock:
-        if key in _cache and rules is None:
-            _cache.move_to_end(key)
-            return _cache[key]
-    r = rules if rules is not None else load_hazmat_rules(rules_path)
-    if not store.has_layer("roads"):
-        raise missing_layer(store.url, "roads", "hazmat routing")
-    roads = store.read("roads")
-    if roads.empty:
-        raise LayerNotFoundError(f"store {store.url}: layer 'roads' is empty; import roads first")
-    crs = analysis_crs(roads)
-    roads = to_analysis(roads, crs=crs)
-    zones = _read(store, "restricted_zones", crs)
-    buildings = _read(store, "buildings", crs, columns=["id", "households"])
-    sites = _read(store, "sites", crs, columns=["id", "kind", "occupants"])
-    net = prepare_network(roads, zones=zones, buildings=buildings, sites=sites,
-                          params=r.routing)
-    if rules is None:
-        with _lock:
-            _cache[key] = net
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
-    return net
+        return getattr(routes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_lonlat(text: str, what: str) -> tuple[float, float]:
-    """``"117.2,34.8"`` → ``(117.2, 34.8)``; raises ValueError saying what was wrong."""
+    """``"117.2,34.8"`` → ``(117.2, 34.8)``; raises InputFileError saying what was wrong."""
     parts = [p.strip() for p in str(text).split(",")]
     try:
         if len(parts) != 2:
@@ -112,77 +50,6 @@ def parse_lonlat(text: str, what: str) -> tuple[float, float]:
         raise InputFileError(f"{what} is {text!r}; expected LON,LAT in degrees, "
                              "e.g. 117.21,34.86") from None
     return lon, lat
-
-
-def parse_at(text: str | None) -> datetime | time | None:
-    """``--at``: ISO datetime (``2024-05-06T08:30``) or clock time (``08:30``); None = now."""
-    if text is None:
-        return datetime.now()
-    if text.lower() in ("any", "anytime"):
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        pass
-    try:
-        return time.fromisoformat(text)
-    except ValueError:
-        raise InputFileError(f"--at is {text!r}; expected an ISO time such as "
-                             "2024-05-06T08:30 or 08:30, or 'any'") from None
-
-
-def run_route(store: Store, origin: tuple[float, float], destination: tuple[float, float],
-              at: datetime | time | None, *, alternatives: int = 1, objective: str = "time",
-              permits: tuple[str, ...] = (), vehicle: Vehicle | None = None,
-              rules_path: str | Path | None = None) -> RouteResult:
-    """Route on the cached network of ``store``."""
-    net = hazmat_network(store, rules_path=rules_path)
-    return route(net, origin, destination, at, vehicle=vehicle, permits=permits,
-                 alternatives=alternatives, objective=objective)
-
-
-def run_route_check(store: Store, *, rules_path: str | Path | None = None
-                    ) -> gpd.GeoDataFrame:
-    """Findings of the designated-route check (analysis CRS of the routes)."""
-    rules = load_hazmat_rules(rules_path)
-    if not store.has_layer("hazmat_routes"):
-        raise missing_layer(store.url, "hazmat_routes", "the designated-route check")
-    routes = store.read("hazmat_routes")
-    if routes.empty:
-        return empty_findings(routes.crs)
-    crs = analysis_crs(routes)
-    routes = to_analysis(routes, crs=crs)
-    zones = _read(store, "restricted_zones", crs)
-    bounds = tuple(routes.total_bounds)
-    pad = max(rules.check.off_network_m, rules.check.road_match_m) + 50.0
-    bbox = (bounds[0] - pad, bounds[1] - pad, bounds[2] + pad, bounds[3] + pad)
-    try:
-        roads = store.read("roads", bbox=bbox, bbox_crs=crs).to_crs(crs)
-    except LayerNotFoundError:
-        roads = None
-    return check_routes(routes, zones=zones, roads=roads, params=rules.check)
-
-
-def published_routes(store: Store) -> gpd.GeoDataFrame:
-    """The published designated routes and every restricted zone with its hours, in one
-    frame (EPSG:4490) with ``feature`` = ``route`` / ``zone`` and ``hours_text``."""
-    if not store.has_layer("hazmat_routes"):
-        raise missing_layer(store.url, "hazmat_routes", "publishing routes")
-    routes = store.read("hazmat_routes")
-    if "status" in routes.columns:
-        routes = routes[routes["status"].fillna("draft") == "published"]
-    routes = routes.assign(feature="route")
-    zones = _read(store, "restricted_zones", None)
-    parts = [routes]
-    if zones is not None:
-        parts.append(zones.assign(feature="zone"))
-    out = pd.concat(parts, ignore_index=True)
-    out["hours_text"] = [parse_hours(h).describe() for h in out.get("hours", [""] * len(out))]
-    cols = ["feature", "id", "name", "kind", "rule", "hours", "hours_text", "penalty", "status",
-            "authority", "notice"]
-    cols = [c for c in cols if c in out.columns]
-    return gpd.GeoDataFrame(out[[*cols, out.geometry.name]], geometry=out.geometry.name,
-                            crs=routes.crs)
 
 
 # --- CLI ---------------------------------------------------------------------------------------
@@ -202,8 +69,9 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
     p.add_argument("--to", dest="destination", required=True, metavar="LON,LAT",
                    help="destination in lon/lat (EPSG:4490)")
     p.add_argument("--at", metavar="ISO-TIME",
-                   help="departure, e.g. 2024-05-06T08:30 or 08:30 (default now; 'any' = every "
-                   "zone counts as in force)")
+                   help="departure in the district's time zone, e.g. 2024-05-06T08:30 or 08:30, "
+                   "or with an offset (2024-05-06T00:30Z); default now in the district; 'any' = "
+                   "every zone counts as in force")
     p.add_argument("--alternatives", type=int, default=1, metavar="K",
                    help="up to K different routes (default 1)")
     p.add_argument("--objective", choices=OBJECTIVES, default="time",
@@ -212,8 +80,8 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
                    help="id(s) of permit zones the vehicle holds a permit for")
     p.add_argument("--weight-t", type=float, help="vehicle gross weight (t)")
     p.add_argument("--height-m", type=float, help="vehicle height (m)")
-    p.add_argument("--rules", type=Path, help="district rule file overriding layers/rule_tables/hazmat.toml")
-    p.add_argument("--out", required=True, type=Path, help="output: " + ", ".join(FORMATS))
+    add_district(p, tz=True)
+    p.add_argument("--out", required=True, type=Path, help="output: " + ", ".join(FINDING_FORMATS))
     p.set_defaults(func=_cmd_route)
 
     check = group(sub, groups, "check", "run a check and write its findings")
@@ -222,8 +90,8 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
                          "or permit zone during its hours, over a bridge/tunnel zone, along a "
                          "hazmat=no road or off the road network, with chainage.")
     c.add_argument("--store", required=True, help="store path (*.gpkg) or postgresql:// URL")
-    c.add_argument("--rules", type=Path, help="district rule file overriding layers/rule_tables/hazmat.toml")
-    c.add_argument("--out", required=True, type=Path, help="findings file: " + ", ".join(FORMATS))
+    add_district(c)
+    c.add_argument("--out", required=True, type=Path, help="findings file: " + ", ".join(FINDING_FORMATS))
     c.set_defaults(func=_cmd_check)
 
     pub = group(sub, groups, "publish", "export a layer set for publication")
@@ -231,32 +99,36 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
                        description="The routes with status = published and every restricted "
                        "zone with its rule and hours, for publishing (GeoJSON RFC 7946).")
     q.add_argument("--store", required=True, help="store path (*.gpkg) or postgresql:// URL")
-    q.add_argument("--out", required=True, type=Path, help="output: " + ", ".join(FORMATS))
+    q.add_argument("--out", required=True, type=Path, help="output: " + ", ".join(FINDING_FORMATS))
     q.set_defaults(func=_cmd_publish)
 
 
 def _check_out(path: Path) -> None:
-    if path.suffix.lower() not in FORMATS:
+    if path.suffix.lower() not in FINDING_FORMATS:
         raise InputFileError(f"--out {path}: extension {path.suffix or '(none)'!r} is not "
-                             f"supported; use one of {', '.join(FORMATS)}")
+                             f"supported; use one of {', '.join(FINDING_FORMATS)}")
 
 
 def _cmd_route(args: argparse.Namespace) -> int:
+    from geo.routing import Vehicle
+    from layers.writers import write_findings
+
     _check_out(args.out)
     if args.alternatives < 1:
         raise InputFileError(f"--alternatives is {args.alternatives}; expected a number >= 1")
     o = parse_lonlat(args.origin, "--from")
     d = parse_lonlat(args.destination, "--to")
-    at = parse_at(args.at)
+    svc = service(args)
+    at = svc.district.resolve_at(args.at)  # refuses a malformed --at before any work
     vehicle = Vehicle(weight_t=args.weight_t, height_m=args.height_m)
-    res = run_route(open_existing(args.store), o, d, at, alternatives=args.alternatives,
-                    objective=args.objective, permits=tuple(args.permit), vehicle=vehicle,
-                    rules_path=args.rules)
+    ans = svc.route(o, d, "any" if at is None else at, alternatives=args.alternatives,
+                    objective=args.objective, permits=tuple(args.permit), vehicle=vehicle)
+    res = ans.result
     write_findings(res.to_frame(), args.out, layer="route")
-    when = "any time" if at is None else at.isoformat(timespec="minutes")
-    print(f"{len(res.routes)} route(s) at {when}, objective {res.objective}; origin snapped "
-          f"{res.origin['snap_m']:.1f} m to {res.origin['road_id']}, destination "
-          f"{res.destination['snap_m']:.1f} m to {res.destination['road_id']}")
+    print(f"{len(res.routes)} route(s) at {svc.district.describe_at(ans.at)}, objective "
+          f"{res.objective}; origin snapped {res.origin['snap_m']:.1f} m to "
+          f"{res.origin['road_id']}, destination {res.destination['snap_m']:.1f} m to "
+          f"{res.destination['road_id']}")
     print(f"{'rank':>4} {'km':>8} {'min':>7} {'risk':>10} {'stretch':>7}  zones")
     for r in res.routes.itertuples():
         print(f"{r.rank:>4} {r.length_m / 1000:>8.2f} {r.time_s / 60:>7.1f} {r.risk_score:>10.1f} "
@@ -264,13 +136,19 @@ def _cmd_route(args: argparse.Namespace) -> int:
     for r in res.refused.itertuples():
         print(f"refused: {r.message} ({r.length_m:.0f} m)")
     print(f"written: {args.out}")
+    print(stamp(svc, ans.at, with_at=True))
     return 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from layers.writers import write_findings
+
     _check_out(args.out)
-    store = open_existing(args.store)
-    findings = run_route_check(store, rules_path=args.rules)
+    svc = service(args)
+    store = svc.store
+    findings = svc.route_check()
     note_absent(store, {"restricted_zones": "crossings of forbidden, permit, bridge and tunnel "
                                             "zones",
                         "roads": "hazmat=no roads and leaving the road network"})
@@ -282,10 +160,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for r in findings.itertuples():
         print(f"  {r.severity:<8} {r.message_en}")
     print(f"written: {args.out}")
+    print(stamp(svc))
     return 0
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
+    from api.runs.routes import published_routes
+    from layers.writers import write_findings
+
     _check_out(args.out)
     out = published_routes(open_existing(args.store))
     write_findings(out, args.out, layer="published_routes")

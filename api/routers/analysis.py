@@ -8,6 +8,7 @@ Analysis *results* are served as OGC collections (``/collections/pipeline_findin
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from api import analysis as an
 from api.auth import Principal, can_read, get_principal, require_read
 from api.crs import CRS84, parse_crs
+from api.deps import get_service
 from api.errors import BadRequest
 from api.features import FrameSource, ItemsQuery, feature_collection_bytes
 from api.ogc import check_params, href
@@ -71,8 +73,9 @@ class RouteRequest(BaseModel):
     origin: tuple[float, float] = Field(description="[lon, lat]")
     destination: tuple[float, float] = Field(description="[lon, lat]")
     depart_at: dt.datetime | dt.time | None = Field(
-        None, description="local departure (ISO datetime or HH:MM); zones are evaluated at it; "
-        "absent = every zone counts as on")
+        None, description="departure (ISO datetime or HH:MM), read in the district's time "
+        "zone unless it carries an offset; zones are evaluated at it; absent = now in the "
+        "district")
     permits: list[str] = Field(default_factory=list, max_length=100,
                                description="ids of permit zones the vehicle holds permits for")
     alternatives: int = Field(1, ge=1, le=5)
@@ -94,8 +97,10 @@ class RouteRequest(BaseModel):
     description="Returns a GeoJSON FeatureCollection: one `route` feature per alternative "
     "(rank, cost, length_m, time_s, risk_score, zones, roads), the snapped `origin` and "
     "`destination`, and the `refused` stretches the unrestricted shortest way would use, "
-    "each with its reason. 422 when no permitted route exists (the message says what blocks "
-    "it). Roles: police, planner, admin.",
+    "each with its reason. `applied` (also the `Riskmap-At` / `Riskmap-Rules` headers) says "
+    "which departure time (district zone) and which rules (file hash) were applied. 422 when "
+    "no permitted route exists (the message says what blocks it). Roles: police, planner, "
+    "admin.",
     responses={200: {"content": {"application/geo+json": {}}},
                422: {"description": "no permitted route"}},
 )
@@ -108,21 +113,22 @@ def routes(request: Request, body: RouteRequest,
         if not store.has_layer(layer):
             raise BadRequest(f"the store has no {layer!r} layer (needed by routing); add it "
                              f"with `riskmap import --store STORE {layer} FILE`")
-    try:
-        from geo.routing import Vehicle, route
-    except ImportError:  # pragma: no cover - until the hazmat module is installed
-        raise BadRequest("hazmat routing is not installed") from None
+    from geo.routing import Vehicle
+
     out_crs = parse_crs(request.query_params.get("crs", CRS84), [CRS84])
-    net = an.hazmat_network(store)
     vehicle = (Vehicle(weight_t=body.vehicle.weight_t, height_m=body.vehicle.height_m)
                if body.vehicle is not None else None)
-    res = route(net, body.origin, body.destination, body.depart_at, vehicle=vehicle,
-                permits=body.permits, alternatives=body.alternatives,
-                objective=body.objective)
-    frame = res.to_frame()
+    answer = get_service(request).route(
+        body.origin, body.destination, body.depart_at, vehicle=vehicle, permits=body.permits,
+        alternatives=body.alternatives, objective=body.objective)
+    frame = answer.result.to_frame()
     page = FrameSource(frame).page(ItemsQuery(limit=len(frame) + 1))
     page.ids = list(range(len(page.ids)))
     text = feature_collection_bytes(page, out_crs, links=[], number_matched=False)
-    return Response(text, media_type="application/geo+json",
-                    headers={"Content-Crs": f"<{out_crs.uri}>"})
-
+    doc = json.loads(text)
+    doc["applied"] = answer.applied
+    return Response(json.dumps(doc, ensure_ascii=False, separators=(",", ":")),
+                    media_type="application/geo+json",
+                    headers={"Content-Crs": f"<{out_crs.uri}>",
+                             "Riskmap-At": str(answer.applied.get("at")),
+                             "Riskmap-Rules": str(answer.applied["rules"])})

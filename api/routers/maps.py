@@ -1,8 +1,9 @@
 """Audience maps: ``/maps/{name}`` (HTML) and the vendored assets under ``/static/maps/…``.
 
 Each map is built per request from the store (small layers inline, large ones loaded by the
-browser from ``/collections/{id}/items?bbox=…``) and the analysis results cached per store
-version (:mod:`api.analysis`). Pages reference only the app and the chosen tile URL.
+browser from ``/collections/{id}/items?bbox=…``) and the analysis results of the app's
+:class:`~api.service.AnalysisService` (the district's rules; cached per store and rules
+version). Pages reference only the app and the chosen tile URL.
 """
 
 from __future__ import annotations
@@ -10,19 +11,22 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from api.auth import get_principal, require_read
+from api.deps import get_service
 from api.errors import BadRequest, NotFound
 from api.ogc import check_params
-from maps.base import STATIC_PREFIX, MapOptions
-from maps.compose import concat_findings
+from maps.base import STATIC_PREFIX
 from maps.offline import asset_path, render_html
-from maps.sources import MAP_NAMES, build, density_grid, read_layers
+from maps.sources import MAP_NAMES, build, density_grid, map_options, read_layers
+
+if TYPE_CHECKING:
+    from api.service import AnalysisService
 
 __all__ = ["MAP_ROLES", "OVERVIEW_LAYERS", "analysis_inputs", "install", "map_options", "router"]
 
@@ -44,67 +48,11 @@ OVERVIEW_LAYERS = ("buildings", "hydrants", "roads")
 _DENSITY: dict[tuple[Any, ...], dict[str, Any]] = {}  # per store object, layer, cells, version
 _DENSITY_LOCK = threading.Lock()
 
-# Analysis collection ids (api.analysis) feeding each map: substrings of the id → use.
-# "findings" frames are merged; other results become named layers of the builder.
-_ANALYSIS_USE: dict[str, tuple[tuple[str, str], ...]] = {
-    "planner": (("hca-segment", "hca_computed"), ("hca_segment", "hca_computed"),
-                ("location", "location_classes"), ("monitoring", "monitoring_coverage"),
-                ("pipeline", "findings"), ("occupancy", "findings"), ("setback", "findings"),
-                ("hca", "findings")),
-    "police": (("route", "findings"),),
-    "fire": (("service", "service_areas"), ("compound", "compound_report"),
-             ("lane", "findings"), ("coverage", "findings"), ("hydrant", "findings"),
-             ("fire", "findings")),
-    "overview": (("monitoring", "monitoring_coverage"), ("pipeline", "findings"),
-                 ("hca", "findings"), ("route", "findings"),
-                 ("lane", "findings"), ("coverage", "findings"), ("hydrant", "findings"),
-                 ("fire", "findings")),
-}
 
-
-def analysis_inputs(store: Any, name: str) -> tuple[gpd.GeoDataFrame | None, dict[str, Any]]:
-    """Findings and extra layers for map ``name`` from the analyses that are available."""
-    try:
-        from api import analysis
-    except ImportError:  # pragma: no cover
-        return None, {}
-    frames: list[gpd.GeoDataFrame] = []
-    extra: dict[str, Any] = {}
-    for defn in analysis.available():
-        use = next((u for key, u in _ANALYSIS_USE.get(name, ()) if key in defn.id), None)
-        if use is None or (use == "findings") != bool(defn.findings):
-            continue
-        if analysis.missing_layers(store, defn):  # not an error: the store lacks its layers
-            continue
-        try:
-            res = analysis.result(store, defn.id)
-        except Exception as exc:  # a failing analysis must not take the map down
-            log.warning("map %s: analysis %s failed: %s", name, defn.id, exc)
-            continue
-        if use == "findings":
-            frames.append(res)
-        else:
-            extra.setdefault(use, res)
-    return concat_findings(frames), extra
-
-
-def map_options(settings: Any, *, mode: str, basemap: str | None = None,
-                lang: str | None = None, api_base: str = "") -> MapOptions:
-    """Map options from settings (tile URL, Tianditu key) and request choices."""
-    return MapOptions(
-        basemap=basemap or getattr(settings, "map_basemap", None) or "none",
-        tile_url=getattr(settings, "map_tile_url", None),
-        tianditu_key=_secret(getattr(settings, "tianditu_key", None)),
-        lang="en" if lang == "en" else "zh",
-        mode=mode,  # type: ignore[arg-type]
-        api_base=api_base,
-    )
-
-
-def _secret(v: Any) -> str | None:
-    if v is None:
-        return None
-    return v.get_secret_value() if hasattr(v, "get_secret_value") else str(v)
+def analysis_inputs(service: AnalysisService, name: str
+                    ) -> tuple[gpd.GeoDataFrame | None, dict[str, Any]]:
+    """Findings and extra layers for map ``name`` (``service.map_inputs(name)``)."""
+    return service.map_inputs(name)
 
 
 @router.get("/maps/{name}", response_class=HTMLResponse, operation_id="getMap",
@@ -133,7 +81,7 @@ def get_map(request: Request, name: str) -> HTMLResponse:
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     store = request.app.state.store
-    findings, extra = (None, {}) if publish else analysis_inputs(store, name)
+    findings, extra = (None, {}) if publish else analysis_inputs(get_service(request), name)
     layers: dict[str, Any] = read_layers(store, name, options=options, findings=findings)
     layers.update(extra)
     kwargs: dict[str, Any] = {}
@@ -163,7 +111,7 @@ def layer_density(request: Request, layer: str) -> Response:
         raise BadRequest("cells must be a whole number") from None
     if not 1 <= cells <= 512:
         raise BadRequest(f"cells={cells}; expected 1 to 512")
-    from api.analysis import layers_version
+    from api.service import layers_version
 
     key = (id(store), layer, cells, layers_version(store))
     grid = _DENSITY.get(key)

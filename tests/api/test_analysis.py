@@ -131,7 +131,7 @@ def test_results_cached_per_version(store_copy):
 
     calls = []
     an.register(an.AnalysisDef("test_counter", "t", "t", (), frozenset({"admin"}),
-                               lambda s: calls.append(1) or s.read("fire_stations"),
+                               lambda svc: calls.append(1) or svc.store.read("fire_stations"),
                                findings=False))
     try:
         with make_client(store_copy.path) as c:

@@ -15,19 +15,27 @@ from pyproj import Transformer
 from shapely.geometry import LineString, box
 
 from api.cli import main
-from api.commands.routes import (
-    clear_cache,
-    hazmat_network,
-    parse_at,
-    parse_lonlat,
-    published_routes,
-    run_route_check,
-)
+from api.commands.routes import parse_lonlat
+from api.district import District
+from api.runs.routes import published_routes
+from api.service import CACHE, AnalysisService
 from geo.crs import to_analysis
 from geo.routing import route
 from geo.zones import parse_hours
 from layers.errors import InputFileError
 from layers.store import GeoPackageStore
+
+
+def hazmat_network(store):
+    return AnalysisService(store).hazmat_network()
+
+
+def run_route_check(store):
+    return AnalysisService(store).route_check()
+
+
+def parse_at(text):
+    return District().resolve_at(text)
 
 CRS = "EPSG:4548"
 X0, Y0 = 500000.0, 3850000.0
@@ -131,7 +139,7 @@ def test_publish_routes_command(store, tmp_path):
 
 
 def test_network_is_cached_per_store_version(store, tmp_path):
-    clear_cache()
+    CACHE.clear()
     a = hazmat_network(store)
     assert hazmat_network(store) is a
     copy = GeoPackageStore(tmp_path / "copy.gpkg")
@@ -149,7 +157,7 @@ def test_parse_helpers():
         parse_lonlat("117.2", "--from")
     assert parse_at("08:30") == time(8, 30)
     assert parse_at("any") is None
-    assert parse_at("2024-05-06T08:30").hour == 8
+    assert parse_at("2024-05-06T08:30").isoformat() == "2024-05-06T08:30:00+08:00"
     with pytest.raises(InputFileError, match="ISO"):
         parse_at("half past eight")
 
