@@ -260,3 +260,82 @@ def test_append_clash_lists_every_stored_id_and_writes_nothing(pg_url: str) -> N
     ]
     assert store.version() == version
     assert store.read("buildings")["id"].tolist() == ["A0", "A1", "A2"]
+
+
+@pytest.fixture
+def pg_server(pg_url: str, tmp_path: Path) -> Iterator[str]:
+    """A uvicorn server process (one worker) on the PostGIS store ``pg_url``."""
+    import socket
+
+    from tests.api.conftest import API_KEYS
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    log_path = tmp_path / "server.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - a pipe nobody reads would block the server
+    env = {**os.environ, "RISKMAP_STORE": pg_url, "RISKMAP_API_KEYS": API_KEYS}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
+         "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"server did not start: {log_path.read_text(errors='replace')}")
+            time.sleep(0.2)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.mark.slow
+def test_eight_api_imports_lose_nothing(pg_url: str, pg_server: str, files: list[Path]) -> None:
+    """8 concurrent ``POST /layers/buildings/import`` on a PostGIS-backed server: each is
+    200 (stored) or 503 with Retry-After (nothing of it stored)."""
+    import httpx
+
+    from tests.api.conftest import auth
+
+    start = threading.Barrier(N_FILES)
+    answers: list[httpx.Response | BaseException] = [RuntimeError("not run")] * N_FILES
+
+    def post(i: int) -> None:
+        body = files[i].read_bytes()
+        try:
+            start.wait()
+            answers[i] = httpx.post(f"{pg_server}/layers/buildings/import?format=geojson",
+                                    content=body, headers=auth("admin"), timeout=180)
+        except BaseException as exc:  # pragma: no cover - reported below
+            answers[i] = exc
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(N_FILES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results = []
+    for i, a in enumerate(answers):
+        assert isinstance(a, httpx.Response), a
+        assert a.status_code in (200, 503), a.text[-1000:]
+        if a.status_code == 503:
+            assert "Retry-After" in a.headers
+        else:
+            assert a.json()["imported"] == PER_FILE
+        results.append(subprocess.CompletedProcess([str(i)], 0 if a.status_code == 200
+                                                   else STORE_BUSY_EXIT, "", a.text))
+    _check_all_or_refused(pg_url, results)
+    totals = sorted(a.json()["total"] for a in answers
+                    if isinstance(a, httpx.Response) and a.status_code == 200)
+    assert totals == [PER_FILE * (k + 1) for k in range(len(totals))]
