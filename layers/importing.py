@@ -1,8 +1,10 @@
 """Import a file into a store layer, all or nothing: read → map fields → validate → write.
 
-Nothing is written unless every feature passes validation; the store's own write is atomic
-(a failed write leaves the store as it was). Without ``replace`` the features are appended to
-an existing layer and their ids must not already be there.
+Nothing is written unless every feature passes validation; the store's own write is one
+transaction (a failed write leaves the store as it was). With ``replace`` the layer is replaced
+(:meth:`Store.write`); without it the features are appended (:meth:`Store.append`): their ids
+are checked against the stored ones inside the same transaction, so concurrent imports never
+lose each other's features.
 
 Three options help with real files: ``defaults`` fills a field where features lack it
 (``--default pressure_mpa=1.6`` for OSM gas mains), ``make_ids`` numbers the features when the
@@ -18,11 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
-import pandas as pd
 from pyproj import CRS
 
-from layers.errors import InputFileError, LayerValidationError, Problem
+from layers.errors import InputFileError
 from layers.readers import DEFAULT_MAX_BYTES, read_file
 from layers.schema import get_schema
 from layers.store import Store
@@ -201,52 +201,10 @@ def import_frame(
 ) -> ImportResult:
     """Validate ``gdf`` as ``layer`` and write it to ``store`` (all or nothing)."""
     clean, report = validate_layer(gdf, layer, crs=crs)
-    combined = clean
-    if not replace and store.has_layer(layer):
-        existing = store.read(layer)
-        _check_new_ids(layer, existing, clean)
-        combined = _append(existing, clean)
-    store.write({layer: combined})
-    return ImportResult(layer=layer, source=source, imported=len(clean), total=len(combined),
+    if replace:
+        store.write({layer: clean})
+        total = len(clean)
+    else:  # the id check and the append are one transaction in the store
+        total = store.append(layer, clean)
+    return ImportResult(layer=layer, source=source, imported=len(clean), total=total,
                         replaced=replace, source_crs=report.source_crs, notes=report.notes)
-
-
-def _check_new_ids(layer: str, existing: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> None:
-    if "id" not in existing.columns:
-        return
-    old = set(existing["id"].dropna().astype(str))
-    clash = new["id"].astype(str).isin(old).to_numpy()
-    if clash.any():
-        problems = [
-            Problem(layer, str(i), "id", str(i), f"an id not already in layer {layer!r}",
-                    "use --replace to replace the layer")
-            for i in new["id"].to_numpy()[clash]
-        ]
-        raise LayerValidationError(layer, problems)
-
-
-def _append(existing: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    existing = existing.to_crs(new.crs) if existing.crs != new.crs else existing
-    old = existing.rename_geometry("geometry") if existing.geometry.name != "geometry" \
-        else existing
-    cols = list(new.columns) + [c for c in old.columns if c not in new.columns]
-    frames = [old.reindex(columns=cols), new.reindex(columns=cols)]
-    for c in cols:
-        if c == "geometry":
-            continue
-        if str(new[c].dtype) in ("Int64", "boolean", "string") and c in old.columns:
-            frames[0][c] = _cast_like(old[c], new[c].dtype)
-    out = pd.concat(frames, ignore_index=True)
-    return gpd.GeoDataFrame(out, geometry="geometry", crs=new.crs)
-
-
-def _cast_like(s: pd.Series, dtype: object) -> pd.Series:
-    """Stored values (ints read back as floats, bools as objects) in the new frame's dtype."""
-    try:
-        if str(dtype) == "Int64":
-            arr = s.to_numpy(dtype=float, na_value=np.nan)
-            return pd.Series(pd.array(np.where(np.isfinite(arr), arr, np.nan),
-                                      dtype="Float64"), index=s.index).astype("Int64")
-        return s.astype(dtype)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return s

@@ -1,18 +1,17 @@
-"""Layer stores: read a layer as a GeoDataFrame in a given CRS, write/replace layers atomically.
+"""Layer stores: read a layer as a GeoDataFrame in a given CRS; replace or append layers, each
+write one transaction.
 
 The GeoPackage store is the embedded default. Layers are stored in EPSG:4490 (lon/lat);
-GeoPackage keeps an R-tree per layer so bbox reads go through the index.
+GeoPackage keeps an R-tree per layer so bbox reads go through the index. Writes are SQLite
+transactions on the file itself (:mod:`layers.gpkg_write`): one writer at a time, readers
+never blocked.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import shutil
-import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -22,7 +21,9 @@ import pyogrio
 from pyproj import CRS, Transformer
 
 from geo.crs import STORAGE_CRS
+from layers import gpkg_write
 from layers.errors import StoreError, missing_layer
+from layers.registry import resolve_busy_timeout
 
 __all__ = ["Bbox", "GeoPackageStore", "LayerInfo", "Store", "open_store"]
 
@@ -62,6 +63,8 @@ class Store(Protocol):
 
     def write(self, layers: Mapping[str, gpd.GeoDataFrame]) -> None: ...
 
+    def append(self, layer: str, gdf: gpd.GeoDataFrame) -> int: ...
+
     def version(self) -> str: ...
 
 
@@ -77,20 +80,30 @@ def _bbox_to_storage(bbox: Bbox, bbox_crs: CRS | str | int | None) -> Bbox:
 
 
 class GeoPackageStore:
-    """A store in one GeoPackage file.
+    """A store in one GeoPackage file, shared by several writers and readers.
 
-    Writes are all-or-nothing: the file is copied, the layers written into the copy, and the
-    copy renamed over the original (a failed write leaves the original untouched). A lock
-    file serialises writers.
+    Every write is one SQLite transaction on the file (WAL journal): all or nothing, one
+    writer at a time, readers never blocked. A writer waits up to ``busy_timeout`` seconds
+    (default ``$RISKMAP_BUSY_TIMEOUT`` or 30) for another, then raises
+    :class:`~layers.errors.StoreBusy` having changed nothing.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float | None = None
+                 ) -> None:
         self.path = Path(path)
         self.url = str(self.path)
+        self.busy_timeout = resolve_busy_timeout(busy_timeout)
 
     # -- reading ---------------------------------------------------------------------------
+    def _exists(self) -> bool:
+        """The file holds a database (a first writer may have created it still empty)."""
+        try:
+            return self.path.stat().st_size > 0
+        except FileNotFoundError:
+            return False
+
     def _layer_names(self) -> list[str]:
-        if not self.path.exists():
+        if not self._exists():
             return []
         try:
             listed = pyogrio.list_layers(self.path)
@@ -103,7 +116,7 @@ class GeoPackageStore:
 
     def layers(self) -> list[LayerInfo]:
         out = []
-        for name, gtype in (pyogrio.list_layers(self.path) if self.path.exists() else []):
+        for name, gtype in (pyogrio.list_layers(self.path) if self._exists() else []):
             if gtype is None:  # attribute-only tables (registry, audit)
                 continue
             info = pyogrio.read_info(self.path, layer=name, force_feature_count=True,
@@ -148,52 +161,44 @@ class GeoPackageStore:
         return gdf
 
     def version(self) -> str:
-        """Changes whenever the file is rewritten (used as a cache key)."""
-        if not self.path.exists():
+        """``<store id>:<data version>``: moves inside every layer write's transaction and on
+        nothing else (registry edits leave it); ``"empty"`` before the first write."""
+        if not self._exists():
             return "empty"
-        st = self.path.stat()
-        return f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
+        version = gpkg_write.read_version(self.path)
+        if version is None:  # written before versions existed: the file itself
+            st = self.path.stat()
+            return f"file:{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
+        return version
 
     # -- writing ---------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Exclusive writer lock (a ``.lock`` file beside the GeoPackage)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(str(self.path) + ".lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
     def write(self, layers: Mapping[str, gpd.GeoDataFrame]) -> None:
-        """Write (replacing) every given layer in one all-or-nothing step.
+        """Replace (or create) every given layer, all in one transaction.
 
         Each frame must carry a CRS; it is stored in EPSG:4490.
         """
-        prepared = {}
-        for name, gdf in layers.items():
-            if gdf.crs is None:
-                raise StoreError(f"layer {name!r} has no CRS; refusing to store it")
-            prepared[name] = gdf.to_crs(STORAGE_CRS) if CRS(gdf.crs) != STORAGE_CRS else gdf
-        with self.lock():
-            fd, tmp = tempfile.mkstemp(prefix=".riskmap-", suffix=".gpkg", dir=self.path.parent)
-            os.close(fd)
-            os.unlink(tmp)
-            try:
-                if self.path.exists():
-                    shutil.copy2(self.path, tmp)
-                for name, gdf in prepared.items():
-                    pyogrio.write_dataframe(
-                        gdf, tmp, layer=name, driver="GPKG", use_arrow=True,
-                        layer_options={"OVERWRITE": "YES", "SPATIAL_INDEX": "YES"},
-                    )
-                os.replace(tmp, self.path)
-            except Exception as exc:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise StoreError(f"writing {', '.join(prepared)} to {self.path} failed; "
-                                 f"the store is unchanged: {exc}") from exc
+        prepared = {name: _to_storage(name, gdf) for name, gdf in layers.items()}
+        if not prepared:
+            return
+        with gpkg_write.transaction(self.path, prepared, busy_timeout=self.busy_timeout) as con:
+            gpkg_write.replace_layers(con, list(prepared))
+
+    def append(self, layer: str, gdf: gpd.GeoDataFrame) -> int:
+        """Add the features of ``gdf`` to ``layer`` in one transaction; return the new total.
+
+        The ids are checked against the stored ones inside the transaction: any id already
+        there raises LayerValidationError (one problem per id) and nothing is written. A
+        layer the store lacks is created; fields it lacks are added.
+        """
+        prepared = {layer: _to_storage(layer, gdf)}
+        with gpkg_write.transaction(self.path, prepared, busy_timeout=self.busy_timeout) as con:
+            return gpkg_write.append_layer(con, layer)
+
+
+def _to_storage(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    if gdf.crs is None:
+        raise StoreError(f"layer {name!r} has no CRS; refusing to store it")
+    return gdf.to_crs(STORAGE_CRS) if CRS(gdf.crs) != STORAGE_CRS else gdf
 
 
 def open_store(url: str | os.PathLike[str]) -> Store:
