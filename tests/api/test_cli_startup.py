@@ -1,0 +1,82 @@
+"""``riskmap --help`` builds the parser without importing the analyses or their libraries
+(issue 11 item 10); the choices spelled out for it match the modules that implement them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from api.commands import options
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("geopandas", "shapely", "pyogrio", "fastapi", "folium", "scipy", "networkx", "pandas",
+         "numpy", "pyproj", "pydantic", "uvicorn", "api.service", "api.runs")
+
+_PROBE = """\
+import json, sys
+from api.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = None
+heavy = sorted(m for m in sys.modules if m.split('.')[0] in {heavy} or
+               any(m == h or m.startswith(h + '.') for h in {heavy}))
+print(json.dumps({{"code": code, "heavy": heavy}}))
+"""
+
+
+def _probe(*argv: str) -> dict:
+    code = _PROBE.format(heavy=repr(set(HEAVY)))
+    proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("argv", [
+    ("--help",), ("check", "pipelines", "--help"), ("route", "--help"), ("map", "--help"),
+    ("serve", "--help"), ("import", "--help"), ("registry", "sync", "--help"),
+])
+def test_help_imports_nothing_heavy(argv):
+    got = _probe(*argv)
+    assert got == {"code": 0, "heavy": []}
+
+
+def test_the_parser_offers_every_command():
+    from api.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {"import", "layers", "demo", "serve", "check", "coverage",
+                                "compounds", "db", "map", "route", "publish", "registry"}
+
+
+def test_spelled_out_choices_match_their_modules():
+    from geo.routing import OBJECTIVES
+    from layers.readers import DEFAULT_MAX_BYTES, FORMATS
+    from layers.writers import FORMATS as WRITE_FORMATS
+    from maps.base import BASEMAPS
+    from maps.sources import MAP_NAMES
+
+    assert tuple(WRITE_FORMATS) == options.FINDING_FORMATS
+    assert tuple(FORMATS) == options.IMPORT_FORMATS
+    assert options.IMPORT_MAX_MB == DEFAULT_MAX_BYTES / 1024**2
+    assert tuple(OBJECTIVES) == options.OBJECTIVES
+    assert tuple(MAP_NAMES) == options.MAP_NAMES
+    assert tuple(BASEMAPS) == options.BASEMAPS
+
+
+def test_moved_analyses_still_importable_from_the_command_modules():
+    from api.commands import fire, pipelines
+    from api.runs import fire as run_fire
+    from api.runs import pipelines as run_pipes
+
+    assert pipelines.run_pipeline_check is run_pipes.run_pipeline_check
+    assert pipelines.Progress is run_pipes.Progress
+    assert fire.run_fire is run_fire.run_fire
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        _ = pipelines.nothing
