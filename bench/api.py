@@ -1,9 +1,16 @@
-"""Items-endpoint throughput and latency: riskmap vs pygeoapi on the same GeoPackage.
+"""Items-endpoint throughput and latency: riskmap vs pygeoapi on the same GeoPackage, and
+riskmap on PostGIS vs riskmap on GeoPackage for the same buildings.
 
-Both servers run side by side in this one run (uvicorn, one worker each) over the same demo
-district GeoPackage; the client asks both for the same random bbox pages of 100 buildings
+The servers run side by side in this one run (uvicorn, one worker each) over the same demo
+district GeoPackage; the client asks each for the same random bbox pages of 100 buildings
 (``/collections/buildings/items?bbox=…&limit=100``), interleaved, and prints throughput
 (sequential and with concurrent clients) and p50/p95 latency, and the ratio riskmap/pygeoapi.
+
+With ``--postgis URL`` (default ``$RISKMAP_BENCH_POSTGIS_URL``, else
+``$RISKMAP_TEST_POSTGIS_URL``) the GeoPackage's buildings are copied once into the schema
+``bench_api_<count>`` of that server and a third server, riskmap on that PostGIS store, is timed
+on the same pages; the output adds the PostGIS/GeoPackage p95 ratio (issue 11: within 2× at
+1 M buildings). Pages on PostGIS are one SQL query each (``layers.pg_query``).
 
 pygeoapi serves the GeoPackage with its OGR provider, which needs GDAL's Python bindings;
 the project venv has none, so the bench builds ``bench/out/pygeoapi-venv`` from the system
@@ -12,7 +19,8 @@ there — never a riskmap dependency. pygeoapi runs as in production: gunicorn, 
 (riskmap: uvicorn, one worker). If that fails, the output says so and only riskmap is timed.
 
 Usage: ``.venv/bin/python bench/api.py [--store data/demo.gpkg] [--requests 200]
-[--clients 4] [--scale 1.0]`` (run from the repository root)
+[--clients 4] [--scale 1.0] [--postgis URL | --postgis none] [--no-pygeoapi]`` (run from the
+repository root; ``--scale 41.7`` builds a demo of about 1 M buildings)
 """
 
 from __future__ import annotations
@@ -55,7 +63,8 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
     while time.monotonic() - t0 < timeout:
         if proc.poll() is not None:
             name = "pygeoapi" if "gunicorn" in str(proc.args) else "riskmap"
-            out = (OUT / f"{name}-server.log").read_text(errors="replace")
+            logs = sorted(OUT.glob(f"{name}*-server.log"), key=lambda p: p.stat().st_mtime)
+            out = logs[-1].read_text(errors="replace") if logs else "(no log)"
             raise RuntimeError(f"server exited: {out[-2000:]}")
         try:
             if httpx.get(url, timeout=2).status_code < 500:
@@ -76,16 +85,34 @@ def _ensure_store(path: Path, scale: float) -> Path:
     return path
 
 
-def _start_riskmap(store: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_riskmap(store: Path | str, name: str = "riskmap"
+                   ) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {**os.environ, "RISKMAP_STORE": str(store), "RISKMAP_API_KEYS": f"admin:{KEY}"}
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
                              "--host", "127.0.0.1", "--port", str(port), "--log-level",
-                             "warning"], env=env, cwd=ROOT, stdout=_log("riskmap"),
+                             "warning"], env=env, cwd=ROOT, stdout=_log(name),
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     _wait(url + "/health", proc)
     return proc, url
+
+
+def _postgis_copy(store: Path, url: str) -> str:
+    """The URL of a PostGIS schema holding the GeoPackage's buildings (copied once)."""
+    from layers.postgis import PostGISStore, with_schema
+    from layers.store import GeoPackageStore
+
+    gpkg = GeoPackageStore(store)
+    n = {i.name: i.count for i in gpkg.layers()}["buildings"]
+    target = with_schema(url, f"bench_api_{n}")
+    pg = PostGISStore(target)
+    if {i.name: i.count for i in pg.layers()}.get("buildings") != n:
+        print(f"copying {n:,} buildings into PostGIS ({pg.schema}) …", flush=True)
+        t0 = time.perf_counter()
+        pg.write({"buildings": gpkg.read("buildings")})
+        print(f"  written in {time.perf_counter() - t0:.1f} s", flush=True)
+    return target
 
 
 def _pygeoapi_python() -> Path:
@@ -249,7 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--scale", type=float, default=1.0,
                     help="demo scale when the store has to be built")
+    ap.add_argument("--postgis", default=os.environ.get("RISKMAP_BENCH_POSTGIS_URL")
+                    or os.environ.get("RISKMAP_TEST_POSTGIS_URL"),
+                    help="PostGIS server URL for the riskmap-on-PostGIS case ('none' skips)")
+    ap.add_argument("--no-pygeoapi", action="store_true", help="do not time pygeoapi")
     args = ap.parse_args(argv)
+    if args.postgis in ("", "none"):
+        args.postgis = None
     OUT.mkdir(parents=True, exist_ok=True)
     default = ROOT / "data" / "demo.gpkg"
     path = Path(args.store) if args.store else (default if default.exists()
@@ -270,13 +303,20 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(rp)
         servers = {"riskmap": (f"{rurl}/collections/buildings/items",
                                {"Authorization": f"Bearer {KEY}"})}
+        if args.postgis:
+            gp, gurl = _start_riskmap(_postgis_copy(store, args.postgis), "riskmap-postgis")
+            procs.append(gp)
+            servers["postgis"] = (f"{gurl}/collections/buildings/items",
+                                  {"Authorization": f"Bearer {KEY}"})
         try:
+            if args.no_pygeoapi:
+                raise RuntimeError("--no-pygeoapi")
             pp, purl = _start_pygeoapi(store, bbox)
             procs.append(pp)
             servers["pygeoapi"] = (f"{purl}/collections/buildings/items",
                                    {"Accept": "application/geo+json"})
         except Exception as exc:  # report and time riskmap alone
-            print(f"pygeoapi could not be started, timing riskmap only: {exc}")
+            print(f"pygeoapi not timed: {exc}")
         # the same boxes, interleaved per half so drift hits both alike
         half = len(boxes) // 2
         lat: dict[str, list[float]] = {k: [] for k in servers}
@@ -334,6 +374,11 @@ def main(argv: list[str] | None = None) -> int:
                 and isinstance(pc, float) else f"pygeoapi failed with {args.clients} clients")
         print(f"\nriskmap / pygeoapi: throughput x{r['rps'] / p['rps']:.2f} sequential, "  # type: ignore[operator]
               f"{conc}; p95 latency x{p['p95_ms'] / r['p95_ms']:.2f} lower")  # type: ignore[operator]
+    if "postgis" in results:
+        r, g = results["riskmap"], results["postgis"]
+        print(f"\nriskmap on PostGIS / on GeoPackage ({n_b:,} buildings): p95 "
+              f"{g['p95_ms']:.1f} ms / {r['p95_ms']:.1f} ms = "
+              f"x{g['p95_ms'] / r['p95_ms']:.2f} (target <= 2)")  # type: ignore[operator]
     (OUT / "api.json").write_text(json.dumps({"buildings": n_b, "requests": len(boxes),
                                               "results": results}, indent=1))
     return 0

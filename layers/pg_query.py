@@ -10,22 +10,20 @@ is ``WHERE id = %s`` (a btree index on ``id``).
 Every read runs in a read-only ``REPEATABLE READ`` transaction that first takes ``ACCESS
 SHARE`` on the layer's table, so the catalogue row, the count and the page agree even while
 a writer appends (writers wait for it only to swap or alter the table). Connections are kept
-per thread and server (opening one costs milliseconds).
+per thread and server (:meth:`PostGISStore.reading`; opening one costs milliseconds).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import shapely
 
-from layers.errors import LayerNotFoundError, StoreError, missing_layer
+from layers.errors import LayerNotFoundError, missing_layer
 from layers.gpkg_query import Column, Rows
 from layers.postgis import SRID, PostGISStore, _psycopg
 
@@ -77,41 +75,10 @@ class Region:
 
 
 # -- connections -------------------------------------------------------------------------------
-_local = threading.local()
-
-
-def _connection(store: PostGISStore) -> Any:
-    psycopg = _psycopg()
-    key = (os.getpid(), store._conninfo)
-    cache: dict[tuple[int, str], Any] = getattr(_local, "cons", None) or {}
-    _local.cons = cache
-    conn = cache.get(key)
-    if conn is not None and not conn.closed and not conn.broken:
-        return conn
-    try:
-        conn = psycopg.connect(store._conninfo, connect_timeout=store.connect_timeout,
-                               application_name="riskmap-reader")
-    except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to PostGIS store {store.url}: {exc}") from exc
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    conn.read_only = True
-    cache[key] = conn
-    return conn
-
-
-@contextlib.contextmanager
-def reader(store: PostGISStore) -> Iterator[Any]:
-    """A (binary) cursor in a read-only REPEATABLE READ transaction on this thread's
-    connection to the store's server; a database error becomes :class:`StoreError`."""
-    psycopg = _psycopg()
-    conn = _connection(store)
-    try:
-        with conn.transaction(), conn.cursor(binary=True) as cur:
-            yield cur
-    except psycopg.Error as exc:
-        if conn.broken or conn.closed:
-            _local.cons.pop((os.getpid(), store._conninfo), None)
-        raise StoreError(f"reading from PostGIS store {store.url} failed: {exc}") from exc
+def reader(store: PostGISStore) -> contextlib.AbstractContextManager[Any]:
+    """A binary cursor in a read-only REPEATABLE READ transaction on this thread's cached
+    connection to the store's server (:meth:`PostGISStore.reading`)."""
+    return store.reading()
 
 
 def _table(meta_or_schema: LayerMeta | str, table: str | None = None) -> Any:

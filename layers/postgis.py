@@ -30,6 +30,7 @@ import io
 import json
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -236,6 +237,9 @@ class _Encoded:
 
 
 # -- the store ---------------------------------------------------------------------------------
+_readers = threading.local()  # .cons: {(pid, conninfo): psycopg connection}
+
+
 class PostGISStore:
     """A store in one schema of a PostgreSQL/PostGIS database.
 
@@ -275,6 +279,45 @@ class PostGISStore:
                 yield conn
         finally:
             conn.close()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Any]:
+        """A binary cursor in a read-only ``REPEATABLE READ`` transaction (one snapshot for
+        every statement) on this thread's cached connection to the store's server, with
+        ``search_path`` = the store's schema, then ``public``.
+
+        Opening a connection costs milliseconds, more than a page query; readers (catalogue,
+        version, API pages) reuse one per thread and server. A database error becomes
+        :class:`StoreError`.
+        """
+        psycopg = _psycopg()
+        conn = self._reader_connection()
+        try:
+            with conn.transaction(), conn.cursor(binary=True) as cur:
+                cur.execute(self._sql("SET LOCAL search_path TO {}, public"))
+                yield cur
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                _readers.cons.pop((os.getpid(), self._conninfo), None)
+            raise StoreError(f"reading from PostGIS store {self.url} failed: {exc}") from exc
+
+    def _reader_connection(self) -> Any:
+        psycopg = _psycopg()
+        key = (os.getpid(), self._conninfo)
+        cache: dict[tuple[int, str], Any] = getattr(_readers, "cons", None) or {}
+        _readers.cons = cache
+        conn = cache.get(key)
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        try:
+            conn = psycopg.connect(self._conninfo, connect_timeout=self.connect_timeout,
+                                   application_name="riskmap-reader")
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostGIS store {self.url}: {exc}") from exc
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        cache[key] = conn
+        return conn
 
     def _sql(self, template: str, *names: str) -> Any:
         from psycopg import sql
@@ -329,11 +372,11 @@ class PostGISStore:
         return list(cur.fetchall())
 
     def has_layer(self, layer: str) -> bool:
-        with self.connect() as conn, conn.cursor() as cur:
+        with self.reading() as cur:
             return bool(self._catalogue(cur, layer))
 
     def layers(self) -> list[LayerInfo]:
-        with self.connect() as conn, conn.cursor() as cur:
+        with self.reading() as cur:
             rows = self._catalogue(cur)
         return [
             LayerInfo(name=r[0], count=int(r[2]), crs=f"EPSG:{SRID}", geometry_type=r[1],
@@ -496,7 +539,7 @@ class PostGISStore:
 
     def version(self) -> str:
         """Changes with every write (used as a cache key)."""
-        with self.connect() as conn, conn.cursor() as cur:
+        with self.reading() as cur:
             if not self._initialised(cur):
                 return "empty"
             cur.execute("SELECT value FROM riskmap_meta WHERE key = 'data_version'")
