@@ -179,6 +179,17 @@ class District:
             out["at"] = None if when is None else when.isoformat(timespec="minutes")
         return out
 
+    @classmethod
+    def from_env(cls, *, rules: str | os.PathLike[str] | None = None,
+                 timezone: str | None = None,
+                 clock: Callable[[], datetime] | None = None) -> District:
+        """The district given, else from ``RISKMAP_RULES`` / ``RISKMAP_TIMEZONE`` (the
+        variables :class:`api.settings.Settings` reads), else the shipped rules and
+        Asia/Shanghai."""
+        return cls(rules or os.environ.get("RISKMAP_RULES") or None,
+                   timezone=timezone or os.environ.get("RISKMAP_TIMEZONE") or DEFAULT_TIMEZONE,
+                   clock=clock)
+
     def __repr__(self) -> str:
         return f"District(rules={self.rules_label!r}, timezone={self.timezone!r})"
 

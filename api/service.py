@@ -402,6 +402,4 @@ def service_for(store: Store) -> AnalysisService:
         hit = _BOUND.get(id(store))
     if hit is not None and hit[0]() is store:
         return hit[1]
-    from api.settings import Settings
-
-    return bind(AnalysisService(store, Settings(store=str(store.url)).district()))
+    return bind(AnalysisService(store, District.from_env()))

@@ -12,7 +12,6 @@ district options (``--rules``, ``--tz``), :func:`service` builds the service fro
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TextIO
@@ -41,12 +40,10 @@ def add_district(p: argparse.ArgumentParser, *, tz: bool = False) -> None:
 def district(args: argparse.Namespace) -> District:
     """The district of a command: ``--rules`` / ``--tz``, else $RISKMAP_RULES /
     $RISKMAP_TIMEZONE, else the shipped rules and Asia/Shanghai."""
-    from api.district import DEFAULT_TIMEZONE, District
+    from api.district import District
 
-    rules = getattr(args, "rules", None) or os.environ.get("RISKMAP_RULES") or None
-    tz = (getattr(args, "tz", None) or os.environ.get("RISKMAP_TIMEZONE")
-          or DEFAULT_TIMEZONE)
-    return District(rules, timezone=tz)
+    return District.from_env(rules=getattr(args, "rules", None),
+                             timezone=getattr(args, "tz", None))
 
 
 def service(args: argparse.Namespace) -> AnalysisService:

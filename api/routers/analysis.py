@@ -40,6 +40,10 @@ class AnalysisInfo(BaseModel):
 
 class AnalysisList(BaseModel):
     analyses: list[AnalysisInfo]
+    rules: str = Field(description="short SHA-256 of the effective rule files the results apply")
+    rules_file: str | None = Field(None, description="name of the district rule file (None: "
+                                   "the shipped rule tables)")
+    timezone: str = Field(description="district time zone times without an offset are read in")
 
 
 @router.get("/analyses", response_model=AnalysisList, operation_id="listAnalyses",
@@ -55,7 +59,10 @@ def analyses(request: Request, principal: Annotated[Principal, Depends(get_princ
                         owner_role=d.owner,
                         items=href(request, f"/collections/{d.id}/items"))
            for d in an.available() if d.id in ids and can_read(principal, d.roles)]
-    return AnalysisList(analyses=out)
+    district = get_service(request).district
+    return AnalysisList(analyses=out, rules=district.rules_version,
+                        rules_file=district.rules.name if district.rules is not None else None,
+                        timezone=district.timezone)
 
 
 class VehicleIn(BaseModel):
