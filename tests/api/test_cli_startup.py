@@ -80,3 +80,23 @@ def test_moved_analyses_still_importable_from_the_command_modules():
     assert fire.run_fire is run_fire.run_fire
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
         _ = pipelines.nothing
+
+
+def test_map_export_does_not_import_the_web_app(small_store_path, tmp_path):
+    """``riskmap map`` runs the analyses through the service, not through a router."""
+    out = tmp_path / "planner.html"
+    code = ("import json, sys\nfrom api.cli import main\nrc = main(sys.argv[1:])\n"
+            "print(json.dumps({'rc': rc, 'web': sorted(m for m in sys.modules if "
+            "m.startswith(('api.routers', 'fastapi', 'starlette', 'uvicorn')))}))")
+    proc = subprocess.run([sys.executable, "-c", code, "map", "planner", "--store",
+                           str(small_store_path), "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"rc": 0, "web": []}
+    from api.service import AnalysisService
+    from layers.store import GeoPackageStore
+
+    ids = AnalysisService(GeoPackageStore(small_store_path)).result("pipeline_findings")[
+        "finding_id"]
+    html = out.read_text(encoding="utf-8")
+    assert len(ids) and all(i in html for i in ids)

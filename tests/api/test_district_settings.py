@@ -160,6 +160,11 @@ def test_a_district_rules_file_gives_the_same_findings_everywhere(gas, tmp_path,
             desc = c.get("/collections/pipeline_findings", headers=auth("planner")).json()[
                 "description"]
             assert desc.endswith(f"Rules: {District(rules_arg).rules_label}.")
+        # riskmap map: the exported planner map embeds the same findings
+        html = tmp_path / f"planner-{expected == DISTRICT_IDS}.html"
+        assert main(["map", "planner", "--store", str(copy), "--out", str(html), *extra]) == 0
+        assert {i for i in DISTRICT_IDS if i in html.read_text(encoding="utf-8")} == expected
+        assert f"riskmap: rules {District(rules_arg).rules_label}" in capsys.readouterr().out
         # riskmap registry sync: the same service function as the endpoint
         again = tmp_path / f"again-{expected == DISTRICT_IDS}.gpkg"
         again.write_bytes(Path(store.url).read_bytes())
