@@ -287,11 +287,31 @@ def _create_from_src(con: sqlite3.Connection, name: str) -> None:
                           (rtree,)).fetchone()
         if row is not None:
             con.execute(str(row[0]))
-            con.execute(f"INSERT INTO main.{_q(rtree)} SELECT * FROM {_SRC}.{_q(rtree)}")
+            _copy_rtree(con, rtree)
     for sql in _schema_sql(con, name, "index") + _schema_sql(con, name, "trigger"):
         con.execute(sql)
     _ensure_id_index(con, name)
     _copy_meta_rows(con, name)
+
+
+def _copy_rtree(con: sqlite3.Connection, rtree: str) -> None:
+    """Fill the new, empty R-tree ``main.<rtree>`` with the temporary file's.
+
+    The tree GDAL bulk-built is copied node for node (its shadow tables) when the node
+    size is the same — inserting a million entries one by one would take seconds; else
+    the entries are inserted.
+    """
+    size = f"SELECT length(data) FROM {{}}.{_q(rtree + '_node')} WHERE nodeno = 1"
+    same = con.execute(size.format("main")).fetchone() == con.execute(size.format(_SRC)
+                                                                       ).fetchone()
+    if not same:
+        con.execute(f"INSERT INTO main.{_q(rtree)} SELECT * FROM {_SRC}.{_q(rtree)}")
+        return
+    for shadow in ("_node", "_rowid", "_parent"):
+        table = _q(rtree + shadow)
+        cols = ", ".join(_q(c) for c, _t, _pk in _columns(con, _SRC, rtree + shadow))
+        con.execute(f"DELETE FROM main.{table}")
+        con.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM {_SRC}.{table}")
 
 
 def _ensure_id_index(con: sqlite3.Connection, name: str) -> None:

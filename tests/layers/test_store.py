@@ -303,6 +303,7 @@ def test_geopackage_stays_valid_for_gdal(tmp_path: Path) -> None:
     assert _sql(s.path, "SELECT feature_count FROM gpkg_ogr_contents WHERE "
                 "table_name = 'buildings'") == [(20,)]
     assert _sql(s.path, "PRAGMA integrity_check") == [("ok",)]
+    assert _sql(s.path, "SELECT rtreecheck('rtree_buildings_geom')") == [("ok",)]
     # the R-tree holds exactly each feature's bounds under its fid
     fids = pyogrio.read_dataframe(s.path, layer="buildings", fid_as_index=True)
     rtree = _sql(s.path, "SELECT id, minx, miny, maxx, maxy FROM rtree_buildings_geom "
@@ -328,3 +329,21 @@ def test_no_posix_only_module_at_import() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_store_written_by_gdal_is_taken_over(tmp_path: Path) -> None:
+    """A GeoPackage made by other tools (rollback journal, no version table) is converted to
+    WAL and versioned by its first riskmap write; its layers stay readable."""
+    path = tmp_path / "gdal.gpkg"
+    pyogrio.write_dataframe(_points(), path, layer="hydrants", driver="GPKG")
+    pyogrio.write_dataframe(_boxes([f"B-{k}" for k in range(400)]), path, layer="buildings",
+                            driver="GPKG")
+    s = GeoPackageStore(path)
+    assert s.version().startswith("file:") and s.version() == s.version()
+    assert _sql(path, "PRAGMA journal_mode") == [("delete",)]
+    assert s.append("buildings", _boxes(["B-400"], y0=34.90)) == 401
+    assert re.fullmatch(r"[0-9a-f]{12}:1", s.version())
+    assert _sql(path, "PRAGMA journal_mode") == [("wal",)]
+    assert _sql(path, "SELECT rtreecheck('rtree_buildings_geom')") == [("ok",)]
+    assert s.read("buildings", bbox=(117.2, 34.89, 117.3, 34.91))["id"].tolist() == ["B-400"]
+    assert s.read("hydrants")["id"].tolist() == ["H-1", "H-2", "H-3"]

@@ -73,6 +73,7 @@ def _check_layer(path: Path, want: int) -> None:
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert con.execute("SELECT rtreecheck('rtree_buildings_geom')").fetchall() == [("ok",)]
         assert con.execute("SELECT feature_count FROM gpkg_ogr_contents WHERE "
                            "table_name = 'buildings'").fetchall() == [(want,)]
         assert con.execute("SELECT count(*) FROM rtree_buildings_geom").fetchone() == (want,)
