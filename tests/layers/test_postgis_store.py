@@ -315,3 +315,40 @@ def test_reserved_names_and_bad_url(pg_url: str) -> None:
     bad = PostGISStore("postgresql://nobody@127.0.0.1:1/none", connect_timeout=2)
     with pytest.raises(StoreError, match="cannot connect"):
         bad.layers()
+
+
+@pytest.mark.server
+def test_append_keeps_a_consistent_layer(pg_url: str) -> None:
+    """Append adds columns, widens int to float, keeps all-null columns typed, promotes
+    Polygon to MultiPolygon like a replace would, and moves the catalogue and version."""
+    from layers.postgis import PostGISStore
+
+    store = PostGISStore(pg_url)
+    assert store.append("buildings", _frame(3)) == 3  # creates the layer
+    version = store.version()
+    more = _frame(2, tag="v2")
+    more["id"] = ["C0", "C1"]
+    more["height_m"] = [1, 2]                      # int into a float column
+    more["floors"] = [None, None]                  # all-null: keeps bigint
+    more["note"] = ["x", None]                     # a new column
+    more.geometry = [MultiPolygon([box(LON0 - 0.01, LAT0 - 0.01, LON0 - 0.009, LAT0 - 0.009)]),
+                     box(LON0, LAT0, LON0 + 0.0001, LAT0 + 0.0001)]
+    assert store.append("buildings", more) == 5
+    got = store.read("buildings")
+    assert list(got.columns) == ["id", "tag", "floors", "height_m", "school", "note", "geometry"]
+    assert got["id"].tolist() == ["B0", "B1", "B2", "C0", "C1"]
+    assert got["floors"].tolist()[:3] == [1, 2, 3] and got["floors"].isna().tolist()[3:] == [
+        True, True]
+    assert got["height_m"].tolist() == [3.1, 6.1, 9.1, 1.0, 2.0]
+    assert got["note"].tolist()[3] == "x" and got["note"].isna().tolist() == [True] * 3 + [
+        False, True]
+    assert set(got.geometry.geom_type) == {"MultiPolygon"}
+    info = store.layers()[0]
+    assert (info.count, info.geometry_type) == (5, "MultiPolygon")
+    assert info.bbox is not None and info.bbox[0] == pytest.approx(LON0 - 0.01)
+    assert info.bbox[2] == pytest.approx(LON0 + 5 * 0.0001)
+    assert store.version() != version
+    # insertion order is kept in the fids: slices partition the layer
+    assert store.read_slice("buildings", 2, 4)["id"].tolist() == ["B2", "C0"]
+    with pytest.raises(StoreError, match="has no CRS"):
+        store.append("buildings", _frame(1).set_crs(None, allow_override=True))
