@@ -135,10 +135,11 @@ def collection_defs(catalog: Catalog) -> list[CollectionDef]:
     rules = svc.district.rules_label
     out = []
     have = {i.name for i in catalog.infos()}
+    versions = svc.key(None)[:-1]  # read the store version once for every analysis
     for d in available():
         if not set(d.layers) <= have:
             continue
-        cached = svc.peek(("result", d.id))
+        cached = svc.cache.peek((*versions, ("result", d.id)))
         extent = None
         if cached is not None and len(cached):
             b = cached.to_crs(4490).total_bounds if cached.crs is not None else None

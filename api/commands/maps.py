@@ -58,12 +58,12 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"riskmap map: --out {out.name!r}: expected .html, .pdf or .png")
     if args.publish and args.name != "police":
         raise SystemExit("riskmap map: --publish is only offered for the police map")
-    settings = Settings(store=args.store)
+    svc = service(args)  # a bad --rules / $RISKMAP_RULES is named before anything runs
+    store = svc.store
+    settings = Settings(store=args.store, rules=svc.district.rules)
     options = map_options(settings, mode="standalone", basemap=args.basemap, lang=args.lang)
     if args.tile_url:
         options = replace(options, tile_url=args.tile_url)
-    svc = service(args)
-    store = svc.store
     frames = [read_findings(args.findings)] if args.findings else []
     extra: dict = {}
     if not args.no_analysis and not args.publish:
