@@ -6,10 +6,11 @@ three kinds:
 
 - ``module``: runs when the importing module is imported (module body, class bodies,
   ``try``/``if`` blocks at module level);
-- ``lazy``: inside a function (runs when the function is called), including
-  ``importlib.import_module`` / ``__import__`` calls naming a module (``"a.b"``) or a
-  package (``f"a.b.{name}"`` → ``a.b``);
+- ``lazy``: inside a function (runs when the function is called);
 - ``typing``: under ``if TYPE_CHECKING:`` (never runs).
+
+An ``importlib.import_module`` / ``__import__`` call naming a module (``"a.b"``) or a package
+(``f"a.b.{name}"`` → ``a.b``) counts as an import at the place of the call.
 
 ``import a.b.c`` and ``from a.b import c`` point at ``a.b.c`` when it is a project module,
 else at the longest prefix that is one; ``from . import x`` is resolved against the importing
@@ -28,8 +29,13 @@ The rules (:data:`FORBIDDEN` and the cycle checks):
     ``ImportError``), whereas a lazy import inside a function is the sanctioned way for a
     module to use a sibling that imports it, as long as the package rules above hold.
 
+(e) portable: no module imports a POSIX-only standard module (``fcntl``, ``pwd`` …) when it
+    is imported.
+
 Each rule is also checked against a tiny synthetic tree in ``tmp_path``, so the checker
-itself is shown to fail on a planted bad edge or cycle.
+itself is shown to fail on a planted bad edge or cycle. Two subprocess checks complete the
+picture: every module imports (and ``riskmap --help`` runs) with the optional packages made
+unimportable, and geo's type modules plus the rule loaders load no numeric/geo stack.
 """
 
 from __future__ import annotations
@@ -176,20 +182,36 @@ def _literal_module(arg: ast.expr) -> str | None:
     return None
 
 
-def import_edges(root: Path, packages: Iterable[str]) -> list[Edge]:
-    """The project-module import edges of every module of ``packages`` under ``root``."""
-    modules = module_names(root, packages)
-    edges: set[Edge] = set()
+def _all_imports(root: Path, modules: Mapping[str, Path]) -> Iterable[tuple[str, Path, str,
+                                                                             str, int]]:
+    """(module, file, imported dotted name, kind, line) of every import in ``modules``."""
     for module, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         collector = _Collector(module, path.name == "__init__.py")
         collector.visit(tree)
         for name, kind, line in collector.found:
-            target = _resolve(name, modules)
-            if target is None or target == module:
-                continue
-            edges.add(Edge(module, target, kind, str(path.relative_to(root)), line))
+            yield module, path, name, kind, line
+
+
+def import_edges(root: Path, packages: Iterable[str]) -> list[Edge]:
+    """The project-module import edges of every module of ``packages`` under ``root``."""
+    modules = module_names(root, packages)
+    edges: set[Edge] = set()
+    for module, path, name, kind, line in _all_imports(root, modules):
+        target = _resolve(name, modules)
+        if target is None or target == module:
+            continue
+        edges.add(Edge(module, target, kind, str(path.relative_to(root)), line))
     return sorted(edges, key=lambda e: (e.path, e.line, e.target))
+
+
+def external_imports(root: Path, packages: Iterable[str]) -> list[Edge]:
+    """Imports of anything outside the project, the target being its top-level name."""
+    modules = module_names(root, packages)
+    found = {Edge(module, name.split(".")[0], kind, str(path.relative_to(root)), line)
+             for module, path, name, kind, line in _all_imports(root, modules)
+             if name and _resolve(name, modules) is None}
+    return sorted(found, key=lambda e: (e.path, e.line, e.target))
 
 
 def forbidden_edges(edges: Iterable[Edge], forbidden: Mapping[str, frozenset[str]]
@@ -267,13 +289,14 @@ def project_edges() -> list[Edge]:
 
 
 def test_the_project_is_parsed(project_edges: list[Edge]) -> None:
-    """The walk sees the real tree: known edges of each kind are found."""
+    """The walk sees the real tree: known import-time and lazy edges are found."""
     modules = module_names(ROOT, PACKAGES)
     assert {"geo.errors", "geo.fire_params", "layers.errors", "api.cli"} <= set(modules)
     pairs = {(e.source, e.target, e.kind) for e in project_edges}
     assert ("layers.errors", "geo.errors", "module") in pairs
     assert ("layers.fire_rules", "geo.fire_params", "module") in pairs
     assert ("geo.coverage", "geo.fire_params", "module") in pairs
+    assert ("layers.schema", "layers.errors", "lazy") in pairs  # inside get_schema
 
 
 def test_no_forbidden_edge(project_edges: list[Edge]) -> None:
@@ -293,6 +316,17 @@ def test_no_import_time_module_cycle(project_edges: list[Edge]) -> None:
     assert cycles == [], "import-time cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
+POSIX_ONLY = frozenset({"fcntl", "grp", "posix", "pty", "pwd", "resource", "termios", "tty"})
+"""Standard-library modules missing on Windows (where most district offices run riskmap)."""
+
+
+def test_no_posix_only_module_at_import_time() -> None:
+    """Portable: no module imports a POSIX-only standard module when it is imported."""
+    bad = [e for e in external_imports(ROOT, PACKAGES)
+           if e.target in POSIX_ONLY and e.kind == "module"]
+    assert not bad, "POSIX-only imports at import time:\n" + "\n".join(map(str, bad))
+
+
 def test_geo_errors_are_the_layers_errors() -> None:
     """layers.errors re-exports geo's classes (same objects: one except clause, one status)."""
     import geo.errors
@@ -307,7 +341,8 @@ def test_geo_errors_are_the_layers_errors() -> None:
     assert issubclass(layers.errors.StoreBusy, geo.errors.RiskmapError)
     exported = {name: getattr(layers.errors, name) for name in layers.errors.__all__}
     assert {"CRSError", "RiskmapError", "RuleError", "StoreBusy", "STORE_BUSY_EXIT",
-            "LayerValidationError", "missing_layer"} <= set(exported)
+            "LayerValidationError", "MissingExtraError", "missing_extra",
+            "missing_layer"} <= set(exported)
 
 
 def test_rule_types_are_geos() -> None:
@@ -394,6 +429,15 @@ def test_checker_resolves_every_import_form(tmp_path: Path) -> None:
     # u -> t is lazy, so the t -> u edge closes no import-time cycle
     assert module_cycles(import_edges(root, PACKAGES)) == []
     assert package_cycles(import_edges(root, PACKAGES)) == []
+
+
+def test_checker_lists_external_imports_with_their_kind(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {**_CLEAN, "layers/lock.py": "import fcntl\nimport os.path\n\n"
+                                                       "def f():\n    import msvcrt\n"})
+    found = [(e.source, e.target, e.kind) for e in external_imports(root, PACKAGES)
+             if e.source == "layers.lock"]
+    assert found == [("layers.lock", "fcntl", "module"), ("layers.lock", "os", "module"),
+                     ("layers.lock", "msvcrt", "lazy")]
 
 
 @pytest.mark.parametrize(("rel", "text", "bad"), [
