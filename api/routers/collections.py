@@ -319,6 +319,15 @@ def _crs_headers(crs: OgcCrs) -> dict[str, str]:
     return {"Content-Crs": f"<{crs.uri}>"}
 
 
+def _answer_headers(request: Request, d: CollectionDef, crs: OgcCrs) -> dict[str, str]:
+    """``Content-Crs``, and for an analysis result the rules it applied (``Riskmap-Rules``:
+    short hash of the effective rule files)."""
+    out = _crs_headers(crs)
+    if d.kind == "analysis":
+        out["Riskmap-Rules"] = request.app.state.service.rules_version
+    return out
+
+
 def _map_html(geojson_text: str, *, crs84: bool) -> tuple[str, str]:
     """Head and body snippets for a small Leaflet map (vendored assets), if available."""
     if not (LEAFLET_DIR / "leaflet.js").exists() or not crs84:
@@ -438,7 +447,7 @@ def items(
     body = feature_collection_bytes(page, out_crs, links=links)
     if as_html:
         return _items_html(d, page, body, links, out_crs)
-    return Response(body, media_type=GEOJSON, headers=_crs_headers(out_crs))
+    return Response(body, media_type=GEOJSON, headers=_answer_headers(request, d, out_crs))
 
 
 @router.get("/collections/{collectionId}/items/{featureId}", response_model=FeatureWithLinks,
@@ -475,7 +484,7 @@ def item(
     if as_html:
         return _items_html(d, page, json.dumps({"type": "FeatureCollection", "features": [
             json.loads(body)]}).encode(), [], out_crs)
-    return Response(body, media_type=GEOJSON, headers=_crs_headers(out_crs))
+    return Response(body, media_type=GEOJSON, headers=_answer_headers(request, d, out_crs))
 
 
 @router.get(LEAFLET_URL + "/{name:path}", include_in_schema=False)

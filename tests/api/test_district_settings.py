@@ -160,6 +160,10 @@ def test_a_district_rules_file_gives_the_same_findings_everywhere(gas, tmp_path,
             desc = c.get("/collections/pipeline_findings", headers=auth("planner")).json()[
                 "description"]
             assert desc.endswith(f"Rules: {District(rules_arg).rules_label}.")
+            r = c.get("/collections/pipeline_findings/items", headers=auth("planner"))
+            assert r.headers["Riskmap-Rules"] == District(rules_arg).rules_version
+            r = c.get("/collections/buildings/items", headers=auth("planner"))
+            assert r.status_code == 200 and "Riskmap-Rules" not in r.headers
         # riskmap map: the exported planner map embeds the same findings
         html = tmp_path / f"planner-{expected == DISTRICT_IDS}.html"
         assert main(["map", "planner", "--store", str(copy), "--out", str(html), *extra]) == 0
