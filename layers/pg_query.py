@@ -209,8 +209,8 @@ def counts(cur: Any, meta: LayerMeta, *, region: Region | None = None,
     exact region test (else None). One query; no row beyond ``cap + 1`` is visited."""
     from psycopg import sql
 
-    if region is None and not where:
-        return min(meta.count, cap + 1), (meta.count if meta.count <= cap else None)
+    if region is None and not where:  # the catalogue's count is exact
+        return min(meta.count, cap + 1), meta.count
     parts, args = _filters(meta, region, where)
     exact, eargs = _exact(region)
     cur.execute(sql.SQL("SELECT count(*), count(*) FILTER (WHERE ok) FROM (SELECT {} AS ok "
@@ -235,10 +235,16 @@ def read_rows(
 
     With ``exact`` the exact test is a condition of the query (every row passes); without it
     the page counts index candidates and the flags tell which are real matches. ``fids``
-    restricts the rows to those fids.
+    restricts the rows to those fids. A page of the whole layer whose fids are exactly
+    1 … count (as the store writes them) is read as a fid range, not by skipping ``offset``
+    rows.
     """
     from psycopg import sql
 
+    if (region is None and not where and fids is None and limit is not None and offset > 0
+            and _dense(cur, meta)):
+        fids = range(offset + 1, min(offset + limit, meta.count) + 1)
+        limit, offset = None, 0
     parts, args = _filters(meta, region, where)
     flag, fargs = _exact(region)
     if exact and region is not None and region.exact is not None:
@@ -263,6 +269,16 @@ def read_rows(
     geoms = shapely.from_wkb(np.asarray([r[2] for r in rows], dtype=object)) if rows else \
         np.empty(0, dtype=object)
     return Rows(meta.columns, out_fids, [tuple(r[3:]) for r in rows], geoms), ok
+
+
+def _dense(cur: Any, meta: LayerMeta) -> bool:
+    """Whether the layer's fids are exactly 1 … count (one index probe)."""
+    from psycopg import sql
+
+    cur.execute(sql.SQL("SELECT min(t.{f}), max(t.{f}) FROM {} t").format(
+        _table(meta), f=sql.Identifier(_FID)))
+    lo, hi = cur.fetchone()
+    return meta.count == 0 or (lo == 1 and hi == meta.count)
 
 
 def candidates(cur: Any, meta: LayerMeta, region: Region, *,

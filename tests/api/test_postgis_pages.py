@@ -243,3 +243,26 @@ def test_http_pages_equal(stores: tuple[GeoPackageStore, PostGISStore]) -> None:
             assert jb == ja, url
         missing = "/collections/buildings/items/B-9999"
         assert cb.get(missing, headers=auth("admin")).status_code == 404
+
+
+def test_offset_pages_when_fids_have_gaps() -> None:
+    """Offsets of a whole-layer page are fid ranges only while fids are 1 … count; after an
+    outside delete the page still skips ``offset`` rows."""
+    import psycopg
+
+    from layers.postgis import split_url
+
+    with scratch_schema(postgis_url()) as url:
+        pg = PostGISStore(url)
+        pg.write({"labels": gpd.GeoDataFrame(
+            {"id": [f"L{i}" for i in range(10)]},
+            geometry=shapely.points(LON0 + np.arange(10) * D, LAT0), crs=4490)})
+        src = PostGISLayerSource(pg, "labels")
+        assert src.page(ItemsQuery(limit=3, offset=3)).ids == ["L3", "L4", "L5"]
+        conninfo, schema = split_url(url)
+        with psycopg.connect(conninfo) as conn:
+            conn.execute(f'DELETE FROM "{schema}".labels WHERE id = %s', ("L1",))
+            conn.execute(f'UPDATE "{schema}".riskmap_layers SET feature_count = 9')
+        page = src.page(ItemsQuery(limit=3, offset=3))
+        assert page.ids == ["L4", "L5", "L6"] and page.matched == 9
+        assert src.page(ItemsQuery(limit=3, offset=8)).ids == ["L9"]
