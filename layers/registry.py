@@ -564,7 +564,8 @@ class Registry:
         by_id = {str(f["finding_id"]): f for f in findings}
         with self._write() as con:
             now = _now()
-            cur = con.execute("SELECT * FROM registry_hazards WHERE analysis = ?", (analysis,))
+            cur = con.execute("SELECT * FROM registry_hazards WHERE analysis = ? "
+                              "ORDER BY hazard_id", (analysis,))
             existing = {rec["hazard_id"]: rec for rec in (_record(cur, r)
                                                           for r in cur.fetchall())}
             still = [hid for hid, rec in existing.items()

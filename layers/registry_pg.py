@@ -97,13 +97,22 @@ class PgRegistry:
         return None if row is None else dict(row)
 
     @staticmethod
-    def _audit(cur: Any, actor: Actor, action: str, rtype: str, rid: str,
+    def _audit_many(cur: Any, actor: Actor, action: str, rtype: str,
+                    changes: Sequence[tuple[str, Mapping[str, Any] | None,
+                                            Mapping[str, Any] | None]], at: str) -> None:
+        """Audit rows ``(record_id, before, after)`` of one action."""
+        if changes:
+            cur.executemany(
+                "INSERT INTO registry_audit (at, who, role, action, record_type, record_id, "
+                "before, after) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
+                [(at, actor.who, actor.role, action, rtype, rid, _json(before), _json(after))
+                 for rid, before, after in changes])
+
+    @classmethod
+    def _audit(cls, cur: Any, actor: Actor, action: str, rtype: str, rid: str,
                before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
                at: str) -> None:
-        cur.execute(
-            "INSERT INTO registry_audit (at, who, role, action, record_type, record_id, before,"
-            " after) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
-            (at, actor.who, actor.role, action, rtype, rid, _json(before), _json(after)))
+        cls._audit_many(cur, actor, action, rtype, [(rid, before, after)], at)
 
     # -- hazards -----------------------------------------------------------------------------
     def hazard(self, hazard_id: str) -> dict[str, Any]:
@@ -137,25 +146,34 @@ class PgRegistry:
         return rows, int(total)
 
     @staticmethod
-    def _insert(cur: Any, finding: Mapping[str, Any], *, analysis: str, owner_role: str,
-                now: str) -> bool:
-        vals = {k: finding.get(k) for k in _FINDING_FIELDS}
-        for k, v in list(vals.items()):
-            if isinstance(v, float) and v != v:  # NaN
-                vals[k] = None
-            elif v is not None and k not in ("lon", "lat"):
-                vals[k] = str(v)
-        if not vals.get("kind"):
-            raise RegistryError("a finding needs a 'kind'")
-        cur.execute(
+    def _insert(cur: Any, findings: Sequence[Mapping[str, Any]], *, analysis: str,
+                owner_role: str, now: str) -> list[dict[str, Any]]:
+        """Insert the findings not registered yet (by any analysis); return those rows."""
+        rows = []
+        for finding in findings:
+            vals = {k: finding.get(k) for k in _FINDING_FIELDS}
+            for k, v in list(vals.items()):
+                if isinstance(v, float) and v != v:  # NaN
+                    vals[k] = None
+                elif v is not None and k not in ("lon", "lat"):
+                    vals[k] = str(v)
+            if not vals.get("kind"):
+                raise RegistryError(f"finding {finding.get('finding_id')!r} needs a 'kind'")
+            rows.append((str(finding["finding_id"]), analysis, owner_role, now, now, now, now,
+                         *(vals[k] for k in _FINDING_FIELDS)))
+        if not rows:
+            return []
+        cur.executemany(
             "INSERT INTO registry_hazards (hazard_id, analysis, owner_role, status, detection, "
             "first_detected, last_detected, created_at, updated_at, "
             + ", ".join(_FINDING_FIELDS) + ") VALUES (%s, %s, %s, 'identified', 'detected', "
             "%s, %s, %s, %s, " + ", ".join(["%s"] * len(_FINDING_FIELDS)) + ") "
-            "ON CONFLICT (hazard_id) DO NOTHING",
-            (str(finding["finding_id"]), analysis, owner_role, now, now, now, now,
-             *(vals[k] for k in _FINDING_FIELDS)))
-        return bool(cur.rowcount)
+            "ON CONFLICT (hazard_id) DO NOTHING RETURNING *", rows, returning=True)
+        inserted: list[dict[str, Any]] = []
+        while True:
+            inserted.extend(dict(r) for r in cur.fetchall())
+            if not cur.nextset():
+                return inserted
 
     @staticmethod
     def _apply_fields(cur: Any, hazard_id: str, fields: Mapping[str, Any], now: str) -> None:
@@ -174,7 +192,7 @@ class PgRegistry:
         fid = str(finding["finding_id"])
         with self._cursor(write=True) as cur:
             now = _now()
-            if not self._insert(cur, finding, analysis=analysis, owner_role=owner_role,
+            if not self._insert(cur, [finding], analysis=analysis, owner_role=owner_role,
                                 now=now):
                 rec = self._get(cur, "registry_hazards", "hazard_id", fid)
                 assert rec is not None
@@ -246,47 +264,46 @@ class PgRegistry:
         """Bring the registry in line with a fresh run of ``analysis`` (see
         :meth:`layers.registry.Registry.sync`) in one transaction; the analysis's rows are
         locked meanwhile."""
-        counts = {"registered": 0, "still_detected": 0, "redetected": 0,
-                  "no_longer_detected": 0}
         by_id = {str(f["finding_id"]): f for f in findings}
         with self._cursor(write=True) as cur:
             now = _now()
             cur.execute("SELECT * FROM registry_hazards WHERE analysis = %s ORDER BY hazard_id "
                         "FOR UPDATE", (analysis,))
             existing = {r["hazard_id"]: dict(r) for r in cur.fetchall()}
-            still = []
-            for hid, rec in existing.items():
-                if hid in by_id:
-                    if rec["detection"] != "detected":
-                        cur.execute("UPDATE registry_hazards SET detection = 'detected', "
-                                    "last_detected = %s, updated_at = %s, version = version + 1"
-                                    " WHERE hazard_id = %s", (now, now, hid))
-                        after = self._get(cur, "registry_hazards", "hazard_id", hid)
-                        self._audit(cur, actor, "redetected", "hazard", hid, rec, after, now)
-                        counts["redetected"] += 1
-                    else:
-                        still.append(hid)
-                elif rec["detection"] == "detected":
-                    cur.execute("UPDATE registry_hazards SET detection = 'no_longer_detected', "
-                                "updated_at = %s, version = version + 1 WHERE hazard_id = %s",
-                                (now, hid))
-                    after = self._get(cur, "registry_hazards", "hazard_id", hid)
-                    self._audit(cur, actor, "no_longer_detected", "hazard", hid, rec, after,
-                                now)
-                    counts["no_longer_detected"] += 1
+            still = [hid for hid, rec in existing.items()
+                     if hid in by_id and rec["detection"] == "detected"]
+            back = {hid: rec for hid, rec in existing.items()
+                    if hid in by_id and rec["detection"] != "detected"}
+            gone = {hid: rec for hid, rec in existing.items()
+                    if hid not in by_id and rec["detection"] == "detected"}
             if still:
                 cur.execute("UPDATE registry_hazards SET last_detected = %s "
                             "WHERE hazard_id = ANY(%s)", (now, still))
-                counts["still_detected"] = len(still)
+            self._mark(cur, back, "detected", "redetected", actor, now)
+            self._mark(cur, gone, "no_longer_detected", "no_longer_detected", actor, now)
+            new: list[dict[str, Any]] = []
             if register_new:
-                for hid, f in by_id.items():
-                    if hid in existing:
-                        continue
-                    if self._insert(cur, f, analysis=analysis, owner_role=owner_role, now=now):
-                        after = self._get(cur, "registry_hazards", "hazard_id", hid)
-                        self._audit(cur, actor, "register", "hazard", hid, None, after, now)
-                        counts["registered"] += 1
-        return counts
+                new = self._insert(cur, [f for hid, f in by_id.items() if hid not in existing],
+                                   analysis=analysis, owner_role=owner_role, now=now)
+                self._audit_many(cur, actor, "register", "hazard",
+                                 [(r["hazard_id"], None, r)
+                                  for r in sorted(new, key=lambda r: r["hazard_id"])], now)
+        return {"registered": len(new), "still_detected": len(still), "redetected": len(back),
+                "no_longer_detected": len(gone)}
+
+    @classmethod
+    def _mark(cls, cur: Any, recs: Mapping[str, Mapping[str, Any]], detection: str,
+              action: str, actor: Actor, now: str) -> None:
+        """Set ``detection`` on the hazards ``recs`` (bumping their versions), audited."""
+        if not recs:
+            return
+        seen = ", last_detected = %(now)s" if detection == "detected" else ""
+        cur.execute("UPDATE registry_hazards SET detection = %(d)s, updated_at = %(now)s, "
+                    f"version = version + 1{seen} WHERE hazard_id = ANY(%(ids)s) RETURNING *",
+                    {"d": detection, "now": now, "ids": list(recs)})
+        cls._audit_many(cur, actor, action, "hazard",
+                        [(r["hazard_id"], recs[r["hazard_id"]], dict(r))
+                         for r in sorted(cur.fetchall(), key=lambda r: r["hazard_id"])], now)
 
     # -- measures (制度措施清单) ---------------------------------------------------------------
     def measures(self, *, roles: Sequence[str] | None = None) -> list[dict[str, Any]]:

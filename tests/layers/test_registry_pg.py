@@ -277,3 +277,25 @@ def test_registry_api_on_postgis(demo_store: tuple) -> None:
         assert registry_for(pg).hazard(hid)["version"] == 2
         assert [r["action"] for r in registry_for(pg).audit(record_id=hid)[0]] == [
             "register", "update"]
+
+
+def test_sync_is_one_transaction_with_versions(pg_registry: object) -> None:
+    from layers.registry import RegistryError
+
+    reg = pg_registry
+    reg.sync("pipelines", [_finding(1)], owner_role="planner", actor=ALICE)
+    with pytest.raises(RegistryError, match="finding 'x:3' needs a 'kind'"):
+        reg.sync("pipelines", [_finding(2), {"finding_id": "x:3", "kind": ""}],
+                 owner_role="planner", actor=ALICE)
+    assert reg.hazards()[1] == 1 and reg.audit()[1] == 1  # hazard 1 not marked gone either
+    assert reg.hazard("occupancy:P1:B1")["detection"] == "detected"
+    assert reg.sync("pipelines", [], owner_role="planner", actor=ALICE) == {
+        "registered": 0, "still_detected": 0, "redetected": 0, "no_longer_detected": 1}
+    assert reg.sync("pipelines", [_finding(1), _finding(2)], owner_role="planner",
+                    actor=ALICE) == {"registered": 1, "still_detected": 0, "redetected": 1,
+                                     "no_longer_detected": 0}
+    rec = reg.hazard("occupancy:P1:B1")
+    assert rec["detection"] == "detected" and rec["version"] == 3
+    rows, _ = reg.audit(record_id="occupancy:P1:B1")
+    assert [r["action"] for r in rows] == ["register", "no_longer_detected", "redetected"]
+    assert rows[2]["after"]["version"] == 3 and rows[2]["before"]["version"] == 2
