@@ -39,7 +39,7 @@ from pyproj import CRS
 
 from geo.crs import analysis_crs, to_analysis
 from geo.linref import line_reference, pieces
-from layers.errors import StoreError
+from layers.errors import StoreError, missing_extra
 
 __all__ = [
     "DaskRun",
@@ -114,8 +114,11 @@ def buildings_frame(source: Any, *, layer: str = "buildings",
 def _source(source: Any, *, layer: str = "buildings",
             partition_rows: int = _PART_ROWS) -> tuple[Any, int | None]:
     """The frame and, when the source knows it, its number of rows."""
-    import dask.dataframe as dd
-    import dask_geopandas
+    try:
+        import dask.dataframe as dd
+        import dask_geopandas
+    except ImportError as exc:
+        raise missing_extra("dask-geopandas", extra="dask", feature="--engine dask") from exc
     import pyogrio
 
     from layers.postgis import PostGISStore, with_schema
@@ -215,7 +218,10 @@ def _client(scheduler: str | None, n_workers: int, memory_limit: str) -> Iterato
     if scheduler in ("threads", "synchronous", "processes"):
         yield None
         return
-    from distributed import Client, LocalCluster
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise missing_extra("distributed", extra="dask", feature="--engine dask") from exc
 
     if scheduler in (None, "", "local"):
         with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
@@ -261,8 +267,11 @@ def check_pipelines_dask(
         ``None``/``"local"`` (a LocalCluster of ``n_workers``), a scheduler address
         (``tcp://host:8786``), or ``"threads"``/``"synchronous"``.
     """
-    import dask
-    import dask_geopandas
+    try:
+        import dask
+        import dask_geopandas
+    except ImportError as exc:
+        raise missing_extra("dask-geopandas", extra="dask", feature="--engine dask") from exc
 
     t0 = time.perf_counter()
     target = CRS.from_user_input(crs) if crs is not None else analysis_crs(pipelines)

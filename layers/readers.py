@@ -479,7 +479,13 @@ def _clip(text: str, n: int = 40) -> str:
 def _read_osm(
     p: Path, *, crs: Any = None, layer: str | None = None, target: str | None = None
 ) -> gpd.GeoDataFrame:
-    import osmium
+    try:
+        import osmium
+    except ImportError as exc:
+        from layers.errors import missing_extra
+
+        raise missing_extra("osmium", extra="osm",
+                            feature="reading OSM files (.osm.pbf, .osm)") from exc
 
     kind = target or layer
     if kind not in OSM_LAYERS:

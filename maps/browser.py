@@ -42,7 +42,13 @@ def chromium_path() -> str:
 @contextmanager
 def launch() -> Iterator[Any]:
     """A Playwright ``Browser`` on the system Chromium (closed on exit)."""
-    from playwright.sync_api import sync_playwright
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        from layers.errors import missing_extra
+
+        raise missing_extra("playwright", extra="export",
+                            feature="PDF/PNG map export") from exc
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), headless=True,
