@@ -38,6 +38,7 @@ from layers.errors import LayerValidationError, Problem, StoreBusy, StoreError
 __all__ = [
     "META_TABLE",
     "append_layer",
+    "is_empty_geopackage",
     "read_version",
     "replace_layers",
     "transaction",
@@ -112,7 +113,6 @@ def transaction(path: Path, frames: Mapping[str, gpd.GeoDataFrame], *,
                              f"{exc}") from exc
         with _connection(path, tmp, busy_timeout) as con:
             try:
-                _ensure_geopackage(con)
                 yield con
                 _bump_version(con)
                 con.execute("COMMIT")
@@ -139,6 +139,9 @@ def _connection(path: Path, tmp: Path, busy_timeout: float) -> Iterator[sqlite3.
                 con.execute("PRAGMA journal_mode=WAL")  # persistent; outside a transaction
             con.execute(f"ATTACH DATABASE ? AS {_SRC}", (str(tmp),))
             con.execute("BEGIN IMMEDIATE")
+            if _ensure_geopackage(con):  # a new store: an empty GeoPackage whatever follows
+                con.execute("COMMIT")
+                con.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 raise _busy(path, busy_timeout) from exc
@@ -158,11 +161,11 @@ def _tables(con: sqlite3.Connection, schema: str) -> set[str]:
         f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'")}
 
 
-def _ensure_geopackage(con: sqlite3.Connection) -> None:
-    """Give a new (empty) store the GeoPackage skeleton of the temporary file."""
+def _ensure_geopackage(con: sqlite3.Connection) -> bool:
+    """Give a new (empty) store the GeoPackage skeleton of the temporary file; True if so."""
     have = _tables(con, "main")
     if "gpkg_contents" in have:
-        return
+        return False
     rows = con.execute(f"SELECT type, name, sql FROM {_SRC}.sqlite_master WHERE sql IS NOT NULL"
                        " AND tbl_name LIKE 'gpkg%' ORDER BY type = 'table' DESC").fetchall()
     for _kind, name, sql in rows:
@@ -171,6 +174,9 @@ def _ensure_geopackage(con: sqlite3.Connection) -> None:
     for pragma in ("application_id", "user_version"):
         value = int(con.execute(f"PRAGMA {_SRC}.{pragma}").fetchone()[0])
         con.execute(f"PRAGMA main.{pragma} = {value}")
+    con.execute(f"INSERT OR IGNORE INTO main.gpkg_spatial_ref_sys SELECT * FROM "
+                f"{_SRC}.gpkg_spatial_ref_sys")
+    return True
 
 
 def _bump_version(con: sqlite3.Connection) -> None:
@@ -184,6 +190,18 @@ def _bump_version(con: sqlite3.Connection) -> None:
                 (META_TABLE, META_TABLE, "riskmap store version"))
     con.execute(f"INSERT INTO main.{META_TABLE} (key, value) VALUES ('data_version', 1) "
                 "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+
+def is_empty_geopackage(path: Path) -> bool:
+    """The file is a GeoPackage with nothing in ``gpkg_contents`` (a first write failed)."""
+    try:
+        con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        try:
+            return con.execute("SELECT count(*) FROM gpkg_contents").fetchone() == (0,)
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
 
 
 def read_version(path: Path) -> str | None:

@@ -102,21 +102,27 @@ class GeoPackageStore:
         except FileNotFoundError:
             return False
 
-    def _layer_names(self) -> list[str]:
+    def _listed(self) -> list[tuple[str, str | None]]:
+        """(name, geometry type) of every table GDAL lists; [] for no store or an empty one."""
         if not self._exists():
             return []
         try:
             listed = pyogrio.list_layers(self.path)
         except Exception as exc:  # pyogrio raises DataSourceError and friends
+            if gpkg_write.is_empty_geopackage(self.path):  # GDAL opens no layer-less GPKG
+                return []
             raise StoreError(f"cannot open GeoPackage {self.path}: {exc}") from exc
-        return [str(name) for name, _gt in listed]
+        return [(str(name), None if gtype is None else str(gtype)) for name, gtype in listed]
+
+    def _layer_names(self) -> list[str]:
+        return [name for name, _gt in self._listed()]
 
     def has_layer(self, layer: str) -> bool:
         return layer in self._layer_names()
 
     def layers(self) -> list[LayerInfo]:
         out = []
-        for name, gtype in (pyogrio.list_layers(self.path) if self._exists() else []):
+        for name, gtype in self._listed():
             if gtype is None:  # attribute-only tables (registry, audit)
                 continue
             info = pyogrio.read_info(self.path, layer=name, force_feature_count=True,

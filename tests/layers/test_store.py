@@ -347,3 +347,25 @@ def test_store_written_by_gdal_is_taken_over(tmp_path: Path) -> None:
     assert _sql(path, "SELECT rtreecheck('rtree_buildings_geom')") == [("ok",)]
     assert s.read("buildings", bbox=(117.2, 34.89, 117.3, 34.91))["id"].tolist() == ["B-400"]
     assert s.read("hydrants")["id"].tolist() == ["H-1", "H-2", "H-3"]
+
+
+def test_failed_first_write_leaves_an_empty_store(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    s = GeoPackageStore(tmp_path / "new.gpkg")
+    real = store_mod.gpkg_write.replace_layers
+
+    def half(con: sqlite3.Connection, names: list[str]) -> None:
+        real(con, names)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store_mod.gpkg_write, "replace_layers", half)
+    with pytest.raises(StoreError, match=r"writing hydrants to .*new\.gpkg failed; the store "
+                                         r"is unchanged: disk I/O error"):
+        s.write({"hydrants": _points()})
+    assert s.layers() == [] and not s.has_layer("hydrants")
+    assert _sql(s.path, "SELECT count(*) FROM gpkg_spatial_ref_sys WHERE srs_id IN "
+                "(-1, 0, 4326)") == [(3,)]
+    assert _leftovers(s.path) == []
+    monkeypatch.undo()
+    s.write({"hydrants": _points()})
+    assert s.read("hydrants")["id"].tolist() == ["H-1", "H-2", "H-3"]
