@@ -107,30 +107,28 @@ CACHE = ResultCache(16)
 def layers_version(store: Store) -> str:
     """A version that changes when a layer is written but not on registry writes.
 
-    A store may say it itself (``store.layers_version()``); for a GeoPackage it is the file's
-    inode and the ``gpkg_contents`` stamp of its feature tables (the registry edits its own
-    tables, which must not invalidate analysis results); otherwise ``store.version()``.
+    ``store.version()`` moves inside every layer write's transaction and on nothing else. A
+    GeoPackage written before stores had versions reports its file stamp instead, which
+    registry edits move too: for it the ``gpkg_contents`` stamp of its feature tables is used
+    (the registry edits its own tables, which must not invalidate analysis results).
     """
-    own = getattr(store, "layers_version", None)
-    if callable(own):
-        return str(own())
+    version = store.version()
     from layers.store import GeoPackageStore
 
-    if not isinstance(store, GeoPackageStore):
-        return store.version()
+    if not isinstance(store, GeoPackageStore) or not version.startswith("file:"):
+        return version
     import sqlite3
 
     try:
-        st = store.path.stat()
         con = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
         try:
             stamp = con.execute("SELECT COUNT(*), MAX(last_change) FROM gpkg_contents WHERE "
                                 "data_type = 'features'").fetchone()
         finally:
             con.close()
-    except (OSError, sqlite3.Error):
-        return store.version()
-    return f"{st.st_ino:x}-{stamp[0]}-{stamp[1]}"
+    except sqlite3.Error:
+        return version
+    return f"contents:{store.path.stat().st_ino:x}-{stamp[0]}-{stamp[1]}"
 
 
 @dataclass(frozen=True)
