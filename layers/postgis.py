@@ -45,7 +45,14 @@ import shapely
 from pyproj import CRS
 
 from geo.crs import STORAGE_CRS
-from layers.errors import LayerValidationError, Problem, StoreBusy, StoreError, missing_layer
+from layers.errors import (
+    LayerValidationError,
+    Problem,
+    StoreBusy,
+    StoreError,
+    missing_extra,
+    missing_layer,
+)
 from layers.store import Bbox, LayerInfo, _bbox_to_storage
 
 __all__ = [
@@ -122,8 +129,8 @@ def _masked(url: str) -> str:
 def _psycopg() -> Any:
     try:
         import psycopg
-    except ImportError as exc:  # pragma: no cover - psycopg is a dependency
-        raise StoreError("PostGIS stores need psycopg (pip install 'psycopg[binary]')") from exc
+    except ImportError as exc:
+        raise missing_extra("psycopg", extra="postgis", feature="a PostGIS store") from exc
     return psycopg
 
 

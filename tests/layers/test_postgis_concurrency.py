@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import psycopg
 import pytest
 from postgis_support import postgis_url, scratch_schema
 from shapely.geometry import box
@@ -66,8 +66,10 @@ def _squares(ids: list[str], *, row: int) -> gpd.GeoDataFrame:
         crs=4490)
 
 
-def _hold_layer_lock(url: str, layer: str) -> psycopg.Connection:
+def _hold_layer_lock(url: str, layer: str) -> Any:
     """A connection holding ``layer``'s writer lock (as a writer in mid-transaction does)."""
+    import psycopg
+
     conninfo, schema = split_url(url)
     conn = psycopg.connect(conninfo)
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))",
