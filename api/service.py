@@ -100,8 +100,9 @@ class ResultCache:
             self._data.clear()
 
 
-#: The process's one analysis cache (results, runs, networks, loaded rules).
-CACHE = ResultCache(16)
+#: The process's one analysis cache (results, runs, networks, loaded rules): about 20 entries
+#: per store and rules file, most of them views of a few runs.
+CACHE = ResultCache(64)
 
 
 def layers_version(store: Store) -> str:

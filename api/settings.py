@@ -124,7 +124,9 @@ class Settings(BaseSettings):
                                   description="largest file accepted by POST /layers/{layer}/import")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated allowed origins ('*' for any)")
-    analysis_cache_size: int = Field(default=16, ge=1, description="analysis results kept in memory")
+    analysis_cache_size: int = Field(
+        default=64, ge=1, description="entries of the process's analysis cache (results, runs, "
+        "networks, loaded rules; about 20 per store and rules file); never below 64")
     map_basemap: str = Field(default="none", description="map basemap: none, osm, tianditu, gaode, local")
     map_tile_url: str | None = Field(default=None, description="local tile URL template for basemap=local")
     tianditu_key: SecretStr | None = Field(default=None, description="Tianditu key (basemap=tianditu)")
