@@ -53,14 +53,12 @@ from layers.errors import (
     missing_extra,
     missing_layer,
 )
+from layers.registry import resolve_busy_timeout
 from layers.store import Bbox, LayerInfo, _bbox_to_storage
 
 __all__ = [
-    "BUSY_TIMEOUT_ENV",
-    "DEFAULT_BUSY_TIMEOUT",
     "DEFAULT_SCHEMA",
     "PostGISStore",
-    "busy_timeout_from",
     "init_store",
     "split_url",
     "with_schema",
@@ -72,27 +70,6 @@ _GEOM = "geometry"
 _FID = "riskmap_fid"
 _BATCH_ROWS = 100_000
 _RESERVED = re.compile(r"^riskmap_", re.IGNORECASE)
-BUSY_TIMEOUT_ENV = "RISKMAP_BUSY_TIMEOUT"
-DEFAULT_BUSY_TIMEOUT = 30.0
-
-
-def busy_timeout_from(value: float | None = None) -> float:
-    """Seconds a writer waits for another writer's locks: ``value``, else
-    ``$RISKMAP_BUSY_TIMEOUT``, else 30."""
-    source = "busy_timeout"
-    if value is None:
-        raw = os.environ.get(BUSY_TIMEOUT_ENV, "").strip()
-        if not raw:
-            return DEFAULT_BUSY_TIMEOUT
-        source = BUSY_TIMEOUT_ENV
-        try:
-            value = float(raw)
-        except ValueError:
-            raise StoreError(f"{BUSY_TIMEOUT_ENV} is {raw!r}; expected a number of seconds "
-                             "(e.g. 30)") from None
-    if not value >= 0 or value == float("inf"):
-        raise StoreError(f"{source} is {value!r}; expected a finite number of seconds >= 0")
-    return float(value)
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -256,7 +233,7 @@ class PostGISStore:
     def __init__(self, url: str, *, schema: str | None = None, connect_timeout: int = 10,
                  busy_timeout: float | None = None) -> None:
         self._conninfo, url_schema = split_url(url)
-        self.busy_timeout = busy_timeout_from(busy_timeout)
+        self.busy_timeout = resolve_busy_timeout(busy_timeout)
         self.schema = schema or url_schema
         self._url = url
         self.url = _masked(url)
