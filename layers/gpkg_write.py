@@ -238,6 +238,15 @@ def _columns(con: sqlite3.Connection, schema: str, table: str) -> list[tuple[str
             for r in con.execute(f"PRAGMA {schema}.table_info({_q(table)})")]
 
 
+def _fid(con: sqlite3.Connection, schema: str, table: str) -> str:
+    """The feature id column (the INTEGER PRIMARY KEY a GeoPackage feature table has)."""
+    pks = [c for c, _t, pk in _columns(con, schema, table) if pk]
+    if len(pks) != 1:
+        raise StoreError(f"layer {table!r} has no single integer primary key (fid); it is not "
+                         "a GeoPackage feature table riskmap can append to — replace it")
+    return pks[0]
+
+
 def _has_table(con: sqlite3.Connection, schema: str, name: str) -> bool:
     return con.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND "
                        "lower(name) = lower(?)", (name,)).fetchone() is not None
@@ -370,8 +379,7 @@ def append_layer(con: sqlite3.Connection, name: str) -> int:
         con.execute(f"DROP TRIGGER main.{_q(tname)}")
     dst_cols = _columns(con, "main", name)
     src_cols = _columns(con, _SRC, name)
-    dst_fid = next(c for c, _t, pk in dst_cols if pk)
-    src_fid = next(c for c, _t, pk in src_cols if pk)
+    dst_fid, src_fid = _fid(con, "main", name), _fid(con, _SRC, name)
     dst_by_lower = {c.lower(): (c, t) for c, t, _pk in dst_cols}
     widen: dict[str, str] = {}
     pairs: list[tuple[str, str]] = [(dst_geom[0], src_geom[0])]
@@ -460,10 +468,10 @@ def _update_counts(con: sqlite3.Connection, name: str, added: int) -> int:
 
 
 def _check_srs(con: sqlite3.Connection, name: str, src_srs: int, dst_srs: int) -> None:
-    def ident(schema: str, srs: int) -> tuple[str, int] | None:
+    def ident(schema: str, srs: int) -> str:
         row = con.execute(f"SELECT upper(organization), organization_coordsys_id FROM "
                           f"{schema}.gpkg_spatial_ref_sys WHERE srs_id = ?", (srs,)).fetchone()
-        return None if row is None else (str(row[0]), int(row[1]))
+        return f"srs_id {srs}" if row is None else f"{row[0]}:{row[1]}"
 
     stored, new = ident("main", dst_srs), ident(_SRC, src_srs)
     if stored != new:
@@ -476,7 +484,7 @@ def _check_ids(con: sqlite3.Connection, name: str) -> None:
         return
     if not any(c.lower() == "id" for c, _t, _pk in _columns(con, _SRC, name)):
         return
-    src_fid = next(c for c, _t, pk in _columns(con, _SRC, name) if pk)
+    src_fid = _fid(con, _SRC, name)
     clash = [str(r[0]) for r in con.execute(
         f"SELECT n.id FROM {_SRC}.{_q(name)} n WHERE EXISTS (SELECT 1 FROM main.{_q(name)} o "
         f"WHERE o.id = n.id) ORDER BY n.{_q(src_fid)}")]

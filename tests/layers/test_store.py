@@ -369,3 +369,14 @@ def test_failed_first_write_leaves_an_empty_store(tmp_path: Path,
     monkeypatch.undo()
     s.write({"hydrants": _points()})
     assert s.read("hydrants")["id"].tolist() == ["H-1", "H-2", "H-3"]
+
+
+def test_append_to_a_layer_stored_in_another_crs_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "wgs.gpkg"
+    pyogrio.write_dataframe(_points().set_crs(4326, allow_override=True), path,
+                            layer="hydrants", driver="GPKG")
+    s = GeoPackageStore(path)
+    with pytest.raises(StoreError, match=r"layer 'hydrants' is stored in EPSG:4326 but the new "
+                                         r"features are in EPSG:4490; replace the layer"):
+        s.append("hydrants", _points().assign(id=["H-4", "H-5", "H-6"]))
+    assert s.read("hydrants")["id"].tolist() == ["H-1", "H-2", "H-3"]
