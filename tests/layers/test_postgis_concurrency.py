@@ -20,6 +20,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pytest
+import shapely
 from postgis_support import postgis_url, scratch_schema
 from shapely.geometry import box
 
@@ -341,3 +342,67 @@ def test_eight_api_imports_lose_nothing(pg_url: str, pg_server: str, files: list
     totals = sorted(a.json()["total"] for a in answers
                     if isinstance(a, httpx.Response) and a.status_code == 200)
     assert totals == [PER_FILE * (k + 1) for k in range(len(totals))]
+
+
+def test_readers_do_not_wait_for_an_append(pg_url: str) -> None:
+    """While an append holds its locks (writer lock + SHARE ROW EXCLUSIVE on the table),
+    pages, features and whole-layer reads are served at once, from the last commit."""
+    import psycopg
+
+    from api.features import ItemsQuery, source_for
+
+    store = PostGISStore(pg_url)
+    store.write({"buildings": _squares([f"A{j}" for j in range(30)], row=0)})
+    conninfo, schema = split_url(pg_url)
+    holder = _hold_layer_lock(pg_url, "buildings")
+    try:
+        holder.execute(f'LOCK TABLE "{schema}".buildings IN SHARE ROW EXCLUSIVE MODE')
+        holder.execute(f'INSERT INTO "{schema}".buildings (id) VALUES (%s)', ("uncommitted",))
+        with psycopg.connect(conninfo) as probe:
+            probe.execute("SET lock_timeout = '2s'")  # fail rather than hang if it would wait
+            probe.execute(f'SELECT count(*) FROM "{schema}".buildings').fetchone()
+        src = source_for(PostGISStore(pg_url), "buildings")
+        got: dict[str, Any] = {}
+
+        def read() -> None:
+            got["page"] = src.page(ItemsQuery(limit=5, offset=25))
+            got["feature"] = src.feature("A3")
+            got["whole"] = PostGISStore(pg_url).read("buildings")
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout=5)
+        assert not reader.is_alive(), "a reader waited for the append's locks"
+    finally:
+        holder.close()
+    page, feature, whole = got["page"], got["feature"], got["whole"]
+    assert page.ids == ["A25", "A26", "A27", "A28", "A29"] and page.matched == 30
+    assert feature is not None and feature.ids == ["A3"]
+    assert len(whole) == 30
+
+
+def test_api_answers_503_with_retry_after_when_the_layer_stays_locked(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+    from tests.api.conftest import API_KEYS, auth
+
+    PostGISStore(pg_url).write({"fire_stations": gpd.GeoDataFrame(
+        {"id": ["F-1"], "kind": ["station"]}, geometry=shapely.points([LON0], [LAT0]),
+        crs=4490)})
+    monkeypatch.setenv("RISKMAP_BUSY_TIMEOUT", "0.3")
+    body = ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
+            '{"id": "F-2", "kind": "micro_station"}, "geometry": {"type": "Point", '
+            f'"coordinates": [{LON0}, {LAT0}]}}}}]}}').encode()
+    holder = _hold_layer_lock(pg_url, "fire_stations")
+    try:
+        with TestClient(create_app(Settings(store=pg_url, api_keys=API_KEYS))) as c:
+            r = c.post("/layers/fire_stations/import?format=geojson", content=body,
+                       headers=auth("admin"))
+    finally:
+        holder.close()
+    assert r.status_code == 503, r.text
+    assert "Retry-After" in r.headers and "busy" in r.text
+    assert PostGISStore(pg_url).read("fire_stations")["id"].tolist() == ["F-1"]
