@@ -597,9 +597,12 @@ class PostGISStore:
         with self._writing(", ".join(e.name for e in encoded)) as cur:
             staged = [(enc, self._stage(cur, enc)) for enc in encoded]
             self._lock_layers(cur, [e.name for e in encoded])
-            version = self._bump_version(cur)
             for enc, tmp in staged:
-                self._swap(cur, enc, tmp, version)
+                self._swap(cur, enc, tmp)
+            # last, so the store-wide version row is held only for the commit
+            version = self._bump_version(cur)
+            for enc in encoded:
+                self._catalogue_row(cur, enc, version)
 
     def append(self, layer: str, gdf: gpd.GeoDataFrame) -> int:
         """Add the features of ``gdf`` to ``layer`` in one transaction; return the new total.
@@ -635,8 +638,8 @@ class PostGISStore:
             self._lock_layers(cur, [layer])
             row = self._catalogue(cur, layer)
             if not row:
-                version = self._bump_version(cur)
-                self._swap(cur, enc, self._stage(cur, enc), version)
+                self._swap(cur, enc, self._stage(cur, enc))
+                self._catalogue_row(cur, enc, self._bump_version(cur))
                 return enc.count
             return self._append_rows(cur, enc, row[0])
 
@@ -736,7 +739,8 @@ class PostGISStore:
                                                     sql.Identifier(tmp)))
         return tmp
 
-    def _swap(self, cur: Any, enc: _Encoded, tmp: str, version: int) -> None:
+    def _swap(self, cur: Any, enc: _Encoded, tmp: str) -> None:
+        """Drop the layer's table (waiting for running reads) and rename the staged one."""
         from psycopg import sql
 
         schema = sql.Identifier(self.schema)
@@ -751,6 +755,11 @@ class PostGISStore:
             schema, sql.Identifier(f"{tmp}_gix"), sql.Identifier(f"{name}_gix")))
         cur.execute(sql.SQL("ALTER INDEX IF EXISTS {}.{} RENAME TO {}").format(
             schema, sql.Identifier(f"{tmp}_idx"), sql.Identifier(f"{name}_idx")))
+
+    @staticmethod
+    def _catalogue_row(cur: Any, enc: _Encoded, version: int) -> None:
+        """Insert or replace the catalogue row of a layer written whole."""
+        name = enc.name
         bbox = enc.bbox or (None, None, None, None)
         cur.execute(
             "INSERT INTO riskmap_layers (name, geometry_type, feature_count, minx, miny, maxx, "

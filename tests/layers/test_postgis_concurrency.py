@@ -406,3 +406,36 @@ def test_api_answers_503_with_retry_after_when_the_layer_stays_locked(
     assert r.status_code == 503, r.text
     assert "Retry-After" in r.headers and "busy" in r.text
     assert PostGISStore(pg_url).read("fire_stations")["id"].tolist() == ["F-1"]
+
+
+def test_a_replace_waiting_for_readers_does_not_hold_up_other_layers(pg_url: str) -> None:
+    """A replace of one layer waits for a long read of it; an append to another layer meanwhile
+    neither waits for it nor times out (the store-wide version row is taken last)."""
+    import psycopg
+
+    store = PostGISStore(pg_url)
+    store.write({"buildings": _squares(["A0"], row=0), "hydrants": _squares(["H0"], row=1)})
+    conninfo, schema = split_url(pg_url)
+    long_read = psycopg.connect(conninfo)
+    long_read.execute(f'LOCK TABLE "{schema}".buildings IN ACCESS SHARE MODE')
+    errors: list[BaseException] = []
+
+    def replace() -> None:
+        try:
+            PostGISStore(pg_url, busy_timeout=20).write({"buildings": _squares(["R0"], row=2)})
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    writer = threading.Thread(target=replace)
+    try:
+        writer.start()
+        time.sleep(0.5)  # the replace is now waiting to drop the table
+        assert writer.is_alive()
+        assert PostGISStore(pg_url, busy_timeout=0.5).append(
+            "hydrants", _squares(["H1"], row=3)) == 2
+    finally:
+        long_read.close()
+        writer.join(timeout=30)
+    assert errors == []
+    assert store.read("buildings")["id"].tolist() == ["R0"]
+    assert store.read("hydrants")["id"].tolist() == ["H0", "H1"]
