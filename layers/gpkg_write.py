@@ -38,7 +38,6 @@ from layers.errors import LayerValidationError, Problem, StoreBusy, StoreError
 __all__ = [
     "META_TABLE",
     "append_layer",
-    "is_empty_geopackage",
     "read_version",
     "replace_layers",
     "transaction",
@@ -190,18 +189,6 @@ def _bump_version(con: sqlite3.Connection) -> None:
                 (META_TABLE, META_TABLE, "riskmap store version"))
     con.execute(f"INSERT INTO main.{META_TABLE} (key, value) VALUES ('data_version', 1) "
                 "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
-
-
-def is_empty_geopackage(path: Path) -> bool:
-    """The file is a GeoPackage with nothing in ``gpkg_contents`` (a first write failed)."""
-    try:
-        con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0)
-        try:
-            return con.execute("SELECT count(*) FROM gpkg_contents").fetchone() == (0,)
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return False
 
 
 def read_version(path: Path) -> str | None:

@@ -10,18 +10,17 @@ never blocked.
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import geopandas as gpd
-import pyogrio
+import numpy as np
 from pyproj import CRS, Transformer
 
 from geo.crs import STORAGE_CRS
-from layers import gpkg_write
+from layers import gpkg_read, gpkg_write
 from layers.errors import StoreError, missing_layer
 from layers.registry import resolve_busy_timeout
 
@@ -103,16 +102,11 @@ class GeoPackageStore:
             return False
 
     def _listed(self) -> list[tuple[str, str | None]]:
-        """(name, geometry type) of every table GDAL lists; [] for no store or an empty one."""
+        """(name, geometry type) of the store's tables; [] for no store or an empty one."""
         if not self._exists():
             return []
-        try:
-            listed = pyogrio.list_layers(self.path)
-        except Exception as exc:  # pyogrio raises DataSourceError and friends
-            if gpkg_write.is_empty_geopackage(self.path):  # GDAL opens no layer-less GPKG
-                return []
-            raise StoreError(f"cannot open GeoPackage {self.path}: {exc}") from exc
-        return [(str(name), None if gtype is None else str(gtype)) for name, gtype in listed]
+        with gpkg_read.snapshot(self.path) as con:
+            return gpkg_read.list_tables(con)
 
     def _layer_names(self) -> list[str]:
         return [name for name, _gt in self._listed()]
@@ -121,24 +115,12 @@ class GeoPackageStore:
         return layer in self._layer_names()
 
     def layers(self) -> list[LayerInfo]:
-        out = []
-        for name, gtype in self._listed():
-            if gtype is None:  # attribute-only tables (registry, audit)
-                continue
-            info = pyogrio.read_info(self.path, layer=name, force_feature_count=True,
-                                     force_total_bounds=True)
-            bounds = info.get("total_bounds")
-            out.append(
-                LayerInfo(
-                    name=str(name),
-                    count=int(info["features"]),
-                    crs=str(info["crs"]),
-                    geometry_type=str(info["geometry_type"]),
-                    bbox=tuple(float(v) for v in bounds) if bounds is not None  # type: ignore[arg-type]
-                    and int(info["features"]) > 0 else None,
-                )
-            )
-        return out
+        """Every feature layer with count, CRS, geometry type and extent."""
+        if not self._exists():
+            return []
+        with gpkg_read.snapshot(self.path) as con:
+            return [LayerInfo(s.name, s.count, s.crs, s.geometry_type, s.bbox)
+                    for s in gpkg_read.summaries(con)]
 
     def read(
         self,
@@ -149,22 +131,36 @@ class GeoPackageStore:
         bbox_crs: CRS | str | int | None = None,
         columns: list[str] | None = None,
     ) -> gpd.GeoDataFrame:
-        """Read ``layer``; ``bbox`` (in ``bbox_crs``, default EPSG:4490) uses the R-tree."""
-        if not self.has_layer(layer):
+        """Read ``layer`` (one snapshot); ``bbox`` (in ``bbox_crs``, default EPSG:4490) uses
+        the R-tree and keeps the features intersecting it, in fid order.
+
+        Read with sqlite3, not GDAL (see :mod:`layers.gpkg_read`): the same frame pyogrio
+        gives, without a second SQLite in the process beside the store's writers.
+        """
+        if not self._exists():
             raise missing_layer(self.url, layer)
-        kwargs: dict[str, object] = {"use_arrow": True}
-        if bbox is not None:
-            kwargs["bbox"] = _bbox_to_storage(bbox, bbox_crs)
-        if columns is not None:
-            kwargs["columns"] = columns
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            gdf = pyogrio.read_dataframe(self.path, layer=layer, **kwargs)
+        box = None if bbox is None else _bbox_to_storage(bbox, bbox_crs)
+        with gpkg_read.snapshot(self.path) as con:
+            if layer not in [name for name, gt in gpkg_read.list_tables(con) if gt]:
+                raise missing_layer(self.url, layer)
+            gdf = gpkg_read.read_layer(con, layer, bbox=box, columns=columns)
         if gdf.crs is None:
             gdf = gdf.set_crs(STORAGE_CRS)
         if crs is not None:
             gdf = gdf.to_crs(crs)
         return gdf
+
+    def read_fids(self, layer: str, fids: Sequence[int] | np.ndarray, *,
+                  columns: list[str] | None = None) -> gpd.GeoDataFrame:
+        """The features of ``layer`` with these fids (e.g. R-tree hits), in fid order, in
+        EPSG:4490 — what ``pyogrio.read_dataframe(path, fids=…)`` gives, read with sqlite3."""
+        if not self._exists():
+            raise missing_layer(self.url, layer)
+        with gpkg_read.snapshot(self.path) as con:
+            if layer not in [name for name, gt in gpkg_read.list_tables(con) if gt]:
+                raise missing_layer(self.url, layer)
+            gdf = gpkg_read.read_layer(con, layer, fids=fids, columns=columns)
+        return gdf if gdf.crs is not None else gdf.set_crs(STORAGE_CRS)
 
     def version(self) -> str:
         """``<store id>:<data version>``: moves inside every layer write's transaction and on

@@ -101,7 +101,7 @@ def test_write_without_crs_is_refused(store: GeoPackageStore) -> None:
 def test_failed_write_leaves_file_unchanged(store: GeoPackageStore,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     before = sha(store.path)
-    real = store_mod.pyogrio.write_dataframe
+    real = store_mod.gpkg_write.pyogrio.write_dataframe
     calls = []
 
     def flaky(gdf: gpd.GeoDataFrame, path: str, **kw: object) -> None:
@@ -110,7 +110,7 @@ def test_failed_write_leaves_file_unchanged(store: GeoPackageStore,
             raise OSError("disk full")
         real(gdf, path, **kw)
 
-    monkeypatch.setattr(store_mod.pyogrio, "write_dataframe", flaky)
+    monkeypatch.setattr(store_mod.gpkg_write.pyogrio, "write_dataframe", flaky)
     with pytest.raises(StoreError, match=r"the store is unchanged: disk full"):
         store.write({"hydrants": _points().iloc[:1], "cameras": _points()})
     assert calls == ["hydrants", "cameras"]
@@ -380,3 +380,73 @@ def test_append_to_a_layer_stored_in_another_crs_is_refused(tmp_path: Path) -> N
                                          r"features are in EPSG:4490; replace the layer"):
         s.append("hydrants", _points().assign(id=["H-4", "H-5", "H-6"]))
     assert s.read("hydrants")["id"].tolist() == ["H-1", "H-2", "H-3"]
+
+
+# --- reads with sqlite3 (no second SQLite in the process) ---------------------------------------
+def _typed() -> gpd.GeoDataFrame:
+    import datetime as dt
+
+    n = 300
+    k = np.arange(n)
+    frame = _boxes([f"T-{i}" for i in k], name=[None if i % 7 == 0 else f"名{i}" for i in k],
+                   floors=pd_array([None if i % 5 == 0 else int(i % 9) for i in k], "Int64"),
+                   height_m=k * 0.5, ok=[bool(i % 2) for i in k],
+                   due=[dt.date(2025, 1, 1 + i % 28) if i % 3 else None for i in k])
+    geoms = [MultiPolygon([g]) if i % 4 == 0 else g for i, g in enumerate(frame.geometry)]
+    return frame.set_geometry(geoms, crs=4490)
+
+
+def pd_array(values: list[object], dtype: str) -> object:
+    import pandas as pd
+
+    return pd.array(values, dtype=dtype)
+
+
+def test_reads_equal_what_gdal_reads(tmp_path: Path) -> None:
+    from geopandas.testing import assert_geodataframe_equal
+
+    s = GeoPackageStore(tmp_path / "t.gpkg")
+    s.write({"buildings": _typed(), "hydrants": _points()})
+    s.append("hydrants", _points().assign(id=["H-4", "H-5", "H-6"]))
+    box_ = (117.30, 34.799, 117.40, 34.801)
+    ours = [s.read("buildings"), s.read("buildings", columns=["ok", "name"]),
+            s.read("buildings", bbox=box_), s.read_fids("buildings", [3, 1, 250]),
+            s.read("hydrants")]
+    infos = s.layers()
+    gdal = [pyogrio.read_dataframe(s.path, layer="buildings", use_arrow=True),
+            pyogrio.read_dataframe(s.path, layer="buildings", use_arrow=True,
+                                   columns=["ok", "name"]),
+            pyogrio.read_dataframe(s.path, layer="buildings", use_arrow=True, bbox=box_),
+            pyogrio.read_dataframe(s.path, layer="buildings", use_arrow=True, fids=[1, 3, 250]),
+            pyogrio.read_dataframe(s.path, layer="hydrants", use_arrow=True)]
+    gdal[2] = gdal[2].sort_values("id", key=lambda c: c.str[2:].astype(int)
+                                  ).reset_index(drop=True)  # GDAL: R-tree order; ours: fid
+    assert len(ours[2]) == 101 and len(ours[3]) == 3  # boxes T-50 … T-150 touch or overlap
+    for a, b in zip(ours, gdal, strict=True):
+        assert_geodataframe_equal(a, b, check_dtype=True, check_crs=True)
+    for info in infos:
+        gi = pyogrio.read_info(s.path, layer=info.name, force_feature_count=True,
+                               force_total_bounds=True)
+        assert (info.count, info.crs, info.geometry_type, info.bbox) == (
+            gi["features"], gi["crs"], gi["geometry_type"],
+            tuple(float(v) for v in gi["total_bounds"]))
+
+
+def test_store_reads_keep_the_wal_of_open_connections(store: GeoPackageStore) -> None:
+    """GDAL, closing a read-only dataset, reopens it read-write and — its own SQLite copy not
+    seeing this process's other locks — deletes -wal and -shm under open connections. The
+    store's reads use the process's one SQLite instead."""
+    holder = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
+    try:
+        assert holder.execute("SELECT count(*) FROM hydrants").fetchone() == (3,)
+        wal, shm = Path(f"{store.path}-wal"), Path(f"{store.path}-shm")
+        assert wal.exists() and shm.exists()
+        store.read("hydrants")
+        store.read("hydrants", bbox=(117.24, 34.79, 117.27, 34.82))
+        store.read_fids("hydrants", [1])
+        assert store.has_layer("hydrants") and store.layers()[0].count == 3
+        assert wal.exists() and shm.exists()
+        store.append("hydrants", _points().assign(id=["H-4", "H-5", "H-6"]))
+        assert holder.execute("SELECT count(*) FROM hydrants").fetchone() == (6,)
+    finally:
+        holder.close()
