@@ -251,20 +251,42 @@ def test_cli_import_on_a_busy_store_exits_75_and_changes_nothing(tmp_path: Path)
 
 
 # --- readers during writes ------------------------------------------------------------------------
-def _reader(path: str, ready: Any, stop: Any, out: Any) -> None:
+_BOX = (LON0 - 0.001, LAT0 + 9.5 * STEP, LON0 + 0.02, LAT0 + 20 * STEP)
+
+
+def _riskmap_reader(path: str, ready: Any, stop: Any, out: Any, done: Any) -> None:
+    """riskmap's own read paths (the store, the API's page queries): one SQLite."""
+    reads, errors = 0, []
+    store = GeoPackageStore(path)
+    ready.set()
+    while not stop.is_set():
+        try:
+            n = len(store.read("buildings"))
+            near = len(store.read("buildings", bbox=_BOX))
+            with gpkg_query.reader(path) as con:
+                rows = gpkg_query.read_rows(con, gpkg_query.describe(con, "buildings"),
+                                            limit=1000)
+            if n not in (300, 600) or near not in (0, 300) or len(rows.fids) not in (300, 600):
+                errors.append(f"read {n} / bbox {near} / page {len(rows.fids)} features")
+            reads += 1
+            done.value = reads
+        except Exception as exc:  # every failure is a finding
+            errors.append(f"{type(exc).__name__}: {exc}")
+    out.put((reads, errors))
+
+
+def _gdal_reader(path: str, ready: Any, stop: Any, out: Any, done: Any) -> None:
+    """Another program reading with GDAL (QGIS, ogr2ogr) in its own process."""
     reads, errors = 0, []
     ready.set()
     while not stop.is_set():
         try:
             n = len(pyogrio.read_dataframe(path, layer="buildings"))
-            near = len(pyogrio.read_dataframe(path, layer="buildings",
-                                              bbox=(LON0 - 0.001, LAT0 + 9.5 * STEP,
-                                                    LON0 + 0.02, LAT0 + 20 * STEP)))
-            with gpkg_query.reader(path) as con:
-                counted = gpkg_query.count(con, gpkg_query.describe(con, "buildings"))
-            if n not in (300, 600) or near not in (0, 300) or counted not in (300, 600):
-                errors.append(f"read {n} / bbox {near} / sqlite {counted} features")
+            near = len(pyogrio.read_dataframe(path, layer="buildings", bbox=_BOX))
+            if n not in (300, 600) or near not in (0, 300):
+                errors.append(f"read {n} / bbox {near} features")
             reads += 1
+            done.value = reads
         except Exception as exc:  # every failure is a finding
             errors.append(f"{type(exc).__name__}: {exc}")
     out.put((reads, errors))
@@ -276,17 +298,29 @@ def test_readers_never_fail_during_writes(tmp_path: Path) -> None:
     second = _buildings("Y", 300, row0=10)  # rows 10..15: the bbox's features
     store = GeoPackageStore(path)
     store.write({"buildings": first})
-    ready, stop, out = _ctx.Event(), _ctx.Event(), _ctx.Queue()
-    reader = _ctx.Process(target=_reader, args=(str(path), ready, stop, out))
-    reader.start()
+    readers, dones = [], []
+    for target in (_riskmap_reader, _gdal_reader):
+        ready, stop, out, done = _ctx.Event(), _ctx.Event(), _ctx.Queue(), _ctx.Value("i", 0)
+        proc = _ctx.Process(target=target, args=(str(path), ready, stop, out, done))
+        proc.start()
+        readers.append((proc, ready, stop, out))
+        dones.append(done)
+    results, cycles = [], 0
     try:
-        assert ready.wait(60)
-        for _ in range(10):
+        for _proc, ready, _stop, _out in readers:
+            assert ready.wait(60)
+        deadline = time.monotonic() + 60
+        # write until each reader has read 20 times during the writes (at least 10 cycles)
+        while cycles < 10 or (min(d.value for d in dones) < 20 and time.monotonic() < deadline):
             store.append("buildings", second)
             store.write({"buildings": first})
+            cycles += 1
     finally:
-        stop.set()
-        reads, errors = out.get(timeout=60)
-        reader.join(timeout=30)
-    assert errors == []
-    assert reads >= 3
+        for proc, _ready, stop, out in readers:
+            stop.set()
+            results.append(out.get(timeout=60))
+            proc.join(timeout=30)
+    for reads, errors in results:
+        assert errors == []
+        assert reads >= 20
+    assert _ids(path) == list(first["id"])
