@@ -10,7 +10,9 @@ works on a copy of it (``bench/out/store_write.gpkg``, made before timing) and r
 the file was copied (inode, size, temporary files left beside it). Then the old method — copy
 the whole file, write the layer into the copy with pyogrio, rename it over the original,
 kept below as ``old_copy_write`` — ``--old-repeat`` times on the same file, and the ratio.
-Last, the median of appending 2,000 buildings (``GeoPackageStore.append``), for scale.
+Last, the median of appending 2,000 buildings (``GeoPackageStore.append``), for scale, and
+what reading the store with sqlite3 (``layers.gpkg_read``, which the store uses so that no second
+SQLite runs beside its writers) costs against pyogrio/GDAL: all buildings, and a bbox.
 Issue 11's target: < 0.3 s for the replace, and no copy of the file.
 """
 
@@ -44,6 +46,7 @@ OUT = ROOT / "bench" / "out"
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 BASE = 24_000  # buildings of the demo at scale 1 (approx.), as in bench/scale.py
 LAYER = "fire_stations"
+BBOX = (117.25, 34.80, 117.27, 34.82)  # ~2 km square in the demo district
 
 
 def demo_for(n: int) -> tuple[Path, int]:
@@ -170,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         app.append(time.perf_counter() - t)
     assert total == before + 3 * len(appended)
 
+    # the store reads with sqlite3 (layers.gpkg_read), not GDAL: what that costs
+    read_sqlite = _times(lambda: store.read("buildings"), 2)
+    read_bbox = _times(lambda: store.read("buildings", bbox=BBOX), 3)
+    read_gdal = _times(lambda: pyogrio.read_dataframe(work, layer="buildings", use_arrow=True),
+                       2)
+    gdal_bbox = _times(lambda: pyogrio.read_dataframe(work, layer="buildings", use_arrow=True,
+                                                      bbox=BBOX), 3)
+
     _checkpoint(work)
     old = _times(lambda: old_copy_write(work, {LAYER: small}), a.old_repeat)
     old_inode_changed = work.stat().st_ino != inode0
@@ -191,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  old method: inode changed {old_inode_changed} (a full copy per write)")
     print(f"  append 2,000 buildings (transaction, id check in SQL): median "
           f"{statistics.median(app):.3f} s of 3")
+    print(f"  read all buildings: store (sqlite3) {min(read_sqlite):.2f} s, pyogrio/GDAL "
+          f"{min(read_gdal):.2f} s; a 2 km bbox: {statistics.median(read_bbox):.3f} s vs "
+          f"{statistics.median(gdal_bbox):.3f} s")
     return 0
 
 
