@@ -42,7 +42,6 @@ __all__ = [
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 ANY_TIME = ("any", "anytime")
-_RULES_DIR = Path(__file__).resolve().parents[1] / "layers" / "rule_tables"
 
 
 def system_clock() -> datetime:
@@ -65,7 +64,9 @@ def rule_files(rules: str | os.PathLike[str] | None) -> tuple[Path, ...]:
 
     Raises InputFileError when ``rules`` names a file that does not exist.
     """
-    shipped = tuple(sorted(_RULES_DIR.glob("*.toml")))
+    from layers.rules import default_rule_files
+
+    shipped = tuple(default_rule_files().values())
     if rules is None or str(rules) == "":
         return shipped
     path = Path(rules)
