@@ -67,15 +67,16 @@ class DaskRun:
 
 
 # -- reading buildings in partitions -------------------------------------------------------
-def _gpkg_slice(path: str, layer: str, where: str) -> gpd.GeoDataFrame:
-    import pyogrio
+def _gpkg_slice(path: str, layer: str, start: int, stop: int) -> gpd.GeoDataFrame:
+    """Features with fid in [start, stop), read with sqlite3 (never GDAL: its own SQLite copy
+    would drop this process's WAL locks on the store, see layers/gpkg_read.py)."""
+    from layers.store import GeoPackageStore
 
-    gdf = pyogrio.read_dataframe(path, layer=layer, where=where, use_arrow=True)
-    return gdf if gdf.crs is not None else gdf.set_crs(4490)
+    return GeoPackageStore(path).read_fids(layer, np.arange(start, stop, dtype=np.int64))
 
 
-def _gpkg_ranges(path: str, layer: str, rows: int) -> tuple[int, list[str]]:
-    """Row count and ``where`` filters on the primary key splitting ``layer`` into about
+def _gpkg_ranges(path: str, layer: str, rows: int) -> tuple[int, list[tuple[int, int]]]:
+    """Row count and primary-key ranges [start, stop) splitting ``layer`` into about
     ``rows``-row slices (a key range is an index lookup; skipping features is a scan)."""
     import sqlite3
 
@@ -88,11 +89,10 @@ def _gpkg_ranges(path: str, layer: str, rows: int) -> tuple[int, list[str]]:
     finally:
         con.close()
     if not n:
-        return 0, [f'"{pk}" < 0']
+        return 0, [(0, 0)]
     k = max(1, -(-int(n) // rows))
     step = -(-(int(hi) - int(lo) + 1) // k)
-    return int(n), [f'"{pk}" >= {a} AND "{pk}" < {a + step}'
-                    for a in range(int(lo), int(hi) + 1, step)]
+    return int(n), [(a, a + step) for a in range(int(lo), int(hi) + 1, step)]
 
 
 def _pg_slice(url: str, layer: str, start: int, stop: int) -> gpd.GeoDataFrame:
@@ -119,7 +119,6 @@ def _source(source: Any, *, layer: str = "buildings",
         import dask_geopandas
     except ImportError as exc:
         raise missing_extra("dask-geopandas", extra="dask", feature="--engine dask") from exc
-    import pyogrio
 
     from layers.postgis import PostGISStore, with_schema
     from layers.store import GeoPackageStore
@@ -143,11 +142,10 @@ def _source(source: Any, *, layer: str = "buildings",
                            [b[0] for b in bounds], [b[1] for b in bounds], meta=meta,
                            enforce_metadata=False), n
     if text.lower().endswith(".gpkg"):
-        n, wheres = _gpkg_ranges(text, layer, partition_rows)
-        meta = pyogrio.read_dataframe(text, layer=layer, max_features=1, use_arrow=True).head(0)
-        if meta.crs is None:
-            meta = meta.set_crs(4490)
-        return dd.from_map(_gpkg_slice, [text] * len(wheres), [layer] * len(wheres), wheres,
+        n, ranges = _gpkg_ranges(text, layer, partition_rows)
+        meta = _gpkg_slice(text, layer, 0, 0)
+        return dd.from_map(_gpkg_slice, [text] * len(ranges), [layer] * len(ranges),
+                           [r[0] for r in ranges], [r[1] for r in ranges],
                            meta=meta, enforce_metadata=False), n
     if text.lower().endswith(".parquet") or Path(text).is_dir():
         return dask_geopandas.read_parquet(text), None

@@ -2,8 +2,8 @@
 
 ``GeoPackageStore.read`` returns whole GeoDataFrames; serving pages of features needs less:
 the ids in a bbox (through the layer's R-tree), a count, one page of rows. Every function opens
-a fresh read-only connection, so a store rewritten by ``GeoPackageStore.write`` (copy + rename)
-is seen at once. Geometries are decoded from GeoPackage blobs with shapely (vectorised).
+a read-only connection (:func:`connect`, or :func:`reader` reused per thread); the store is in
+WAL mode, so readers see each committed write at once and are never blocked by a writer. Geometries are decoded from GeoPackage blobs with shapely (vectorised).
 """
 
 from __future__ import annotations
@@ -109,46 +109,63 @@ def connect(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
 
 
 class _Con(sqlite3.Connection):
-    info_version: tuple[int, int, int] | None = None
+    info_version: tuple[object, ...] | None = None
     info_path: str = ""
 
 
 _local = threading.local()
-_meta_cache: dict[tuple[str, tuple[int, int, int], str], LayerMeta] = {}
+_meta_cache: dict[tuple[str, tuple[object, ...], str], LayerMeta] = {}
 _meta_lock = threading.Lock()
 
 
-def _file_version(path: str) -> tuple[int, int, int]:
-    st = os.stat(path)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+def _stamp(con: sqlite3.Connection, path: str) -> tuple[object, ...]:
+    """What changes with every layer write: the store's ``riskmap_meta`` data version (moved
+    inside each write transaction), or — for a GeoPackage riskmap never wrote — the size and
+    mtime of the file and its WAL (in WAL mode a commit may leave the main file untouched)."""
+    try:
+        row = con.execute("SELECT value FROM riskmap_meta WHERE key = 'data_version'"
+                          ).fetchone()
+    except sqlite3.OperationalError:
+        row = None
+    if row is not None:
+        return ("v", str(row[0]))
+    out: list[object] = ["f"]
+    for p in (path, path + "-wal"):
+        try:
+            st = os.stat(p)
+            out += [st.st_mtime_ns, st.st_size]
+        except FileNotFoundError:
+            out += [0, 0]
+    return tuple(out)
 
 
 @contextlib.contextmanager
 def reader(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
-    """A read-only connection reused by this thread while the file is unchanged.
+    """A read-only connection reused by this thread while the file is the same.
 
-    Opening a connection and parsing a GeoPackage schema costs milliseconds; the file's
-    (inode, mtime, size) decides when a cached connection is stale (a store write replaces
-    the file, a registry write changes it in place) and is reopened.
+    Opening a connection and parsing a GeoPackage schema costs milliseconds. The connection is
+    reopened when the file is replaced (new inode); layer metadata cached by :func:`describe`
+    is keyed on the store's data version (see :func:`_stamp`), so a write committed by another
+    process — which in WAL mode may not touch the main file at all — is seen at once.
     """
     key = os.fspath(path)
     try:
-        version = _file_version(key)
+        inode = os.stat(key).st_ino
     except FileNotFoundError:
         raise StoreError(f"GeoPackage {key} does not exist") from None
-    cache: dict[str, tuple[tuple[int, int, int], sqlite3.Connection]] = getattr(
-        _local, "cons", None) or {}
+    cache: dict[str, tuple[int, _Con]] = getattr(_local, "cons", None) or {}
     _local.cons = cache
     hit = cache.get(key)
-    if hit is None or hit[0] != version:
+    if hit is None or hit[0] != inode:
         if hit is not None:
             hit[1].close()
-        con = sqlite3.connect(f"file:{key}?mode=ro", uri=True, factory=_Con)
-        con.info_version = version
+        con = sqlite3.connect(f"file:{key}?mode=ro", uri=True, factory=_Con, timeout=5.0)
         con.info_path = key
-        cache[key] = (version, con)
+        cache[key] = (inode, con)  # type: ignore[assignment]
         hit = cache[key]
-    yield hit[1]
+    con = hit[1]
+    con.info_version = (inode, *_stamp(con, key))
+    yield con
 
 
 def describe(con: sqlite3.Connection, layer: str) -> LayerMeta:

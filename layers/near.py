@@ -24,7 +24,6 @@ from collections.abc import Sequence
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 from pyproj import Transformer
 
@@ -121,11 +120,9 @@ def read_near(
     if isinstance(store, GeoPackageStore) and len(boxes):
         fids = _gpkg_fids(str(store.path), layer, boxes)
         if fids is not None:
-            gdf = pyogrio.read_dataframe(store.path, layer=layer, fids=fids, columns=cols,
-                                         use_arrow=True)
-            if gdf.crs is None:
-                gdf = gdf.set_crs(STORAGE_CRS)
-            return gdf.to_crs(crs)
+            # sqlite3, not GDAL: GDAL's own SQLite copy closing the file would drop the
+            # process's WAL locks (see layers/gpkg_read.py)
+            return store.read_fids(layer, fids, columns=cols).to_crs(crs)
     if not len(boxes):
         return store.read(layer, crs=crs, columns=cols).iloc[:0]
     read_boxes = getattr(store, "read_boxes", None)

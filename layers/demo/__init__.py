@@ -351,6 +351,9 @@ def write_demo(
     try:
         tmp = tmpdir / "demo.gpkg"
         GeoPackageStore(tmp).write(demo.layers)
+        # a WAL journal left by an earlier store at ``out`` must not be applied to the new file
+        for stale in (Path(f"{out}-wal"), Path(f"{out}-shm")):
+            stale.unlink(missing_ok=True)
         os.replace(tmp, out)
     finally:
         for p in tmpdir.iterdir():
