@@ -15,11 +15,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geo.errors import NoRouteError, RouteRequestError, SnapError
 from layers.errors import (
     CRSError,
     InputFileError,
     LayerNotFoundError,
     LayerValidationError,
+    MissingExtraError,
     RiskmapError,
     RuleError,
     StoreBusy,
@@ -43,12 +45,8 @@ __all__ = [
 
 log = logging.getLogger("riskmap.api")
 
-try:  # hazmat routing errors (geo.routing), when installed
-    from geo.routing import NoRouteError, SnapError
-
-    _ROUTING_CODES: dict[type[BaseException], int] = {NoRouteError: 422, SnapError: 400}
-except ImportError:  # pragma: no cover
-    _ROUTING_CODES = {}
+_ROUTING_CODES: dict[type[BaseException], int] = {
+    NoRouteError: 422, SnapError: 400, RouteRequestError: 400}
 
 
 class ApiError(Exception):
@@ -100,6 +98,7 @@ STATUS_CODES: dict[type[BaseException], int] = {
     UnknownLayerError: 404,
     LayerNotFoundError: 404,
     CRSError: 400,
+    MissingExtraError: 501,
     RuleError: 500,
     StoreError: 503,
     RiskmapError: 500,
@@ -107,7 +106,8 @@ STATUS_CODES: dict[type[BaseException], int] = {
 
 _CODE_NAMES = {400: "InvalidParameterValue", 401: "Unauthorized", 403: "Forbidden",
                404: "NotFound", 409: "Conflict", 413: "PayloadTooLarge",
-               422: "InvalidInput", 500: "ServerError", 503: "StoreUnavailable"}
+               422: "InvalidInput", 500: "ServerError", 501: "NotInstalled",
+               503: "StoreUnavailable"}
 
 
 class ErrorBody(BaseModel):
