@@ -1,5 +1,6 @@
-"""Feature sources behind the collections: store layers (paged through the GeoPackage R-tree)
-and in-memory frames (analysis results, non-GeoPackage stores), plus GeoJSON serialisation.
+"""Feature sources behind the collections: store layers (GeoPackage: paged through the R-tree
+with sqlite3; PostGIS: one SQL query per page, :mod:`layers.pg_query`) and in-memory frames
+(analysis results), plus GeoJSON serialisation.
 
 Routers build an :class:`ItemsQuery` from the request and ask a :class:`Source` for a
 :class:`Page`; :func:`feature_collection_bytes` writes it out in the requested CRS.

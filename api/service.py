@@ -386,8 +386,9 @@ def bind(service: AnalysisService) -> AnalysisService:
     key = id(service.store)
 
     def forget(ref: weakref.ref[Any]) -> None:
-        if _BOUND.get(key, (None,))[0] is ref:
-            _BOUND.pop(key, None)
+        bound = _BOUND  # None while the interpreter shuts down
+        if bound is not None and bound.get(key, (None,))[0] is ref:
+            bound.pop(key, None)
 
     with _BOUND_LOCK:
         _BOUND[key] = (weakref.ref(service.store, forget), service)

@@ -34,6 +34,7 @@ import geopandas as gpd
 import pyogrio
 
 from layers.errors import LayerValidationError, Problem, StoreBusy, StoreError
+from layers.gpkg_catalog import META_TABLE, read_version  # re-exported
 
 __all__ = [
     "META_TABLE",
@@ -43,7 +44,6 @@ __all__ = [
     "transaction",
 ]
 
-META_TABLE = "riskmap_meta"
 _SRC = "src"  # schema name of the attached temporary GeoPackage
 # Tables holding one row (or a few) per layer, keyed by table_name.
 _PER_TABLE_META = ("gpkg_contents", "gpkg_geometry_columns", "gpkg_extensions",
@@ -189,22 +189,6 @@ def _bump_version(con: sqlite3.Connection) -> None:
                 (META_TABLE, META_TABLE, "riskmap store version"))
     con.execute(f"INSERT INTO main.{META_TABLE} (key, value) VALUES ('data_version', 1) "
                 "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
-
-
-def read_version(path: Path) -> str | None:
-    """``<store id>:<data version>`` from a read-only connection; None when the store has no
-    version table yet (written before versions existed, or never written)."""
-    con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0)
-    try:
-        rows = dict(con.execute(f"SELECT key, value FROM {META_TABLE} "
-                                "WHERE key IN ('store_id', 'data_version')").fetchall())
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return None
-        raise StoreError(f"cannot read the version of store {path}: {exc}") from exc
-    finally:
-        con.close()
-    return f"{rows.get('store_id', '')}:{rows.get('data_version', 0)}"
 
 
 # --- layer metadata -----------------------------------------------------------------------------

@@ -78,6 +78,29 @@ RECTIFICATION_TARGETS: dict[str, tuple[float, str]] = {
 }
 MONITORING_TARGETS: dict[int, float] = {2020: 0.30, 2021: 0.70, 2022: 1.00}
 
+
+def monitoring_stats(store: Any, today: dt.date) -> dict[str, Any] | None:
+    """Video-monitoring coverage of people-dense HCAs against the plan's 30/70/100 % targets
+    on ``today`` (the district's date); None when ``store`` has no ``hca`` layer."""
+    if not store.has_layer("hca"):
+        return None
+    hca = store.read("hca")
+    if "people_dense" in hca.columns:
+        dense = hca[hca["people_dense"].fillna(False).astype(bool)]
+    else:
+        dense = hca
+    monitored = (int(dense["video_monitored"].fillna(False).astype(bool).sum())
+                 if "video_monitored" in dense.columns else 0)
+    n = len(dense)
+    cov = round(monitored / n, 4) if n else None
+    years = [{"year": y, "target": t, "met": None if cov is None else cov >= t}
+             for y, t in sorted(MONITORING_TARGETS.items())]
+    due = [t for y, t in MONITORING_TARGETS.items() if dt.date(y, 12, 31) <= today]
+    current = max(due) if due else None
+    return {"people_dense_hca": n, "monitored": monitored, "coverage": cov, "targets": years,
+            "current_target": current,
+            "met": None if cov is None or current is None else cov >= current}
+
 HAZARD_FIELDS: tuple[str, ...] = (
     "hazard_id", "analysis", "kind", "severity", "layer", "feature_id", "other_layer",
     "other_id", "rule_id", "rule_source", "station", "message_zh", "message_en", "lon", "lat",

@@ -13,16 +13,17 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import geopandas as gpd
-import numpy as np
-from pyproj import CRS, Transformer
-
-from geo.crs import STORAGE_CRS
-from layers import gpkg_read, gpkg_write
+from layers import gpkg_catalog
 from layers.errors import StoreError, missing_layer
 from layers.registry import resolve_busy_timeout
+
+if TYPE_CHECKING:  # heavy modules are imported where features are read or written, so that
+    # listing a store (``riskmap layers``) or asking its version starts fast
+    import geopandas as gpd
+    import numpy as np
+    from pyproj import CRS
 
 __all__ = ["Bbox", "GeoPackageStore", "LayerInfo", "Store", "open_store"]
 
@@ -70,6 +71,10 @@ class Store(Protocol):
 def _bbox_to_storage(bbox: Bbox, bbox_crs: CRS | str | int | None) -> Bbox:
     if bbox_crs is None:
         return bbox
+    from pyproj import CRS, Transformer
+
+    from geo.crs import STORAGE_CRS
+
     src = CRS.from_user_input(bbox_crs)
     if src == STORAGE_CRS or src.equals(CRS.from_epsg(4326), ignore_axis_order=True):
         return bbox
@@ -105,8 +110,8 @@ class GeoPackageStore:
         """(name, geometry type) of the store's tables; [] for no store or an empty one."""
         if not self._exists():
             return []
-        with gpkg_read.snapshot(self.path) as con:
-            return gpkg_read.list_tables(con)
+        with gpkg_catalog.snapshot(self.path) as con:
+            return gpkg_catalog.list_tables(con)
 
     def _layer_names(self) -> list[str]:
         return [name for name, _gt in self._listed()]
@@ -118,9 +123,9 @@ class GeoPackageStore:
         """Every feature layer with count, CRS, geometry type and extent."""
         if not self._exists():
             return []
-        with gpkg_read.snapshot(self.path) as con:
+        with gpkg_catalog.snapshot(self.path) as con:
             return [LayerInfo(s.name, s.count, s.crs, s.geometry_type, s.bbox)
-                    for s in gpkg_read.summaries(con)]
+                    for s in gpkg_catalog.summaries(con)]
 
     def read(
         self,
@@ -137,6 +142,9 @@ class GeoPackageStore:
         Read with sqlite3, not GDAL (see :mod:`layers.gpkg_read`): the same frame pyogrio
         gives, without a second SQLite in the process beside the store's writers.
         """
+        from geo.crs import STORAGE_CRS
+        from layers import gpkg_read
+
         if not self._exists():
             raise missing_layer(self.url, layer)
         box = None if bbox is None else _bbox_to_storage(bbox, bbox_crs)
@@ -154,6 +162,9 @@ class GeoPackageStore:
                   columns: list[str] | None = None) -> gpd.GeoDataFrame:
         """The features of ``layer`` with these fids (e.g. R-tree hits), in fid order, in
         EPSG:4490 — what ``pyogrio.read_dataframe(path, fids=…)`` gives, read with sqlite3."""
+        from geo.crs import STORAGE_CRS
+        from layers import gpkg_read
+
         if not self._exists():
             raise missing_layer(self.url, layer)
         with gpkg_read.snapshot(self.path) as con:
@@ -167,7 +178,7 @@ class GeoPackageStore:
         nothing else (registry edits leave it); ``"empty"`` before the first write."""
         if not self._exists():
             return "empty"
-        version = gpkg_write.read_version(self.path)
+        version = gpkg_catalog.read_version(self.path)
         if version is None:  # written before versions existed: the file itself
             st = self.path.stat()
             return f"file:{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
@@ -179,6 +190,8 @@ class GeoPackageStore:
 
         Each frame must carry a CRS; it is stored in EPSG:4490.
         """
+        from layers import gpkg_write
+
         prepared = {name: _to_storage(name, gdf) for name, gdf in layers.items()}
         if not prepared:
             return
@@ -192,12 +205,18 @@ class GeoPackageStore:
         there raises LayerValidationError (one problem per id) and nothing is written. A
         layer the store lacks is created; fields it lacks are added.
         """
+        from layers import gpkg_write
+
         prepared = {layer: _to_storage(layer, gdf)}
         with gpkg_write.transaction(self.path, prepared, busy_timeout=self.busy_timeout) as con:
             return gpkg_write.append_layer(con, layer)
 
 
 def _to_storage(name: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    from pyproj import CRS
+
+    from geo.crs import STORAGE_CRS
+
     if gdf.crs is None:
         raise StoreError(f"layer {name!r} has no CRS; refusing to store it")
     return gdf.to_crs(STORAGE_CRS) if CRS(gdf.crs) != STORAGE_CRS else gdf

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 
 import folium
@@ -51,7 +50,7 @@ def build_police(
         authority = authority or _first(routes, "authority") or _first(zones, "authority")
         notice = notice or _first(zones, "notice")
         app.set_publish(title=title, authority=authority, notice=notice,
-                        date=date or dt.date.today().isoformat(),
+                        date=date or "",
                         text_=text("危化品运输车辆须按公布路线和时段通行，禁止驶入禁行区域。",
                                    "Hazmat vehicles must keep to the published routes and hours "
                                    "and must not enter forbidden zones."))

@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     kwargs: dict = {}
     if args.name == "police":
         kwargs = {"publish": args.publish, "authority": args.authority, "notice": args.notice,
-                  "date": args.date, "route_url": None}
+                  "date": args.date or svc.district.now().date().isoformat(),
+                  "route_url": None}
     m = build(args.name, layers, findings, options=options, **kwargs)
     html = render_html(m, mode="inline")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
     p.set_defaults(func=_sync)
     s = g.add_parser("stats", help="rectification rates and monitoring coverage (JSON)")
     s.add_argument("--store", default="data/demo.gpkg", help="GeoPackage path or postgresql:// URL")
+    add_district(s)
     s.set_defaults(func=_stats)
 
 
@@ -58,13 +59,11 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    import datetime as dt
-
-    from api.routers.registry import _monitoring
+    from layers.registry import monitoring_stats
 
     store, reg = _registry(args.store)
-    out = reg.rectification_stats()
-    mon = _monitoring(store, dt.date.today())
-    out["monitoring"] = mon.model_dump() if mon is not None else None
+    today = service(args).district.now().date()
+    out = reg.rectification_stats(today=today)
+    out["monitoring"] = monitoring_stats(store, today)
     print(json.dumps(out, ensure_ascii=False, indent=1))
     return 0

@@ -86,7 +86,8 @@ def get_map(request: Request, name: str) -> HTMLResponse:
     layers.update(extra)
     kwargs: dict[str, Any] = {}
     if name == "police":
-        kwargs = {"publish": publish, "route_url": f"{root}/routes"}
+        kwargs = {"publish": publish, "route_url": f"{root}/routes",
+                  "date": get_service(request).district.now().date().isoformat()}
     m = build(name, layers, findings, options=options, **kwargs)
     html = render_html(m, mode="served", static_prefix=root + STATIC_PREFIX)
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})

@@ -14,24 +14,24 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-import geopandas as gpd
-import numpy as np
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import analysis as an
 from api.auth import Principal, get_principal, require_read
+from api.deps import get_service
 from api.errors import BadRequest, ErrorBody, Forbidden, NotFound, Unauthorized
 from api.ogc import check_params
+from api.service import finding_records
 from layers.registry import (
     DETECTIONS,
     MEASURE_STATUSES,
-    MONITORING_TARGETS,
     STATUSES,
     Actor,
     EditConflict,
     Registry,
+    monitoring_stats,
 )
 from layers.store import Store
 
@@ -297,19 +297,6 @@ def _analysis_def(analysis_id: str) -> an.AnalysisDef:
     return d
 
 
-def _finding_records(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
-    if frame.empty:
-        return []
-    pts = frame.geometry.to_crs(4490).representative_point() if frame.crs is not None else None
-    recs = frame.drop(columns=frame.geometry.name).to_dict("records")
-    if pts is not None:
-        xs, ys = pts.x.to_numpy(), pts.y.to_numpy()
-        for r, x, y in zip(recs, xs, ys, strict=True):
-            r["lon"] = None if not np.isfinite(x) else round(float(x), 7)
-            r["lat"] = None if not np.isfinite(y) else round(float(y), 7)
-    return recs
-
-
 _IF_MATCH = re.compile(r'^"(\d{1,18})"$|^(\d{1,18})$')
 
 
@@ -413,14 +400,14 @@ def register_hazard(request: Request, response: Response, body: RegisterRequest,
     check_params(request, ())
     d = _analysis_def(body.analysis)
     _require_owner(principal, d.owner, f"hazards of analysis {d.id!r}")
-    frame = an.result(request.app.state.store, d.id)
+    frame = get_service(request).result(d.id)
     if "finding_id" not in frame.columns:
         raise BadRequest(f"analysis {d.id!r} does not produce findings")
     hit = frame[frame["finding_id"] == body.finding_id]
     if hit.empty:
         raise NotFound(f"analysis {d.id!r} has no finding {body.finding_id!r} in the current "
                        "data")
-    rec = _finding_records(hit)[0]
+    rec = finding_records(hit)[0]
     rec["finding_id"] = body.finding_id
     fields = _fields(body, exclude={"finding_id", "analysis"})
     return Hazard(**_with_etag(response, reg.register(
@@ -483,10 +470,10 @@ def sync(request: Request, analysis_id: Annotated[str, Path(max_length=100)], re
     check_params(request, ())
     d = _analysis_def(analysis_id)
     _require_owner(principal, d.owner, f"hazards of analysis {d.id!r}")
-    frame = an.result(request.app.state.store, d.id)
+    frame = get_service(request).result(d.id)
     if "finding_id" not in frame.columns:
         raise BadRequest(f"analysis {d.id!r} does not produce findings")
-    counts = reg.sync(d.id, _finding_records(frame), owner_role=d.owner,
+    counts = reg.sync(d.id, finding_records(frame), owner_role=d.owner,
                       actor=_actor(principal))
     return SyncResult(analysis=d.id, **counts)
 
@@ -565,33 +552,12 @@ def put_measure(request: Request, response: Response, measure_id: MeasureId,
 
 
 # --- stats ----------------------------------------------------------------------------------
-def _monitoring(store: Store, today: dt.date) -> Monitoring | None:
-    if not store.has_layer("hca"):
-        return None
-    cols = None
-    hca = store.read("hca", columns=cols)
-    if "people_dense" in hca.columns:
-        dense = hca[hca["people_dense"].fillna(False).astype(bool)]
-    else:
-        dense = hca
-    monitored = (int(dense["video_monitored"].fillna(False).astype(bool).sum())
-                 if "video_monitored" in dense.columns else 0)
-    n = len(dense)
-    cov = round(monitored / n, 4) if n else None
-    years = [MonitoringYear(year=y, target=t, met=None if cov is None else cov >= t)
-             for y, t in sorted(MONITORING_TARGETS.items())]
-    due = [t for y, t in MONITORING_TARGETS.items() if dt.date(y, 12, 31) <= today]
-    current = max(due) if due else None
-    return Monitoring(people_dense_hca=n, monitored=monitored, coverage=cov, targets=years,
-                      current_target=current,
-                      met=None if cov is None or current is None else cov >= current)
-
-
 @router.get("/stats", response_model=Stats, operation_id="getRegistryStats",
             summary="Rectification rate by kind / department / year vs the plan's targets; "
                     "HCA video-monitoring coverage vs 30/70/100 %")
 def stats(request: Request, reg: RegistryDep) -> Stats:
     check_params(request, ())
-    today = dt.date.today()
+    today = get_service(request).district.now().date()
     s = reg.rectification_stats(today=today)
-    return Stats(**s, monitoring=_monitoring(request.app.state.store, today))
+    mon = monitoring_stats(request.app.state.store, today)
+    return Stats(**s, monitoring=Monitoring(**mon) if mon is not None else None)

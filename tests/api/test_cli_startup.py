@@ -100,3 +100,17 @@ def test_map_export_does_not_import_the_web_app(small_store_path, tmp_path):
         "finding_id"]
     html = out.read_text(encoding="utf-8")
     assert len(ids) and all(i in html for i in ids)
+
+
+def test_listing_a_store_imports_nothing_heavy(tmp_path):
+    """``riskmap layers`` reads the catalogue with sqlite3 alone (layers.gpkg_catalog)."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from layers.store import GeoPackageStore
+
+    path = tmp_path / "s.gpkg"
+    GeoPackageStore(path).write({"sites": gpd.GeoDataFrame(
+        {"id": ["S-1"]}, geometry=[Point(117.2, 34.8)], crs=4490)})
+    got = _probe("layers", "--store", str(path))
+    assert got == {"code": None, "heavy": []}

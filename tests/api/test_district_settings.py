@@ -349,3 +349,24 @@ def test_cli_route_without_at_is_now_in_the_district(ladder, tmp_path, monkeypat
     finally:
         monkeypatch.delenv("TZ")
         time_mod.tzset()
+
+
+# -- the district's date in registry stats ---------------------------------------------------------
+def test_registry_stats_judge_targets_on_the_district_date(small_store_path, tmp_path):
+    """01:00 on 31 Dec 2021 in Shanghai is still 30 Dec in UTC: the 2021 target (70 %) is due
+    by the district's date, not by the OS's."""
+    import shutil
+
+    from tests.api.conftest import API_KEYS
+
+    store = tmp_path / "s.gpkg"
+    shutil.copy(small_store_path, store)
+    clock = lambda: datetime(2021, 12, 30, 17, 0, tzinfo=UTC)  # noqa: E731
+    with TestClient(create_app(Settings(store=str(store), api_keys=API_KEYS),
+                               clock=clock)) as c:
+        mon = c.get("/registry/stats").json()["monitoring"]
+    assert mon["people_dense_hca"] == 1 and mon["coverage"] == 0.0
+    assert mon["current_target"] == 0.7
+    with TestClient(create_app(Settings(store=str(store), api_keys=API_KEYS, timezone="UTC"),
+                               clock=clock)) as c:
+        assert c.get("/registry/stats").json()["monitoring"]["current_target"] == 0.3
