@@ -169,7 +169,7 @@ def test_failed_write_leaves_store_unchanged(store: Store, monkeypatch: pytest.M
     store.write({"buildings": _frame(3), "roads": _frame(2)})
     version = store.version()
     if isinstance(store, GeoPackageStore):
-        import layers.store as mod
+        import layers.gpkg_write as mod
 
         real = mod.pyogrio.write_dataframe
 

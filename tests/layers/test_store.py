@@ -17,7 +17,7 @@ import pyogrio
 import pytest
 from shapely.geometry import MultiPolygon, Point, box
 
-import layers.store as store_mod
+import layers.gpkg_write as gpkg_write
 from layers import gpkg_query
 from layers.errors import LayerNotFoundError, LayerValidationError, Problem, StoreBusy, StoreError
 from layers.store import GeoPackageStore, LayerInfo, Store, open_store
@@ -101,7 +101,7 @@ def test_write_without_crs_is_refused(store: GeoPackageStore) -> None:
 def test_failed_write_leaves_file_unchanged(store: GeoPackageStore,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     before = sha(store.path)
-    real = store_mod.gpkg_write.pyogrio.write_dataframe
+    real = gpkg_write.pyogrio.write_dataframe
     calls = []
 
     def flaky(gdf: gpd.GeoDataFrame, path: str, **kw: object) -> None:
@@ -110,7 +110,7 @@ def test_failed_write_leaves_file_unchanged(store: GeoPackageStore,
             raise OSError("disk full")
         real(gdf, path, **kw)
 
-    monkeypatch.setattr(store_mod.gpkg_write.pyogrio, "write_dataframe", flaky)
+    monkeypatch.setattr(gpkg_write.pyogrio, "write_dataframe", flaky)
     with pytest.raises(StoreError, match=r"the store is unchanged: disk full"):
         store.write({"hydrants": _points().iloc[:1], "cameras": _points()})
     assert calls == ["hydrants", "cameras"]
@@ -352,13 +352,13 @@ def test_store_written_by_gdal_is_taken_over(tmp_path: Path) -> None:
 def test_failed_first_write_leaves_an_empty_store(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     s = GeoPackageStore(tmp_path / "new.gpkg")
-    real = store_mod.gpkg_write.replace_layers
+    real = gpkg_write.replace_layers
 
     def half(con: sqlite3.Connection, names: list[str]) -> None:
         real(con, names)
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(store_mod.gpkg_write, "replace_layers", half)
+    monkeypatch.setattr(gpkg_write, "replace_layers", half)
     with pytest.raises(StoreError, match=r"writing hydrants to .*new\.gpkg failed; the store "
                                          r"is unchanged: disk I/O error"):
         s.write({"hydrants": _points()})
