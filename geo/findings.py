@@ -20,6 +20,7 @@ __all__ = [
     "empty_findings",
     "finding_ids",
     "format_station",
+    "format_stations",
     "make_findings",
 ]
 
@@ -56,13 +57,33 @@ def format_station(chainage_m: float | None) -> str | None:
     return f"K{km}+{rest // 10:03d}.{rest % 10}"
 
 
+def format_stations(chainage_m: np.ndarray | Sequence[float]) -> np.ndarray:
+    """:func:`format_station` of every chainage, vectorised (object array; None where not
+    finite)."""
+    c = np.asarray(chainage_m, dtype=float)
+    ok = np.isfinite(c)
+    out = np.full(len(c), None, dtype=object)
+    if not ok.any():
+        return out
+    tenths = np.floor(c[ok] * 10 + 0.5).astype(np.int64)
+    km, rest = np.divmod(tenths, 10000)
+    s = np.strings
+    txt = s.add(s.add(s.add("K", km.astype(np.dtypes.StringDType())), "+"),
+                s.add(s.add(s.zfill((rest // 10).astype(np.dtypes.StringDType()), 3), "."),
+                      (rest % 10).astype(np.dtypes.StringDType())))
+    out[ok] = txt.astype(object)
+    return out
+
+
 def finding_ids(kind: str, *id_columns: Sequence[object]) -> list[str]:
     """Stable ids ``kind:id1:id2…`` from the ids of the objects involved."""
-    parts = [pd.Series(col, dtype="object").astype(str).to_numpy() for col in id_columns]
-    out = []
-    for row in zip(*parts, strict=True):
-        out.append(":".join((kind, *row)))
-    return out
+    out: np.ndarray | None = None
+    for col in id_columns:
+        part = pd.Series(col, dtype="object").astype(str).to_numpy(dtype=object)
+        out = np.add(f"{kind}:" if out is None else np.add(out, ":"), part)
+    if out is None:
+        return []
+    return list(out)
 
 
 def empty_findings(crs: object) -> gpd.GeoDataFrame:
@@ -93,7 +114,7 @@ def make_findings(
         if c not in df.columns:
             df[c] = None
     if "station" in df.columns and df["station"].isna().all() and df["chainage_from_m"].notna().any():
-        df["station"] = [format_station(v) for v in df["chainage_from_m"]]
+        df["station"] = format_stations(df["chainage_from_m"].to_numpy(dtype=float))
     bad = set(df["severity"].dropna()) - set(SEVERITIES)
     if bad:
         raise ValueError(f"unknown severity {sorted(bad)}; expected one of {SEVERITIES}")

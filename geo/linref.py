@@ -32,6 +32,7 @@ __all__ = [
     "LineRef",
     "Pieces",
     "chainage",
+    "chainage_near",
     "chainage_range",
     "cover_max",
     "format_station",
@@ -274,6 +275,102 @@ def pieces(refs: Sequence[LineRef], *, max_length_m: float = 200.0) -> Pieces:
     coords = np.stack([p0, p1], axis=1)
     geoms = shapely.linestrings(coords)
     return Pieces(geoms, line[seg], start[seg] + t0[:, 0] * ln[seg])
+
+
+def _seg_locate(
+    p: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distance from points ``p`` to segments ``a``–``b`` (all (n, 2)) and the fraction
+    (0..1) along each segment of its point nearest to ``p``."""
+    ab = b - a
+    len2 = np.einsum("ij,ij->i", ab, ab)
+    ap = p - a
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(len2 > 0, np.einsum("ij,ij->i", ap, ab) / len2, 0.0)
+    t = np.clip(t, 0.0, 1.0)
+    q = ap - t[:, None] * ab
+    return np.hypot(q[:, 0], q[:, 1]), t
+
+
+# Nearer by less than this (m) is a tie: the point first along the line is taken.
+_TIE_M = 1e-9
+
+
+def chainage_near(
+    pcs: Pieces, geoms: np.ndarray, line: np.ndarray, piece: np.ndarray, *,
+    tree: shapely.STRtree | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each footprint ``geoms[k]`` lies along line ``line[k]``, found on ``piece[k]``
+    (an index into ``pcs``; any piece of that line near the footprint will do).
+
+    Returns (centroid chainage, from, to): the chainage of the point of the line nearest to
+    the footprint's centroid, and the min / max chainage of the points of the line nearest
+    to its vertices — the same numbers as :func:`chainage` and :func:`chainage_range`
+    against the whole line, computed from the pieces near the footprint only.
+
+    Every vertex is referenced to the nearest point of the *whole line*, not of the piece
+    the pair was found on: a footprint beside a bend, a piece boundary or a line that
+    doubles back gets the range of the stretches its vertices are nearest to. Where two
+    points of the line are equally near (within 1e-9 m), the first along the line counts.
+    Exact and vectorised: the piece the pair was found on bounds how far the nearest point
+    of the line can be from each vertex (and from the centroid, inside their hull), so the
+    pieces of that line within that bound of the footprint are all the candidates.
+    """
+    g = np.asarray(geoms, dtype=object)
+    n = len(g)
+    if n == 0:
+        e = np.zeros(0)
+        return e, e, e
+    line = np.asarray(line, dtype=np.intp)
+    piece = np.asarray(piece, dtype=np.intp)
+    xy, owner = shapely.get_coordinates(g, return_index=True)
+    cen = shapely.get_coordinates(shapely.centroid(g))
+    if len(cen) != n or np.bincount(owner, minlength=n).min() == 0:
+        raise ValueError("chainage_near: every footprint needs a non-empty geometry")
+    ends = shapely.get_coordinates(pcs.geoms).reshape(-1, 2, 2)
+    # points (vertices, then centroids), grouped by footprint
+    pxy = np.concatenate([xy, cen])
+    own = np.concatenate([owner, np.arange(n)])
+    is_cen = np.r_[np.zeros(len(xy), bool), np.ones(n, bool)]
+    order = np.argsort(own, kind="stable")
+    pxy, own, is_cen = pxy[order], own[order], is_cen[order]
+    npt = np.bincount(own, minlength=n)
+    off = np.cumsum(npt) - npt
+    # bound: distance to the piece the pair was found on, the farthest vertex
+    pa, pb = ends[piece[own], 0], ends[piece[own], 1]
+    bound = np.maximum.reduceat(_seg_locate(pxy, pa, pb)[0], off)
+    bb = shapely.bounds(g)
+    r = bound + 1e-6 + 1e-9 * np.abs(bb).max(axis=1)
+    if tree is None:
+        tree = shapely.STRtree(pcs.geoms)
+    k, cand = tree.query(shapely.box(bb[:, 0] - r, bb[:, 1] - r, bb[:, 2] + r, bb[:, 3] + r))
+    keep = pcs.line[cand] == line[k]
+    k, cand = k[keep], cand[keep]
+    order = np.lexsort((cand, k))  # by footprint, then piece (chainage order)
+    k, cand = k[order], cand[order]
+    nc = np.bincount(k, minlength=n)
+    if nc.min() == 0:
+        raise ValueError("chainage_near: a footprint's piece is not near it (wrong piece index?)")
+    coff = np.cumsum(nc) - nc
+    # every (point, candidate piece) of each footprint: blocks of npt[f] x nc[f], point-major
+    size = npt * nc
+    f = np.repeat(np.arange(n), size)
+    w = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
+    pt = off[f] + w // nc[f]
+    pc = cand[coff[f] + w % nc[f]]
+    d, t = _seg_locate(pxy[pt], ends[pc, 0], ends[pc, 1])
+    plen = np.hypot(*(ends[pc, 1] - ends[pc, 0]).T)
+    ch = pcs.start_m[pc] + t * plen
+    # per point (contiguous runs of nc[f]): nearest, then the first along the line on ties
+    starts = np.cumsum(np.repeat(nc, npt)) - np.repeat(nc, npt)
+    dmin = np.minimum.reduceat(d, starts)
+    run = np.repeat(np.arange(len(pxy)), np.repeat(nc, npt))
+    best = np.minimum.reduceat(np.where(d <= dmin[run] + _TIE_M, ch, np.inf), starts)
+    # within a footprint's group its vertices come first and its centroid last (stable sort)
+    mid = best[off + npt - 1]
+    lo = np.minimum.reduceat(np.where(is_cen, np.inf, best), off)
+    hi = np.maximum.reduceat(np.where(is_cen, -np.inf, best), off)
+    return mid, lo, hi
 
 
 # --- interval algebra along the chainage -----------------------------------------------------

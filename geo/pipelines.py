@@ -23,6 +23,7 @@ Rules arrive as rows (mappings) from ``layers/rule_tables/pipelines.toml``:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -31,8 +32,8 @@ import pandas as pd
 import shapely
 
 from geo.crs import require_projected
-from geo.findings import empty_findings, format_station, make_findings
-from geo.linref import LineRef, Pieces, chainage, chainage_range, line_reference, pieces
+from geo.findings import empty_findings, format_stations, make_findings
+from geo.linref import LineRef, Pieces, chainage_near, line_reference, pieces
 from geo.pressure import pressure_class
 
 __all__ = [
@@ -231,84 +232,94 @@ def pipeline_distances(
                          "piece": pi[first]})
 
 
-def _where(
-    refs: Sequence[LineRef], line: np.ndarray, geoms: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Chainage of each footprint's centroid and its chainage extent (from, to)."""
-    mid = np.empty(len(line))
-    lo = np.empty(len(line))
-    hi = np.empty(len(line))
-    for li in np.unique(line):
-        sel = line == li
-        mid[sel] = chainage(refs[li], shapely.centroid(geoms[sel]))
-        lo[sel], hi[sel] = chainage_range(refs[li], geoms[sel])
-    return mid, lo, hi
-
-
 def _overlap(
     pcs: Pieces, pi: np.ndarray, k: np.ndarray, geoms: np.ndarray, thr: np.ndarray
 ) -> np.ndarray:
     """Area of each footprint ``geoms[k]`` inside its corridor: the union of the round-capped
-    buffers (radius ``thr[k]``) of the pieces ``pi`` within that distance of it."""
+    buffers (radius ``thr[k]``) of the pieces ``pi`` within that distance of it — buffered
+    as one MultiLineString per footprint (GEOS unions the parts' buffers), vectorised."""
     out = np.zeros(len(geoms))
     if len(pi) == 0:
         return out
-    bufs = shapely.buffer(pcs.geoms[pi], thr[k], quad_segs=64)
-    order = np.argsort(k, kind="stable")
-    k, bufs = k[order], bufs[order]
-    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-    ends = np.r_[starts[1:], len(k)]
-    single = (ends - starts) == 1
-    s1 = starts[single]
-    out[k[s1]] = shapely.area(shapely.intersection(geoms[k[s1]], bufs[s1]))
-    for s, e in zip(starts[~single], ends[~single], strict=True):
-        corridor = shapely.union_all(bufs[s:e])
-        out[k[s]] = shapely.area(shapely.intersection(geoms[k[s]], corridor))
+    order = np.lexsort((pi, k))
+    k, pi = k[order], pi[order]
+    uk = np.unique(k)
+    group = np.cumsum(np.r_[True, k[1:] != k[:-1]]) - 1
+    lines = shapely.multilinestrings(pcs.geoms[pi], indices=group)
+    corridor = shapely.buffer(lines, thr[uk], quad_segs=64)
+    out[uk] = shapely.area(shapely.intersection(geoms[uk], corridor))
     return out
 
 
 # --- findings -------------------------------------------------------------------------------
-def _f2(v: float) -> str:
-    return f"{v:.2f}"
+def _f2(v: np.ndarray) -> list[str]:
+    return [f"{x:.2f}" for x in v.tolist()]
 
 
-def _occupancy_messages(df: pd.DataFrame) -> tuple[list[str], list[str]]:
-    zh, en = [], []
-    for r in df.itertuples(index=False):
-        st, a, b = r.station, format_station(r.chainage_from_m), format_station(r.chainage_to_m)
-        where_zh = "与管道交叉" if r.distance_m == 0 else f"距管道中心线 {_f2(r.distance_m)} m"
-        where_en = ("crosses the centre line" if r.distance_m == 0
-                    else f"is {_f2(r.distance_m)} m from the centre line")
-        zh.append(
-            f"建筑物 {r.feature_id}（{_USE_ZH.get(r.building_use, r.building_use)}）占压"
-            f"{r.pipe_zh} {r.other_id}：{where_zh}，位于{r.rule_name_zh}（距中心线 "
-            f"{_f2(r.required_m)} m 以内）内，深入 {_f2(r.shortfall_m)} m；桩号 {st}"
-            f"（{a}～{b}），保护范围内面积 {r.overlap_m2:.1f} m²。依据：{r.rule_source}。"
-        )
-        en.append(
-            f"Building {r.feature_id} ({r.building_use.replace('_', ' ')}) occupies "
-            f"{r.pipe_en} {r.other_id}: it {where_en}, inside the {r.rule_name_en} "
-            f"({_f2(r.required_m)} m from the centre line) by {_f2(r.shortfall_m)} m, at {st} "
-            f"({a} to {b}); {r.overlap_m2:.1f} m² inside the corridor. Rule: {r.rule_source_en}."
-        )
+def _cat(*parts: object) -> np.ndarray:
+    """Element-wise concatenation of string columns (object arrays) and constants."""
+    out = np.asarray(parts[0], dtype=object)
+    for p in parts[1:]:
+        out = np.add(out, np.asarray(p, dtype=object))
+    return out
+
+
+def _col(df: pd.DataFrame, name: str) -> np.ndarray:
+    return df[name].to_numpy(dtype=object)
+
+
+def _use_texts(uses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(zh, en) wording of each building use."""
+    u = pd.Series(uses, dtype=object)
+    zh = u.map(_USE_ZH).fillna(u).to_numpy(dtype=object)
+    en = u.str.replace("_", " ", regex=False).to_numpy(dtype=object)
     return zh, en
 
 
-def _setback_messages(df: pd.DataFrame) -> tuple[list[str], list[str]]:
-    zh, en = [], []
-    for r in df.itertuples(index=False):
-        zh.append(
-            f"建筑物 {r.feature_id}（{_USE_ZH.get(r.building_use, r.building_use)}）与"
-            f"{r.pipe_zh} {r.other_id} 的水平净距为 {_f2(r.clear_distance_m)} m，小于要求的 "
-            f"{_f2(r.required_m)} m（至{_MEASURE_ZH[r.measure]}），不足 {_f2(r.shortfall_m)} m；"
-            f"桩号 {r.station}。依据：{r.rule_source}。"
-        )
-        en.append(
-            f"Building {r.feature_id} ({r.building_use.replace('_', ' ')}) is "
-            f"{_f2(r.clear_distance_m)} m clear of {r.pipe_en} {r.other_id} at {r.station}; "
-            f"{r.rule_source_en} requires {_f2(r.required_m)} m to the "
-            f"{_MEASURE_EN[r.measure]} — {_f2(r.shortfall_m)} m short."
-        )
+def _occupancy_messages(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(message_zh, message_en), built column-wise."""
+    st = _col(df, "station")
+    a = format_stations(df["chainage_from_m"].to_numpy(dtype=float))
+    b = format_stations(df["chainage_to_m"].to_numpy(dtype=float))
+    dist = df["distance_m"].to_numpy(dtype=float)
+    d2 = np.asarray(_f2(dist), dtype=object)
+    cross = dist == 0
+    where_zh = np.where(cross, "与管道交叉", _cat("距管道中心线 ", d2, " m"))
+    where_en = np.where(cross, "crosses the centre line", _cat("is ", d2, " m from the centre line"))
+    req = np.asarray(_f2(df["required_m"].to_numpy(dtype=float)), dtype=object)
+    short = np.asarray(_f2(df["shortfall_m"].to_numpy(dtype=float)), dtype=object)
+    area = np.asarray([f"{x:.1f}" for x in df["overlap_m2"].to_numpy(dtype=float).tolist()],
+                      dtype=object)
+    use_zh, use_en = _use_texts(_col(df, "building_use"))
+    fid, oid = _col(df, "feature_id").astype(str), _col(df, "other_id").astype(str)
+    zh = _cat("建筑物 ", fid, "（", use_zh, "）占压", _col(df, "pipe_zh"), " ", oid, "：",
+              where_zh, "，位于", _col(df, "rule_name_zh"), "（距中心线 ", req, " m 以内）内，深入 ",
+              short, " m；桩号 ", st, "（", a, "～", b, "），保护范围内面积 ", area, " m²。依据：",
+              _col(df, "rule_source"), "。")
+    en = _cat("Building ", fid, " (", use_en, ") occupies ", _col(df, "pipe_en"), " ", oid,
+              ": it ", where_en, ", inside the ", _col(df, "rule_name_en"), " (", req,
+              " m from the centre line) by ", short, " m, at ", st, " (", a, " to ", b, "); ",
+              area, " m² inside the corridor. Rule: ", _col(df, "rule_source_en"), ".")
+    return zh, en
+
+
+def _setback_messages(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(message_zh, message_en), built column-wise."""
+    st = _col(df, "station")
+    clear = np.asarray(_f2(df["clear_distance_m"].to_numpy(dtype=float)), dtype=object)
+    req = np.asarray(_f2(df["required_m"].to_numpy(dtype=float)), dtype=object)
+    short = np.asarray(_f2(df["shortfall_m"].to_numpy(dtype=float)), dtype=object)
+    measure = pd.Series(_col(df, "measure"), dtype=object)
+    use_zh, use_en = _use_texts(_col(df, "building_use"))
+    fid, oid = _col(df, "feature_id").astype(str), _col(df, "other_id").astype(str)
+    zh = _cat("建筑物 ", fid, "（", use_zh, "）与", _col(df, "pipe_zh"), " ", oid,
+              " 的水平净距为 ", clear, " m，小于要求的 ", req, " m（至",
+              measure.map(_MEASURE_ZH).to_numpy(dtype=object), "），不足 ", short, " m；桩号 ",
+              st, "。依据：", _col(df, "rule_source"), "。")
+    en = _cat("Building ", fid, " (", use_en, ") is ", clear, " m clear of ", _col(df, "pipe_en"),
+              " ", oid, " at ", st, "; ", _col(df, "rule_source_en"), " requires ", req,
+              " m to the ", measure.map(_MEASURE_EN).to_numpy(dtype=object), " — ", short,
+              " m short.")
     return zh, en
 
 
@@ -354,6 +365,11 @@ def check_pipelines(
     pairs = pipeline_distances(refs, geoms, radius_m=radius + _TOL_M, pcs=pcs)
     if pairs.empty:
         return empty_findings(crs)
+    tree = shapely.STRtree(pcs.geoms)  # the pieces themselves: chainage and overlap lookups
+    labels = [pipeline_labels(p) for p in
+              pipes.drop(columns=pipes.geometry.name).to_dict("records")]
+    ctx = _Context(pipes, blds, pcs, tree, np.array([z for z, _ in labels], dtype=object),
+                   np.array([e for _, e in labels], dtype=object))
     line = pairs["line"].to_numpy()
     bidx = pairs["building"].to_numpy()
     dist = pairs["distance_m"].to_numpy()
@@ -363,9 +379,8 @@ def check_pipelines(
     occ = (dist <= thr_occ[line] + _TOL_M) & has_occ[line]
     frames = []
     if occ.any():
-        frames.append(_occupancy_findings(pairs[occ], pipes, blds, refs, pcs, occ_rules,
-                                          thr_occ, uses[occ]))
-    sb = _setback_findings(pairs[~occ], pipes, blds, refs, sb_rows, uses[~occ])
+        frames.append(_occupancy_findings(pairs[occ], ctx, occ_rules, thr_occ, uses[occ]))
+    sb = _setback_findings(pairs[~occ], ctx, sb_rows, uses[~occ])
     if sb is not None:
         frames.append(sb)
     if not frames:
@@ -378,87 +393,109 @@ def check_pipelines(
         "finding_id", kind="stable").reset_index(drop=True)
 
 
-def _base_frame(
-    pairs: pd.DataFrame, pipes: gpd.GeoDataFrame, blds: gpd.GeoDataFrame,
-    refs: Sequence[LineRef], uses: np.ndarray,
-) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _Context:
+    """What every findings frame of one check is built from."""
+
+    pipes: gpd.GeoDataFrame
+    blds: gpd.GeoDataFrame
+    pcs: Pieces
+    tree: shapely.STRtree
+    pipe_zh: np.ndarray
+    pipe_en: np.ndarray
+
+
+def _base_frame(pairs: pd.DataFrame, ctx: _Context, uses: np.ndarray) -> pd.DataFrame:
     line = pairs["line"].to_numpy()
     bidx = pairs["building"].to_numpy()
-    geoms = np.asarray(blds.geometry.values, dtype=object)[bidx]
-    ch, lo, hi = _where(refs, line, geoms)
-    labels = [pipeline_labels(p) for p in pipes.drop(columns=pipes.geometry.name).to_dict("records")]
+    pipes = ctx.pipes
+    geoms = np.asarray(ctx.blds.geometry.values, dtype=object)[bidx]
+    ch, lo, hi = chainage_near(ctx.pcs, geoms, line, pairs["piece"].to_numpy(), tree=ctx.tree)
     return pd.DataFrame({
         "layer": "buildings",
-        "feature_id": blds["id"].iloc[bidx].to_numpy(dtype=object),
+        "feature_id": ctx.blds["id"].to_numpy(dtype=object)[bidx],
         "other_layer": "pipelines",
         "other_id": pipes["id"].to_numpy(dtype=object)[line],
         "chainage_from_m": np.round(lo, 3),
         "chainage_to_m": np.round(hi, 3),
         "chainage_m": np.round(ch, 3),
-        "station": [format_station(c) for c in ch],
+        "station": format_stations(ch),
         "distance_m": pairs["distance_m"].to_numpy(),
         "building_use": uses,
         "pipeline_kind": pipes["kind"].to_numpy(dtype=object)[line],
         "medium": pipes["medium"].to_numpy(dtype=object)[line],
         "pressure_mpa": pipes["pressure_mpa"].to_numpy(dtype=float)[line],
         "diameter_mm": pipes["diameter_mm"].to_numpy(dtype=float)[line],
-        "pipe_zh": [labels[i][0] for i in line],
-        "pipe_en": [labels[i][1] for i in line],
+        "pipe_zh": ctx.pipe_zh[line],
+        "pipe_en": ctx.pipe_en[line],
         "geometry": geoms,
     })
 
 
+def _rule_column(rules: Sequence[Rule | None], key: str, default: object = None) -> np.ndarray:
+    """``rule[key]`` (or ``rule.get(key, default)``; the ``source`` for a missing
+    ``source_en``) of each rule row, as an object array to index by row."""
+    out = np.empty(len(rules), dtype=object)
+    for i, r in enumerate(rules):
+        if r is None:
+            continue
+        if key == "source_en":
+            out[i] = r.get("source_en", r["source"])
+        else:
+            out[i] = r[key] if default is None else r.get(key, default)
+    return out
+
+
 def _occupancy_findings(
-    pairs: pd.DataFrame, pipes: gpd.GeoDataFrame, blds: gpd.GeoDataFrame,
-    refs: Sequence[LineRef], pcs: Pieces, rules: Sequence[Rule | None], thr: np.ndarray,
+    pairs: pd.DataFrame, ctx: _Context, rules: Sequence[Rule | None], thr: np.ndarray,
     uses: np.ndarray,
 ) -> pd.DataFrame:
-    df = _base_frame(pairs, pipes, blds, refs, uses)
+    df = _base_frame(pairs, ctx, uses)
     line = pairs["line"].to_numpy()
     req = thr[line]
     # pieces within the corridor of each occupying building, for the overlap area
     geoms = df["geometry"].to_numpy()
-    near_pi, near_k = _pieces_near(pcs, line, geoms, req)
-    df["overlap_m2"] = np.round(_overlap(pcs, near_pi, near_k, geoms, req), 2)
+    near_pi, near_k = _pieces_near(ctx, line, geoms, req)
+    df["overlap_m2"] = np.round(_overlap(ctx.pcs, near_pi, near_k, geoms, req), 2)
     df["required_m"] = req
     df["shortfall_m"] = np.maximum(req - df["distance_m"].to_numpy(), 0.0)
     df["clear_distance_m"] = df["distance_m"].to_numpy() - df["diameter_mm"].to_numpy() / 2000.0
     df["measure"] = "centre_line"
-    rr = [rules[i] for i in line]
-    df["rule_id"] = [r["id"] for r in rr]  # type: ignore[index]
-    df["rule_source"] = [r["source"] for r in rr]  # type: ignore[index]
-    df["rule_source_en"] = [r.get("source_en", r["source"]) for r in rr]  # type: ignore[union-attr,index]
-    df["rule_name_zh"] = [r.get("name_zh", "管道保护范围") for r in rr]  # type: ignore[union-attr]
-    df["rule_name_en"] = [r.get("name_en", "protection corridor") for r in rr]  # type: ignore[union-attr]
-    df["severity"] = [r.get("severity", "critical") for r in rr]  # type: ignore[union-attr]
+    df["rule_id"] = _rule_column(rules, "id")[line]
+    df["rule_source"] = _rule_column(rules, "source")[line]
+    df["rule_source_en"] = _rule_column(rules, "source_en")[line]
+    df["rule_name_zh"] = _rule_column(rules, "name_zh", "管道保护范围")[line]
+    df["rule_name_en"] = _rule_column(rules, "name_en", "protection corridor")[line]
+    df["severity"] = _rule_column(rules, "severity", "critical")[line]
     df["kind"] = "occupancy"
     df["message_zh"], df["message_en"] = _occupancy_messages(df)
     return df.drop(columns=["pipe_zh", "pipe_en", "rule_name_zh", "rule_name_en"])
 
 
 def _pieces_near(
-    pcs: Pieces, line: np.ndarray, geoms: np.ndarray, thr: np.ndarray
+    ctx: _Context, line: np.ndarray, geoms: np.ndarray, thr: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(piece, finding) pairs with the piece of the finding's line within its threshold."""
-    tree = shapely.STRtree(pcs.geoms)
-    k, pi = tree.query(geoms, predicate="dwithin", distance=thr + _TOL_M)
+    pcs = ctx.pcs
+    k, pi = ctx.tree.query(geoms, predicate="dwithin", distance=thr + _TOL_M)
     keep = (pcs.line[pi] == line[k]) & (shapely.distance(pcs.geoms[pi], geoms[k]) <= thr[k] + _TOL_M)
     return pi[keep], k[keep]
 
 
 def _setback_findings(
-    pairs: pd.DataFrame, pipes: gpd.GeoDataFrame, blds: gpd.GeoDataFrame,
-    refs: Sequence[LineRef], sb_rows: Sequence[Sequence[Rule]], uses: np.ndarray,
+    pairs: pd.DataFrame, ctx: _Context, sb_rows: Sequence[Sequence[Rule]], uses: np.ndarray,
 ) -> pd.DataFrame | None:
     if pairs.empty:
         return None
     # (line, use) → strictest row, as a small table merged onto the pairs
     all_uses = sorted(set(uses))
     table = []
-    for li, rows in enumerate(sb_rows):
-        for r in rows:
+    rows: list[Rule] = []
+    for li, line_rows in enumerate(sb_rows):
+        for r in line_rows:
             for u in (r.get("building_uses") or all_uses):
-                table.append((li, u, float(r["required_m"]), r))
+                table.append((li, u, float(r["required_m"]), len(rows)))
+            rows.append(r)
     if not table:
         return None
     req = (pd.DataFrame(table, columns=["line", "use", "required_m", "rule"])
@@ -468,24 +505,24 @@ def _setback_findings(
     p = pairs.assign(use=uses).reset_index(drop=True)
     p["_row"] = np.arange(len(p))
     m = p.merge(req, on=["line", "use"], how="inner")
-    diam = pipes["diameter_mm"].to_numpy(dtype=float)[m["line"].to_numpy()]
+    diam = ctx.pipes["diameter_mm"].to_numpy(dtype=float)[m["line"].to_numpy()]
     clear = m["distance_m"].to_numpy() - diam / 2000.0
     bad = clear < m["required_m"].to_numpy() - _TOL_M
     if not bad.any():
         return None
     m = m[bad]
     sel = m["_row"].to_numpy()
-    df = _base_frame(pairs.iloc[sel], pipes, blds, refs, uses[sel])
-    rules = m["rule"].tolist()
+    df = _base_frame(pairs.iloc[sel], ctx, uses[sel])
+    ri = m["rule"].to_numpy()
     df["clear_distance_m"] = clear[bad]
     df["required_m"] = m["required_m"].to_numpy()
     df["shortfall_m"] = df["required_m"] - df["clear_distance_m"]
     df["overlap_m2"] = 0.0
-    df["measure"] = [r["measure_to"] for r in rules]
-    df["rule_id"] = [r["id"] for r in rules]
-    df["rule_source"] = [r["source"] for r in rules]
-    df["rule_source_en"] = [r.get("source_en", r["source"]) for r in rules]
-    df["severity"] = [r.get("severity", "high") for r in rules]
+    df["measure"] = _rule_column(rows, "measure_to")[ri]
+    df["rule_id"] = _rule_column(rows, "id")[ri]
+    df["rule_source"] = _rule_column(rows, "source")[ri]
+    df["rule_source_en"] = _rule_column(rows, "source_en")[ri]
+    df["severity"] = _rule_column(rows, "severity", "high")[ri]
     df["kind"] = "setback"
     df["message_zh"], df["message_en"] = _setback_messages(df)
     return df.drop(columns=["pipe_zh", "pipe_en"])

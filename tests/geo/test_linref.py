@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
+import shapely.affinity
 from shapely.geometry import LineString, MultiLineString, Point, box
 
 from geo.linref import (
     chainage,
+    chainage_near,
     chainage_range,
     format_station,
     line_reference,
@@ -80,3 +82,101 @@ def test_empty_or_wrong_geometry_is_rejected() -> None:
         line_reference(LineString())
     with pytest.raises(ValueError, match="LineString"):
         line_reference(Point(0, 0))
+
+
+# --- chainage_near: chainage from the pieces near each footprint ----------------------------
+def _near(line, geoms, *, piece_m: float = 200.0):
+    """chainage_near for footprints near one line, each found on its nearest piece (as
+    pipeline_distances finds it); also the whole-line answer (chainage, chainage_range)."""
+    ref = line_reference(line)
+    pcs = pieces([ref], max_length_m=piece_m)
+    g = np.asarray(geoms, dtype=object)
+    d = shapely.distance(pcs.geoms[:, None], g[None, :])
+    found = np.argmin(d, axis=0)
+    got = chainage_near(pcs, g, np.zeros(len(g), dtype=np.intp), found)
+    whole = (chainage(ref, shapely.centroid(g)), *chainage_range(ref, g))
+    return got, whole, pcs
+
+
+def test_chainage_near_across_a_piece_boundary_and_beyond_the_ends() -> None:
+    line = LineString([(X0, Y0), (X0 + 1000, Y0)])
+    geoms = [box(X0 + 190, Y0 + 2, X0 + 215, Y0 + 10),  # pieces 0 and 1 (boundary at 200)
+             box(X0 - 30, Y0 - 5, X0 - 10, Y0 + 5),  # before the start
+             box(X0 + 1010, Y0 + 1, X0 + 1020, Y0 + 4)]  # after the end
+    (mid, lo, hi), whole, pcs = _near(line, geoms)
+    np.testing.assert_allclose(lo, [190.0, 0.0, 1000.0], atol=1e-9)
+    np.testing.assert_allclose(hi, [215.0, 0.0, 1000.0], atol=1e-9)
+    np.testing.assert_allclose(mid, [202.5, 0.0, 1000.0], atol=1e-9)
+    for a, b in zip((mid, lo, hi), whole, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+    # found on the other piece of the boundary: the same answer
+    other = chainage_near(pcs, np.asarray(geoms[:1]), np.zeros(1, np.intp), np.array([1]))
+    np.testing.assert_allclose(np.ravel(other), [202.5, 190.0, 215.0], atol=1e-9)
+
+
+def test_chainage_near_inside_a_bend_ties_go_to_the_first_along_the_line() -> None:
+    line = LineString([(X0, Y0), (X0 + 1000, Y0), (X0 + 1000, Y0 + 500)])
+    # (995, 5) and (980, 20) are as near to both legs: the first leg counts
+    g = box(X0 + 980, Y0 + 5, X0 + 995, Y0 + 20)
+    (mid, lo, hi), whole, _ = _near(line, [g])
+    assert (lo[0], hi[0]) == (980.0, 1020.0)
+    assert mid[0] == 987.5  # centroid (987.5, 12.5): a tie, first leg
+    np.testing.assert_allclose(np.ravel(whole), [987.5, 980.0, 1020.0], atol=1e-9)
+
+
+def test_chainage_near_on_a_line_that_doubles_back() -> None:
+    # there along y = 0, back along y = 20: a footprint between the legs has its south
+    # vertices nearest the outward leg and its north vertices nearest the return leg, whichever
+    # piece the pair was found on — the range spans both (as against the whole line)
+    line = LineString([(X0, Y0), (X0 + 2000, Y0), (X0 + 2000, Y0 + 20), (X0, Y0 + 20)])
+    g = box(X0 + 500, Y0 + 8, X0 + 520, Y0 + 12)
+    (mid, lo, hi), whole, pcs = _near(line, [g])
+    assert (lo[0], hi[0], mid[0]) == (500.0, 3520.0, 510.0)  # 2020 + (2000 - 500)
+    np.testing.assert_allclose(np.ravel(whole), [510.0, 500.0, 3520.0], atol=1e-9)
+    ret = int(np.flatnonzero((pcs.start_m >= 2020) & (pcs.start_m < 3500))[-1])
+    again = chainage_near(pcs, np.asarray([g]), np.zeros(1, np.intp), np.array([ret]))
+    np.testing.assert_allclose(np.ravel(again), [510.0, 500.0, 3520.0], atol=1e-9)
+
+
+def test_chainage_near_over_a_gap_of_a_multilinestring() -> None:
+    line = MultiLineString([[(X0 + 1100, Y0), (X0 + 2000, Y0)], [(X0, Y0), (X0 + 1000, Y0)]])
+    g = box(X0 + 990, Y0 + 2, X0 + 1110, Y0 + 6)
+    (mid, lo, hi), whole, _ = _near(line, [g])
+    # the gap is not counted: x = 1110 is 1000 + 10; the centroid (1050, 4) is as near to
+    # both ends of the gap: the first along the line (the end of the first part) counts
+    assert (lo[0], hi[0], mid[0]) == (990.0, 1010.0, 1000.0)
+    np.testing.assert_allclose(np.ravel(whole), [1000.0, 990.0, 1010.0], atol=1e-9)
+
+
+def test_chainage_near_equals_the_whole_line_answer_on_wandering_lines() -> None:
+    from geo.pipelines import pipeline_distances
+
+    rng = np.random.default_rng(3)
+    lines = []
+    for _ in range(4):  # 3 km wandering lines, vertices every 10 m, crossing each other
+        turn = np.cumsum(rng.normal(0, 0.08, 300)) + rng.uniform(0, 2 * np.pi)
+        xy = np.cumsum(10 * np.c_[np.cos(turn), np.sin(turn)], axis=0) + np.array([X0, Y0])
+        lines.append(LineString(xy))
+    lines.append(MultiLineString([shapely.get_coordinates(lines[0])[:100] + np.array([0, 30]),
+                                  shapely.get_coordinates(lines[0])[105:] + np.array([0, 30])]))
+    refs = [line_reference(g) for g in lines]
+    pcs = pieces(refs, max_length_m=25.0)
+    at = shapely.line_interpolate_point(np.asarray(lines)[rng.integers(0, 5, 3000)],
+                                        rng.uniform(0, 1, 3000), normalized=True)
+    xy = shapely.get_coordinates(at) + rng.uniform(-25, 25, (3000, 2))
+    w, h, a = rng.uniform(4, 30, 3000), rng.uniform(4, 20, 3000), rng.uniform(0, 3, 3000)
+    geoms = np.array([
+        shapely.affinity.rotate(box(x - ww / 2, y - hh / 2, x + ww / 2, y + hh / 2), aa,
+                                use_radians=True)
+        for (x, y), ww, hh, aa in zip(xy, w, h, a, strict=True)], dtype=object)
+    pairs = pipeline_distances(refs, geoms, radius_m=np.full(5, 20.0), pcs=pcs)
+    assert len(pairs) > 1000
+    li, bi = pairs["line"].to_numpy(), pairs["building"].to_numpy()
+    mid, lo, hi = chainage_near(pcs, geoms[bi], li, pairs["piece"].to_numpy())
+    for i, ref in enumerate(refs):
+        s = li == i
+        np.testing.assert_allclose(mid[s], chainage(ref, shapely.centroid(geoms[bi[s]])),
+                                   atol=1e-6)
+        wlo, whi = chainage_range(ref, geoms[bi[s]])
+        np.testing.assert_allclose(lo[s], wlo, atol=1e-6)
+        np.testing.assert_allclose(hi[s], whi, atol=1e-6)
