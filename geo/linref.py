@@ -336,36 +336,27 @@ def chainage_near(
     pxy, own, is_cen = pxy[order], own[order], is_cen[order]
     npt = np.bincount(own, minlength=n)
     off = np.cumsum(npt) - npt
-    # bound: distance to the piece the pair was found on, the farthest vertex
-    pa, pb = ends[piece[own], 0], ends[piece[own], 1]
-    bound = np.maximum.reduceat(_seg_locate(pxy, pa, pb)[0], off)
-    bb = shapely.bounds(g)
-    r = bound + 1e-6 + 1e-9 * np.abs(bb).max(axis=1)
+    # the line is nowhere nearer to a point than the piece the pair was found on: only the
+    # pieces of that line within that distance of the point are candidates
+    bound = _seg_locate(pxy, ends[piece[own], 0], ends[piece[own], 1])[0]
+    r = bound + 1e-6 + 1e-9 * np.abs(pxy).max(axis=1)
     if tree is None:
         tree = shapely.STRtree(pcs.geoms)
-    k, cand = tree.query(shapely.box(bb[:, 0] - r, bb[:, 1] - r, bb[:, 2] + r, bb[:, 3] + r))
-    keep = pcs.line[cand] == line[k]
-    k, cand = k[keep], cand[keep]
-    order = np.lexsort((cand, k))  # by footprint, then piece (chainage order)
-    k, cand = k[order], cand[order]
-    nc = np.bincount(k, minlength=n)
-    if nc.min() == 0:
+    q, cand = tree.query(shapely.box(pxy[:, 0] - r, pxy[:, 1] - r, pxy[:, 0] + r, pxy[:, 1] + r))
+    keep = pcs.line[cand] == line[own[q]]
+    q, cand = q[keep], cand[keep]
+    if len(q) > 1 and (q[1:] < q[:-1]).any():
+        o = np.argsort(q, kind="stable")
+        q, cand = q[o], cand[o]
+    starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
+    if len(starts) != len(pxy):
         raise ValueError("chainage_near: a footprint's piece is not near it (wrong piece index?)")
-    coff = np.cumsum(nc) - nc
-    # every (point, candidate piece) of each footprint: blocks of npt[f] x nc[f], point-major
-    size = npt * nc
-    f = np.repeat(np.arange(n), size)
-    w = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
-    pt = off[f] + w // nc[f]
-    pc = cand[coff[f] + w % nc[f]]
-    d, t = _seg_locate(pxy[pt], ends[pc, 0], ends[pc, 1])
-    plen = np.hypot(*(ends[pc, 1] - ends[pc, 0]).T)
-    ch = pcs.start_m[pc] + t * plen
-    # per point (contiguous runs of nc[f]): nearest, then the first along the line on ties
-    starts = np.cumsum(np.repeat(nc, npt)) - np.repeat(nc, npt)
+    a, z = ends[cand, 0], ends[cand, 1]
+    d, t = _seg_locate(pxy[q], a, z)
+    ch = pcs.start_m[cand] + t * np.hypot(*(z - a).T)
+    # per point: the nearest, and the first along the line on ties
     dmin = np.minimum.reduceat(d, starts)
-    run = np.repeat(np.arange(len(pxy)), np.repeat(nc, npt))
-    best = np.minimum.reduceat(np.where(d <= dmin[run] + _TIE_M, ch, np.inf), starts)
+    best = np.minimum.reduceat(np.where(d <= dmin[q] + _TIE_M, ch, np.inf), starts)
     # within a footprint's group its vertices come first and its centroid last (stable sort)
     mid = best[off + npt - 1]
     lo = np.minimum.reduceat(np.where(is_cen, np.inf, best), off)

@@ -236,17 +236,31 @@ def _overlap(
     pcs: Pieces, pi: np.ndarray, k: np.ndarray, geoms: np.ndarray, thr: np.ndarray
 ) -> np.ndarray:
     """Area of each footprint ``geoms[k]`` inside its corridor: the union of the round-capped
-    buffers (radius ``thr[k]``) of the pieces ``pi`` within that distance of it — buffered
-    as one MultiLineString per footprint (GEOS unions the parts' buffers), vectorised."""
+    buffers (radius ``thr[k]``) of the pieces ``pi`` within that distance of it.
+
+    Vectorised: consecutive pieces are chained into one line (its round joins are the caps
+    the pieces share), the chains of each footprint buffered at once as a MultiLineString
+    (GEOS unions the parts' buffers)."""
     out = np.zeros(len(geoms))
     if len(pi) == 0:
         return out
     order = np.lexsort((pi, k))
     k, pi = k[order], pi[order]
-    uk = np.unique(k)
-    group = np.cumsum(np.r_[True, k[1:] != k[:-1]]) - 1
-    lines = shapely.multilinestrings(pcs.geoms[pi], indices=group)
-    corridor = shapely.buffer(lines, thr[uk], quad_segs=64)
+    ends = shapely.get_coordinates(pcs.geoms[pi]).reshape(-1, 2, 2)
+    new_run = np.r_[True, (k[1:] != k[:-1]) | (pi[1:] != pi[:-1] + 1)
+                    | (ends[1:, 0] != ends[:-1, 1]).any(axis=1)]
+    run = np.cumsum(new_run) - 1
+    # each chain: the start of its first piece, then the end of every piece
+    pos_end = np.arange(len(pi)) + np.cumsum(new_run)
+    pos_start = pos_end[new_run] - 1
+    coords = np.empty((len(pi) + int(new_run.sum()), 2))
+    run_c = np.empty(len(coords), dtype=np.intp)
+    coords[pos_end], run_c[pos_end] = ends[:, 1], run
+    coords[pos_start], run_c[pos_start] = ends[new_run, 0], run[new_run]
+    chains = shapely.linestrings(coords, indices=run_c)
+    uk, group = np.unique(k[new_run], return_inverse=True)
+    corridor = shapely.buffer(shapely.multilinestrings(chains, indices=group), thr[uk],
+                              quad_segs=64)
     out[uk] = shapely.area(shapely.intersection(geoms[uk], corridor))
     return out
 

@@ -1,9 +1,9 @@
 """Read only the features near some lines, through the store's spatial index.
 
 A pipeline check needs the buildings within a few tens of metres of a handful of lines, not the
-million buildings of the district. The lines are cut into short pieces (long lines have huge
-bounding boxes), each piece's box is grown by the search radius and transformed to the storage
-CRS (EPSG:4490), and:
+million buildings of the district. The lines are cut into short stretches (long lines have huge
+bounding boxes; one box per segment would make an R-tree lookup per vertex), each stretch's box
+is grown by the search radius and transformed to the storage CRS (EPSG:4490), and:
 
 - in a **GeoPackage**, the layer's R-tree is queried once per box in one SQLite statement
   (``CROSS JOIN`` keeps the R-tree lookup per box) and only those features are read (by fid);
@@ -28,29 +28,66 @@ import shapely
 from pyproj import Transformer
 
 from geo.crs import STORAGE_CRS, require_projected
-from geo.linref import line_reference, pieces
 from layers.store import GeoPackageStore, Store
 
 __all__ = ["boxes_near", "read_near"]
 
-_MARGIN_DEG = 1e-6  # ≈ 0.1 m: covers the corner-only transform of a ≤ 200 m box
+_MARGIN_DEG = 1e-6  # ≈ 0.1 m: covers the corner-only transform of a box of ≤ 400 m
+
+
+def _stretches(lines: np.ndarray, radius: np.ndarray, length_m: float) -> np.ndarray:
+    """(n, 4) boxes (lines' CRS) of every stretch of at most ``length_m`` of every part of
+    ``lines``, grown by the line's ``radius``. Vectorised over all parts and segments."""
+    parts, li = shapely.get_parts(lines, return_index=True)
+    xy, pi = shapely.get_coordinates(parts, return_index=True)
+    same = pi[1:] == pi[:-1]
+    a, b, seg_part = xy[:-1][same], xy[1:][same], pi[1:][same]
+    ln = np.hypot(*(b - a).T)
+    # a segment longer than a stretch is cut into equal pieces first
+    k = np.maximum(1, np.ceil(ln / length_m).astype(np.intp))
+    seg = np.repeat(np.arange(len(a)), k)
+    j = np.arange(len(seg)) - np.repeat(np.cumsum(k) - k, k)
+    d = (b - a)[seg]
+    p0 = a[seg] + (j / k[seg])[:, None] * d
+    p1 = a[seg] + ((j + 1) / k[seg])[:, None] * d
+    part = seg_part[seg]
+    # chainage along the part of each piece's start, then stretches of length_m
+    pl = ln[seg] / k[seg]
+    cum = np.cumsum(pl) - pl
+    first = np.r_[True, part[1:] != part[:-1]]
+    cum -= np.maximum.accumulate(np.where(first, cum, 0.0))
+    key = np.r_[True, first[1:] | (np.floor(cum[1:] / length_m) != np.floor(cum[:-1] / length_m))]
+    at = np.flatnonzero(key)
+    r = radius[li[part[at]]]
+    lo = np.minimum(p0, p1)
+    hi = np.maximum(p0, p1)
+    return np.column_stack([np.minimum.reduceat(lo[:, 0], at) - r,
+                            np.minimum.reduceat(lo[:, 1], at) - r,
+                            np.maximum.reduceat(hi[:, 0], at) + r,
+                            np.maximum.reduceat(hi[:, 1], at) + r])
 
 
 def boxes_near(lines: gpd.GeoDataFrame, radius_m: np.ndarray | float, *,
-               piece_m: float = 200.0) -> np.ndarray:
+               piece_m: float = 50.0) -> np.ndarray:
     """(n, 4) lon/lat boxes (EPSG:4490) covering everything within ``radius_m[i]`` of
-    ``lines[i]`` (projected, metres): one per piece of at most ``piece_m``."""
+    ``lines[i]`` (projected, metres): one per stretch of line (pieces of at most ``piece_m``
+    grouped by ``piece_m`` of length along their part: under 2 × ``piece_m`` long).
+
+    A stretch's box is small and tight (a whole line's box would cover half the district),
+    and few (one per segment would make as many R-tree lookups as vertices)."""
     require_projected(lines, "lines")
-    geoms = [g for g in lines.geometry.values if g is not None and not g.is_empty]
-    if not geoms:
+    if piece_m <= 0:
+        raise ValueError(f"piece_m is {piece_m}; expected a length > 0")
+    g = np.asarray(lines.geometry.values, dtype=object)
+    keep = ~(shapely.is_missing(g) | shapely.is_empty(g))
+    if not keep.any():
         return np.empty((0, 4))
     radius = np.broadcast_to(np.asarray(radius_m, dtype=float), (len(lines),))
-    keep = np.array([g is not None and not g.is_empty for g in lines.geometry.values])
-    pcs = pieces([line_reference(g) for g in geoms], max_length_m=piece_m)
-    b = shapely.bounds(pcs.geoms)
-    r = radius[keep][pcs.line]
-    x0, y0, x1, y1 = b[:, 0] - r, b[:, 1] - r, b[:, 2] + r, b[:, 3] + r
-    # corners and edge midpoints (a box of ≤ 200 m + radius is near-affine in GK)
+    bx = _stretches(g[keep], radius[keep], piece_m)
+    if not len(bx):
+        return np.empty((0, 4))
+    x0, y0, x1, y1 = bx.T
+    # corners and edge midpoints (a box of a few hundred metres is near-affine in GK)
     xs = np.stack([x0, x1, x0, x1, (x0 + x1) / 2, (x0 + x1) / 2, x0, x1])
     ys = np.stack([y0, y0, y1, y1, y0, y1, (y0 + y1) / 2, (y0 + y1) / 2])
     lon, lat = Transformer.from_crs(lines.crs, STORAGE_CRS, always_xy=True).transform(xs, ys)
@@ -77,11 +114,11 @@ def _gpkg_fids(path: str, layer: str, boxes: np.ndarray) -> np.ndarray | None:
         _, rtree = found
         con.execute("CREATE TEMP TABLE riskmap_boxes (x0 REAL, y0 REAL, x1 REAL, y1 REAL)")
         con.executemany("INSERT INTO riskmap_boxes VALUES (?, ?, ?, ?)", boxes.tolist())
-        q = (f'SELECT DISTINCT r.id FROM riskmap_boxes q CROSS JOIN "{rtree}" r '
+        q = (f'SELECT r.id FROM riskmap_boxes q CROSS JOIN "{rtree}" r '
              "WHERE r.maxx >= q.x0 AND r.minx <= q.x1 AND r.maxy >= q.y0 AND r.miny <= q.y1")
-        fids = np.fromiter((f for (f,) in con.execute(q)), dtype=np.int64)
-    fids.sort()
-    return fids
+        rows = con.execute(q).fetchall()
+    # a feature near several boxes comes once per box: numpy dedups faster than DISTINCT
+    return np.unique(np.array(rows, dtype=np.int64).reshape(-1))
 
 
 def _tiles(boxes: np.ndarray, cell: float) -> list[tuple[float, float, float, float]]:
@@ -110,7 +147,7 @@ def _tiles(boxes: np.ndarray, cell: float) -> list[tuple[float, float, float, fl
 
 def read_near(
     store: Store, layer: str, lines: gpd.GeoDataFrame, radius_m: np.ndarray | float, *,
-    columns: Sequence[str] | None = None, piece_m: float = 200.0, max_reads: int = 64,
+    columns: Sequence[str] | None = None, piece_m: float = 50.0, max_reads: int = 64,
 ) -> gpd.GeoDataFrame:
     """Features of ``layer`` whose bounding box comes within ``radius_m`` of ``lines``
     (projected), in the lines' CRS and stored order (see the module docstring)."""

@@ -62,3 +62,32 @@ def test_boxes_cover_the_radius_in_lon_lat(tmp_path: Path) -> None:
     empty = read_near(_store(tmp_path / "x")[0], "buildings",
                       lines.set_geometry([LineString([(0, 0), (10, 0)])], crs=CRS), 5.0)
     assert len(empty) == 0
+
+
+def test_boxes_are_stretches_of_line_and_cover_every_point_within_the_radius() -> None:
+    from pyproj import Transformer
+    from shapely.geometry import MultiLineString
+
+    # 1 km with a vertex every 10 m; a MultiLineString with a gap; one 2 km segment
+    xs = np.arange(0, 1001, 10.0)
+    lines = gpd.GeoDataFrame({"id": ["V", "M", "L"]}, geometry=[
+        LineString(np.c_[X0 + xs, np.full(len(xs), Y0)]),
+        MultiLineString([[(X0, Y0 + 500), (X0 + 300, Y0 + 500)],
+                         [(X0 + 400, Y0 + 500), (X0 + 400, Y0 + 700)]]),
+        LineString([(X0, Y0 - 500), (X0 + 2000, Y0 - 300)]),
+    ], crs=CRS)
+    boxes = boxes_near(lines, np.array([12.0, 12.0, 12.0]), piece_m=50.0)
+    # 20 stretches of 50 m; 6 + 4 over the two parts; the 2010 m segment is cut into 41
+    # pieces of 49.02 m, grouped by 50 m of length: 40 stretches
+    assert len(boxes) == 20 + 10 + 40
+    rng = np.random.default_rng(5)
+    pts = []
+    for g in lines.geometry.values:
+        at = shapely.line_interpolate_point(g, rng.uniform(0, g.length, 4000))
+        ang, rad = rng.uniform(0, 2 * np.pi, 4000), rng.uniform(0, 12.0, 4000)
+        pts.append(shapely.get_coordinates(at) + np.c_[rad * np.cos(ang), rad * np.sin(ang)])
+    xy = np.concatenate(pts)
+    lon, lat = Transformer.from_crs(CRS, "EPSG:4490", always_xy=True).transform(*xy.T)
+    inside = ((lon[:, None] >= boxes[:, 0]) & (lon[:, None] <= boxes[:, 2])
+              & (lat[:, None] >= boxes[:, 1]) & (lat[:, None] <= boxes[:, 3]))
+    assert inside.any(axis=1).all()
