@@ -80,11 +80,12 @@ def dense_layers(n: int, *, seed: int = 12) -> tuple[object, object]:
         "id": [f"G-{i:03d}" for i in range(50)], "kind": "urban_gas", "medium": "natural_gas",
         "pressure_mpa": 1.2, "diameter_mm": 219.0, "wall_mm": np.nan, "status": "in_service",
     }, geometry=geoms, crs=CRS)
-    # clusters: half of them centred on the mains (streets), half anywhere
+    # clusters: a fifth of them centred near the mains (streets), the others anywhere
     allxy = np.concatenate(mains)
     n_cl = max(10, n // 200)
-    on = allxy[rng.integers(0, len(allxy), n_cl // 2)] + rng.normal(0, 40, (n_cl // 2, 2))
-    off = rng.uniform(0, SIDE, (n_cl - n_cl // 2, 2)) + np.array([X0, Y0])
+    n_on = n_cl // 5
+    on = allxy[rng.integers(0, len(allxy), n_on)] + rng.normal(0, 80, (n_on, 2))
+    off = rng.uniform(0, SIDE, (n_cl - n_on, 2)) + np.array([X0, Y0])
     centres = np.concatenate([on, off])
     c = rng.integers(0, len(centres), n)
     sigma = np.where(c < len(on), 60.0, 250.0)
@@ -107,7 +108,7 @@ def dense_layers(n: int, *, seed: int = 12) -> tuple[object, object]:
 def dense_store(n: int) -> Path:
     from layers.store import GeoPackageStore
 
-    path = OUT / f"dense_{n}.gpkg"
+    path = OUT / f"dense2_{n}.gpkg"
     if not path.exists():
         OUT.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()

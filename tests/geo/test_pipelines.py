@@ -320,3 +320,69 @@ def test_setback_exactly_at_the_limit_is_compliant(od: float) -> None:
     f = check(p, b)
     assert f["finding_id"].tolist() == ["setback:U:B-4.99"]
     assert f["shortfall_m"].iat[0] == pytest.approx(0.01, abs=1e-6)
+
+
+def test_chainages_and_messages_on_a_line_that_doubles_back() -> None:
+    """Crafted geometry with exact chainages (the nearest point of the whole line for every
+    vertex, the first along the line on ties) and the messages word for word."""
+    od = 508.0
+    u_turn = LineString([(X0, Y0), (X0 + 2000, Y0), (X0 + 2000, Y0 + 20), (X0, Y0 + 20)])
+    gap = MultiLineString([[(X0, Y0 + 1000), (X0 + 1000, Y0 + 1000)],
+                           [(X0 + 1100, Y0 + 1000), (X0 + 2000, Y0 + 1000)]])
+    p = pipes({"id": "P-U", "medium": "crude_oil", "diameter_mm": od, "geometry": u_turn},
+              {"id": "P-G", "medium": "crude_oil", "diameter_mm": od, "geometry": gap})
+    b = blds(
+        # between the legs, 8 m from both: south vertices on the way out, north on the way back
+        ("B-BETWEEN", box(X0 + 500, Y0 + 8, X0 + 520, Y0 + 12), "residential"),
+        # inside the first bend: 3 m from the outward leg, 4 m from the short leg
+        ("B-BEND", box(X0 + 1985, Y0 + 3, X0 + 1996, Y0 + 9), "industrial"),
+        # across the boundary of the first two 200 m pieces, south of the line
+        ("B-PIECE", box(X0 + 190, Y0 - 12, X0 + 215, Y0 - 6), "school"),
+        # before the start of the line
+        ("B-END", box(X0 - 20, Y0 + 2, X0 - 8, Y0 + 6), "office"),
+        # over the gap of P-G: chainage does not count the 100 m gap
+        ("B-GAP", box(X0 + 990, Y0 + 1002, X0 + 1110, Y0 + 1006), "residential"),
+    )
+    f = check(p, b).set_index("finding_id")
+    assert list(f.index) == ["occupancy:P-G:B-GAP", "occupancy:P-U:B-BEND",
+                             "setback:P-U:B-BETWEEN", "setback:P-U:B-END",
+                             "setback:P-U:B-PIECE"]
+    got = f[["chainage_from_m", "chainage_to_m", "chainage_m", "station"]]
+    assert got.to_dict("index") == {
+        "occupancy:P-G:B-GAP": {"chainage_from_m": 990.0, "chainage_to_m": 1010.0,
+                                "chainage_m": 1000.0, "station": "K1+000.0"},
+        "occupancy:P-U:B-BEND": {"chainage_from_m": 1985.0, "chainage_to_m": 2009.0,
+                                 "chainage_m": 1990.5, "station": "K1+990.5"},
+        "setback:P-U:B-BETWEEN": {"chainage_from_m": 500.0, "chainage_to_m": 3520.0,
+                                  "chainage_m": 510.0, "station": "K0+510.0"},
+        "setback:P-U:B-END": {"chainage_from_m": 0.0, "chainage_to_m": 0.0,
+                              "chainage_m": 0.0, "station": "K0+000.0"},
+        "setback:P-U:B-PIECE": {"chainage_from_m": 190.0, "chainage_to_m": 215.0,
+                                "chainage_m": 202.5, "station": "K0+202.5"},
+    }
+    np.testing.assert_allclose(f["distance_m"], [2.0, 3.0, 8.0, np.hypot(8, 2), 6.0])
+    bend = f.loc["occupancy:P-U:B-BEND"]
+    assert bend["overlap_m2"] == 26.0  # y <= 5 (11 x 2) and x >= 1995 above it (1 x 4)
+    occ = RULES.get("occupancy", "ppl_art30_corridor")
+    assert bend["message_zh"] == (
+        "建筑物 B-BEND（厂房）占压原油长输管道 P-U：距管道中心线 3.00 m，位于"
+        "管道中心线两侧各5米管道保护范围（距中心线 5.00 m 以内）内，深入 2.00 m；"
+        f"桩号 K1+990.5（K1+985.0～K2+009.0），保护范围内面积 26.0 m²。依据：{occ['source']}。")
+    assert bend["message_en"] == (
+        "Building B-BEND (industrial) occupies crude oil long-distance pipeline P-U: it is "
+        "3.00 m from the centre line, inside the 5 m corridor each side of the centre line "
+        "(5.00 m from the centre line) by 2.00 m, at K1+990.5 (K1+985.0 to K2+009.0); "
+        f"26.0 m² inside the corridor. Rule: {occ['source_en']}.")
+    sb = RULES.get("setback", "gb50253_oil_crowded_buildings")
+    between = f.loc["setback:P-U:B-BETWEEN"]
+    assert between["message_zh"] == (
+        "建筑物 B-BETWEEN（住宅）与原油长输管道 P-U 的水平净距为 7.75 m，小于要求的 15.00 m"
+        f"（至建筑物外墙面），不足 7.25 m；桩号 K0+510.0。依据：{sb['source']}。")
+    assert between["message_en"] == (
+        "Building B-BETWEEN (residential) is 7.75 m clear of crude oil long-distance pipeline "
+        f"P-U at K0+510.0; {sb['source_en']} requires 15.00 m to the building outer wall — "
+        "7.25 m short.")
+    cross = check(p, blds(("X", box(X0 + 300, Y0 - 1, X0 + 310, Y0 + 1), "shed")))
+    assert cross["message_zh"].iat[0].startswith(
+        "建筑物 X（棚屋）占压原油长输管道 P-U：与管道交叉，位于")
+    assert "it crosses the centre line, inside" in cross["message_en"].iat[0]
