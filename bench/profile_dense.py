@@ -3,6 +3,7 @@
     .venv/bin/python bench/profile_dense.py build  --n 100000           # the store (cached)
     .venv/bin/python bench/profile_dense.py run    --n 100000 [--profile] [--save F | --compare F]
     .venv/bin/python bench/profile_dense.py demo   [--save F | --compare F]
+    .venv/bin/python bench/profile_dense.py urban  [--profile] [--save F | --compare F]
 
 A deterministic dense district like issue 12's: a 20 km x 20 km square in EPSG:4548, 50 urban
 gas mains (sub-high A, 1.2 MPa, 219 mm, 5-20 km, wandering, vertices every 10 m; some
@@ -118,6 +119,33 @@ def dense_store(n: int) -> Path:
     return path
 
 
+def urban_store(scale: float = 4.0) -> Path:
+    """The demo at ``--scale`` with an urban gas main along every street (one per road:
+    ~14 k mains, ~94 k buildings at scale 4), pressures from low to sub-high A."""
+    import geopandas as gpd
+
+    from layers.demo import write_demo
+    from layers.store import GeoPackageStore
+
+    path = OUT / f"urban_{scale:g}.gpkg"
+    if path.exists():
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    write_demo(path, seed=42, scale=scale)
+    store = GeoPackageStore(path)
+    roads = store.read("roads", columns=["id"])
+    n = len(roads)
+    i = np.arange(n)
+    pressure = np.array([0.005, 0.3, 0.6, 1.2])[i % 4]
+    diameter = np.array([160.0, 219.0, 273.0, 323.9])[(i // 4) % 4]
+    mains = gpd.GeoDataFrame({
+        "id": [f"UG-{k:05d}" for k in i], "kind": "urban_gas", "medium": "natural_gas",
+        "pressure_mpa": pressure, "diameter_mm": diameter, "wall_mm": np.nan,
+        "status": "in_service"}, geometry=roads.geometry.values, crs=roads.crs)
+    store.write({"pipelines": mains})
+    return path
+
+
 def run_e2e(store_path: Path, *, profile: bool = False) -> object:
     """``riskmap check pipelines`` in-process: read, project, check, write; prints timings."""
     from api.runs.pipelines import Progress, run_pipeline_check
@@ -186,13 +214,15 @@ def compare(findings: object, path: str) -> bool:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["build", "run", "demo"])
+    ap.add_argument("what", choices=["build", "run", "demo", "urban"])
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--save")
     ap.add_argument("--compare")
     a = ap.parse_args()
-    if a.what == "demo":
+    if a.what == "urban":
+        path = urban_store()
+    elif a.what == "demo":
         from layers.demo import write_demo
 
         path = OUT / "demo_profile.gpkg"

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -162,19 +162,41 @@ def _setback_rows(pipe: Mapping[str, Any], rules: Sequence[Rule]) -> list[Rule]:
     return list(best.values())
 
 
+class _Applicable(NamedTuple):
+    """The rules applying to each pipeline, worked out once per distinct pipeline type."""
+
+    occ: list[Rule | None]  # per type: the occupancy row
+    sb: list[list[Rule]]  # per type: the setback rows
+    code: np.ndarray  # per pipeline: its type
+    thr: np.ndarray  # per pipeline: occupancy threshold (m from the centre line)
+    radius: np.ndarray  # per pipeline: search radius (m)
+
+
+_TYPE_COLUMNS = ("kind", "medium", "pressure_mpa", "diameter_mm", "wall_mm")
+
+
 def _applicable(
     pipes: pd.DataFrame, occupancy_rules: Sequence[Rule], setback_rules: Sequence[Rule]
-) -> tuple[list[Rule | None], np.ndarray, list[list[Rule]], np.ndarray]:
-    """Per pipeline: occupancy row, occupancy threshold, setback rows, search radius."""
-    records = pd.DataFrame(pipes).drop(columns="geometry", errors="ignore").to_dict("records")
-    diam = pipes["diameter_mm"].to_numpy(dtype=float)
+) -> _Applicable:
+    """Per pipeline: occupancy row, occupancy threshold, setback rows, search radius — the
+    rules are matched once per distinct (kind, medium, pressure, diameter, wall), not once
+    per pipeline (an urban network has thousands of mains of a few types)."""
+    cols = [c for c in _TYPE_COLUMNS if c in pipes.columns]
+    keys = pd.DataFrame(pipes)[cols].reset_index(drop=True)
+    code = keys.groupby(cols, dropna=False, sort=False).ngroup().to_numpy() if len(keys) \
+        else np.zeros(0, dtype=np.intp)
+    first = np.unique(code, return_index=True)[1]
+    records = keys.iloc[first].to_dict("records")
+    diam = np.array([float(r["diameter_mm"]) for r in records])
     occ = [_occupancy_rule(p, occupancy_rules) for p in records]
     thr = np.array([_occupancy_threshold(r, d) for r, d in zip(occ, diam, strict=True)])
     sb = [_setback_rows(p, setback_rules) for p in records]
     max_req = np.array([max((float(r["required_m"]) for r in rows), default=-np.inf)
                         for rows in sb])
     radius = np.maximum(thr, max_req + diam / 2000.0) if len(diam) else np.zeros(0)
-    return occ, thr, sb, np.where(np.isfinite(radius), radius, 0.0)
+    radius = np.where(np.isfinite(radius), radius, 0.0)
+    return _Applicable(occ, sb, code, thr[code] if len(thr) else np.zeros(0),
+                       radius[code] if len(radius) else np.zeros(0))
 
 
 def search_radius(
@@ -183,7 +205,7 @@ def search_radius(
     """Per pipeline, the distance (m, from the centre line) beyond which no applicable rule
     can produce a finding: max(occupancy threshold, largest required clear distance + OD/2).
     Use it to pre-select buildings (with a small margin) before :func:`check_pipelines`."""
-    return _applicable(pipelines, occupancy_rules, setback_rules)[3]
+    return _applicable(pipelines, occupancy_rules, setback_rules).radius
 
 
 # --- distances ------------------------------------------------------------------------------
@@ -259,8 +281,20 @@ def _overlap(
     coords[pos_start], run_c[pos_start] = ends[new_run, 0], run[new_run]
     chains = shapely.linestrings(coords, indices=run_c)
     uk, group = np.unique(k[new_run], return_inverse=True)
-    corridor = shapely.buffer(shapely.multilinestrings(chains, indices=group), thr[uk],
-                              quad_segs=64)
+    # a round cap further than the threshold from the footprint adds nothing inside it:
+    # where every chain end is that far (a line passing through), flat caps give the same
+    # area from a much smaller polygon
+    fk = k[new_run]
+    far = np.ones(len(uk), dtype=bool)
+    for ends_xy in (coords[pos_start], coords[np.r_[pos_start[1:], len(coords)] - 1]):
+        d_end = shapely.distance(shapely.points(ends_xy), geoms[fk])
+        np.logical_and.at(far, group, d_end > thr[fk] * 1.001 + _TOL_M)
+    lines = shapely.multilinestrings(chains, indices=group)
+    corridor = np.empty(len(uk), dtype=object)
+    for cap, sel in (("flat", far), ("round", ~far)):
+        if sel.any():
+            corridor[sel] = shapely.buffer(lines[sel], thr[uk[sel]], quad_segs=64,
+                                           cap_style=cap)
     out[uk] = shapely.area(shapely.intersection(geoms[uk], corridor))
     return out
 
@@ -371,7 +405,8 @@ def check_pipelines(
     crs = pipelines.crs
     if pipes.empty or blds.empty:
         return empty_findings(crs)
-    occ_rules, thr_occ, sb_rows, radius = _applicable(pipes, occupancy_rules, setback_rules)
+    app = _applicable(pipes, occupancy_rules, setback_rules)
+    thr_occ, radius = app.thr, app.radius
 
     refs = [line_reference(g) for g in pipes.geometry.values]
     pcs = pieces(refs, max_length_m=piece_length_m)
@@ -380,21 +415,18 @@ def check_pipelines(
     if pairs.empty:
         return empty_findings(crs)
     tree = shapely.STRtree(pcs.geoms)  # the pieces themselves: chainage and overlap lookups
-    labels = [pipeline_labels(p) for p in
-              pipes.drop(columns=pipes.geometry.name).to_dict("records")]
-    ctx = _Context(pipes, blds, pcs, tree, np.array([z for z, _ in labels], dtype=object),
-                   np.array([e for _, e in labels], dtype=object))
+    ctx = _Context(pipes, blds, pcs, tree, *_labels(pipes, app.code))
     line = pairs["line"].to_numpy()
     bidx = pairs["building"].to_numpy()
     dist = pairs["distance_m"].to_numpy()
     uses = _uses(blds, bidx)
 
-    has_occ = np.array([r is not None for r in occ_rules], dtype=bool)
+    has_occ = np.array([r is not None for r in app.occ], dtype=bool)[app.code]
     occ = (dist <= thr_occ[line] + _TOL_M) & has_occ[line]
     frames = []
     if occ.any():
-        frames.append(_occupancy_findings(pairs[occ], ctx, occ_rules, thr_occ, uses[occ]))
-    sb = _setback_findings(pairs[~occ], ctx, sb_rows, uses[~occ])
+        frames.append(_occupancy_findings(pairs[occ], ctx, app, uses[occ]))
+    sb = _setback_findings(pairs[~occ], ctx, app, uses[~occ])
     if sb is not None:
         frames.append(sb)
     if not frames:
@@ -417,6 +449,17 @@ class _Context:
     tree: shapely.STRtree
     pipe_zh: np.ndarray
     pipe_en: np.ndarray
+
+
+def _labels(pipes: pd.DataFrame, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(zh, en) :func:`pipeline_labels` of every pipeline, worked out once per type."""
+    first = np.unique(code, return_index=True)[1]
+    labels = [pipeline_labels(p) for p in
+              pd.DataFrame(pipes).iloc[first].drop(columns="geometry", errors="ignore")
+              .to_dict("records")]
+    zh = np.array([z for z, _ in labels], dtype=object)
+    en = np.array([e for _, e in labels], dtype=object)
+    return zh[code], en[code]
 
 
 def _base_frame(pairs: pd.DataFrame, ctx: _Context, uses: np.ndarray) -> pd.DataFrame:
@@ -461,12 +504,12 @@ def _rule_column(rules: Sequence[Rule | None], key: str, default: object = None)
 
 
 def _occupancy_findings(
-    pairs: pd.DataFrame, ctx: _Context, rules: Sequence[Rule | None], thr: np.ndarray,
-    uses: np.ndarray,
+    pairs: pd.DataFrame, ctx: _Context, app: _Applicable, uses: np.ndarray,
 ) -> pd.DataFrame:
     df = _base_frame(pairs, ctx, uses)
     line = pairs["line"].to_numpy()
-    req = thr[line]
+    req = app.thr[line]
+    rules, t = app.occ, app.code[line]
     # pieces within the corridor of each occupying building, for the overlap area
     geoms = df["geometry"].to_numpy()
     near_pi, near_k = _pieces_near(ctx, line, geoms, req)
@@ -475,12 +518,12 @@ def _occupancy_findings(
     df["shortfall_m"] = np.maximum(req - df["distance_m"].to_numpy(), 0.0)
     df["clear_distance_m"] = df["distance_m"].to_numpy() - df["diameter_mm"].to_numpy() / 2000.0
     df["measure"] = "centre_line"
-    df["rule_id"] = _rule_column(rules, "id")[line]
-    df["rule_source"] = _rule_column(rules, "source")[line]
-    df["rule_source_en"] = _rule_column(rules, "source_en")[line]
-    df["rule_name_zh"] = _rule_column(rules, "name_zh", "管道保护范围")[line]
-    df["rule_name_en"] = _rule_column(rules, "name_en", "protection corridor")[line]
-    df["severity"] = _rule_column(rules, "severity", "critical")[line]
+    df["rule_id"] = _rule_column(rules, "id")[t]
+    df["rule_source"] = _rule_column(rules, "source")[t]
+    df["rule_source_en"] = _rule_column(rules, "source_en")[t]
+    df["rule_name_zh"] = _rule_column(rules, "name_zh", "管道保护范围")[t]
+    df["rule_name_en"] = _rule_column(rules, "name_en", "protection corridor")[t]
+    df["severity"] = _rule_column(rules, "severity", "critical")[t]
     df["kind"] = "occupancy"
     df["message_zh"], df["message_en"] = _occupancy_messages(df)
     return df.drop(columns=["pipe_zh", "pipe_en", "rule_name_zh", "rule_name_en"])
@@ -497,28 +540,28 @@ def _pieces_near(
 
 
 def _setback_findings(
-    pairs: pd.DataFrame, ctx: _Context, sb_rows: Sequence[Sequence[Rule]], uses: np.ndarray,
+    pairs: pd.DataFrame, ctx: _Context, app: _Applicable, uses: np.ndarray,
 ) -> pd.DataFrame | None:
     if pairs.empty:
         return None
-    # (line, use) → strictest row, as a small table merged onto the pairs
+    # (pipeline type, use) → strictest row, as a small table merged onto the pairs
     all_uses = sorted(set(uses))
     table = []
     rows: list[Rule] = []
-    for li, line_rows in enumerate(sb_rows):
-        for r in line_rows:
+    for ti, type_rows in enumerate(app.sb):
+        for r in type_rows:
             for u in (r.get("building_uses") or all_uses):
-                table.append((li, u, float(r["required_m"]), len(rows)))
+                table.append((ti, u, float(r["required_m"]), len(rows)))
             rows.append(r)
     if not table:
         return None
-    req = (pd.DataFrame(table, columns=["line", "use", "required_m", "rule"])
-           .sort_values(["line", "use", "required_m"], ascending=[True, True, False],
+    req = (pd.DataFrame(table, columns=["type", "use", "required_m", "rule"])
+           .sort_values(["type", "use", "required_m"], ascending=[True, True, False],
                         kind="stable")
-           .drop_duplicates(["line", "use"]))
-    p = pairs.assign(use=uses).reset_index(drop=True)
+           .drop_duplicates(["type", "use"]))
+    p = pairs.assign(use=uses, type=app.code[pairs["line"].to_numpy()]).reset_index(drop=True)
     p["_row"] = np.arange(len(p))
-    m = p.merge(req, on=["line", "use"], how="inner")
+    m = p.merge(req, on=["type", "use"], how="inner")
     diam = ctx.pipes["diameter_mm"].to_numpy(dtype=float)[m["line"].to_numpy()]
     clear = m["distance_m"].to_numpy() - diam / 2000.0
     bad = clear < m["required_m"].to_numpy() - _TOL_M

@@ -386,3 +386,23 @@ def test_chainages_and_messages_on_a_line_that_doubles_back() -> None:
     assert cross["message_zh"].iat[0].startswith(
         "建筑物 X（棚屋）占压原油长输管道 P-U：与管道交叉，位于")
     assert "it crosses the centre line, inside" in cross["message_en"].iat[0]
+
+
+def test_overlap_area_where_the_line_passes_through_and_where_it_ends() -> None:
+    od = 160.0
+    thr = od / 2000 + 0.5  # urban gas protection zone: 0.58 m from the centre line
+    xs = np.arange(0.0, 1001.0, 10.0)  # a vertex every 10 m, as urban mains are drawn
+    line = LineString(np.c_[X0 + xs, np.full(len(xs), Y0)])
+    p = pipes({"id": "G", "kind": "urban_gas", "pressure_mpa": 0.005, "diameter_mm": od,
+               "geometry": line})
+    end_box = box(X0 + 1000.3, Y0 - 5, X0 + 1010, Y0 + 5)  # 0.3 m beyond the end
+    b = blds(("THROUGH", box(X0 + 103, Y0 - 5, X0 + 127, Y0 + 5), "residential"),
+             ("END", end_box, "residential"),
+             ("EDGE", box(X0 + 300, Y0 + 0.2, X0 + 305, Y0 + 6), "residential"))
+    f = check(p, b).set_index("feature_id")
+    assert f.loc["THROUGH", "overlap_m2"] == round(24 * 2 * thr, 2)  # 27.84
+    assert f.loc["EDGE", "overlap_m2"] == round(5 * (thr - 0.2), 2)  # 1.9
+    # the round cap at the end of the line reaches 0.28 m into the footprint
+    cap = shapely.area(shapely.intersection(end_box, line.buffer(thr, quad_segs=64)))
+    assert 0.1 < cap < 0.3
+    assert f.loc["END", "overlap_m2"] == round(cap, 2)
