@@ -12,6 +12,12 @@ nodes), then measures, all in the same run:
   alternatives, refusal explanation, output frame);
 * the baseline: plain ``networkx.dijkstra_path`` (one path, no rules) on the same graph and
   weights for the same O-D node pairs;
+* the pgRouting baseline (``--postgis URL``, default the test server; ``none`` to skip): the
+  same directed edges and weights in a table, ``pgr_dijkstra`` (one path) and ``pgr_KSP``
+  (``--alternatives`` paths) per request for the first ``--pg-pairs`` O-D pairs, and one
+  batched ``pgr_dijkstra`` over all of them (combinations SQL); query time only, ``jit`` off;
+  path costs checked against networkx. Skipped with the install command when pgRouting is
+  missing;
 * ``--libs``: one shortest-path tree from the same sources with scipy.sparse.csgraph,
   igraph, rustworkx and networkx (how the library was chosen).
 
@@ -26,6 +32,7 @@ import sys
 import time
 from datetime import time as dtime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alternatives", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--libs", action="store_true", help="also compare graph libraries")
+    ap.add_argument("--postgis", default=None, help="server for the pgRouting baseline; "
+                    "default $RISKMAP_TEST_POSTGIS_URL or the local test server; 'none' skips")
+    ap.add_argument("--pg-pairs", type=int, default=20,
+                    help="O-D pairs timed one by one with pgRouting (default 20)")
     args = ap.parse_args(argv)
     rules = load_hazmat_rules().routing
 
@@ -140,9 +151,60 @@ def main(argv: list[str] | None = None) -> int:
     print(f"target: {args.alternatives} alternatives < 50 ms median — {target} "
           f"({mk * 1000:.1f} ms)")
 
+    _pgrouting(args, coo, G, od_nodes, mk, m1)
     if args.libs:
         _libs(g, net.time_s, [a for a, _ in od_nodes[:10]])
     return 0
+
+
+def _pgrouting(args: argparse.Namespace, coo: Any, G: Any, od_nodes: list[tuple[int, int]],
+               ours_k: float, ours_1: float) -> None:
+    """pgr_dijkstra / pgr_KSP on the same edges and weights (node ids + 1: pgRouting's ids
+    are positive)."""
+    import networkx as nx
+
+    from bench.pgr import connect, drop, load_edges, server_url
+
+    conn, info = connect(server_url(args.postgis))
+    if conn is None:
+        print(f"pgRouting baseline skipped: {info}")
+        return
+    load_s = load_edges(conn, "route_edges", coo.row + 1, coo.col + 1, coo.data)
+    edges = "SELECT id, source, target, cost FROM bench_pgr.route_edges"
+    pairs = od_nodes[:args.pg_pairs]
+    lat_d, lat_k, diff = [], [], 0.0
+    for a, b in pairs:
+        t = time.perf_counter()
+        rows = conn.execute("SELECT max(agg_cost) FROM pgr_dijkstra(%s, %s, %s, directed => "
+                            "true)", (edges, a + 1, b + 1)).fetchall()
+        lat_d.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        conn.execute("SELECT path_id, max(agg_cost) FROM pgr_KSP(%s, %s, %s, %s, directed => "
+                     "true) GROUP BY path_id", (edges, a + 1, b + 1, args.alternatives)).fetchall()
+        lat_k.append(time.perf_counter() - t)
+        with contextlib.suppress(nx.NetworkXNoPath):
+            want = nx.dijkstra_path_length(G, a, b)
+            got = rows[0][0] if rows and rows[0][0] is not None else float("inf")
+            diff = max(diff, abs(float(got) - want))
+    values = ", ".join(f"({a + 1}, {b + 1})" for a, b in od_nodes)
+    t = time.perf_counter()
+    conn.execute("SELECT count(*) FROM pgr_dijkstra(%s, %s, directed => true)",
+                 (edges, f"SELECT * FROM (VALUES {values}) AS t(source, target)")).fetchall()
+    t_batch = time.perf_counter() - t
+    drop(conn)
+    md, mkp = statistics.median(lat_d), statistics.median(lat_k)
+    print(f"pgRouting {info} (same {len(coo.data):,} directed edges, loaded in {load_s:.1f} s, "
+          f"excluded; {len(pairs)} O-D pairs; jit off):")
+    print(f"  {'pgr_dijkstra, 1 route, no rules':<44} median {md * 1000:8.1f} ms   "
+          f"p95 {_pct(lat_d, 95) * 1000:8.1f} ms")
+    print(f"  {f'pgr_KSP, {args.alternatives} routes, no rules':<44} median "
+          f"{mkp * 1000:8.1f} ms   p95 {_pct(lat_k, 95) * 1000:8.1f} ms")
+    print(f"  pgr_dijkstra batched, {len(od_nodes)} pairs in one call: {t_batch:.2f} s = "
+          f"{t_batch / max(len(od_nodes), 1) * 1000:.1f} ms/pair")
+    print(f"  path costs vs networkx: max difference {diff:.2e} s")
+    print(f"ratio pgRouting / riskmap: {md / ours_1:.1f}x (1 route, pgr_dijkstra), "
+          f"{mkp / ours_k:.1f}x ({args.alternatives} alternatives, pgr_KSP); batched "
+          f"pgr_dijkstra per pair / riskmap 1 route: {t_batch / max(len(od_nodes), 1) / ours_1:.1f}x")
 
 
 def _libs(g, w: np.ndarray, sources: list[int]) -> None:
