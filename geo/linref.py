@@ -278,18 +278,18 @@ def pieces(refs: Sequence[LineRef], *, max_length_m: float = 200.0) -> Pieces:
 
 
 def _seg_locate(
-    p: np.ndarray, a: np.ndarray, b: np.ndarray
+    px: np.ndarray, py: np.ndarray, ax: np.ndarray, ay: np.ndarray, dx: np.ndarray,
+    dy: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Distance from points ``p`` to segments ``a``–``b`` (all (n, 2)) and the fraction
-    (0..1) along each segment of its point nearest to ``p``."""
-    ab = b - a
-    len2 = np.einsum("ij,ij->i", ab, ab)
-    ap = p - a
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(len2 > 0, np.einsum("ij,ij->i", ap, ab) / len2, 0.0)
-    t = np.clip(t, 0.0, 1.0)
-    q = ap - t[:, None] * ab
-    return np.hypot(q[:, 0], q[:, 1]), t
+    """Distance from points (px, py) to segments from (ax, ay) along (dx, dy) (non-zero
+    length; 1-d arrays) and the fraction (0..1) along each segment of its point nearest to
+    the point."""
+    ux, uy = px - ax, py - ay
+    t = (ux * dx + uy * dy) / (dx * dx + dy * dy)
+    np.clip(t, 0.0, 1.0, out=t)
+    ux -= t * dx
+    uy -= t * dy
+    return np.hypot(ux, uy), t
 
 
 # Nearer by less than this (m) is a tie: the point first along the line is taken.
@@ -325,40 +325,52 @@ def chainage_near(
     piece = np.asarray(piece, dtype=np.intp)
     xy, owner = shapely.get_coordinates(g, return_index=True)
     cen = shapely.get_coordinates(shapely.centroid(g))
-    if len(cen) != n or np.bincount(owner, minlength=n).min() == 0:
+    nv = np.bincount(owner, minlength=n)
+    if len(cen) != n or nv.min() == 0:
         raise ValueError("chainage_near: every footprint needs a non-empty geometry")
-    ends = shapely.get_coordinates(pcs.geoms).reshape(-1, 2, 2)
-    # points (vertices, then centroids), grouped by footprint
-    pxy = np.concatenate([xy, cen])
-    own = np.concatenate([owner, np.arange(n)])
-    is_cen = np.r_[np.zeros(len(xy), bool), np.ones(n, bool)]
-    order = np.argsort(own, kind="stable")
-    pxy, own, is_cen = pxy[order], own[order], is_cen[order]
-    npt = np.bincount(own, minlength=n)
+    # a ring's closing vertex repeats its first: one point fewer per footprint
+    voff = np.cumsum(nv) - nv
+    again = (np.arange(len(xy)) != voff[owner]) & (xy == xy[voff[owner]]).all(axis=1)
+    xy, owner = xy[~again], owner[~again]
+    nv = np.bincount(owner, minlength=n)
+    voff = np.cumsum(nv) - nv
+    # points grouped by footprint: its vertices, then its centroid
+    npt = nv + 1
     off = np.cumsum(npt) - npt
+    m = len(xy) + n
+    px, py, own = np.empty(m), np.empty(m), np.empty(m, dtype=np.intp)
+    vpos = off[owner] + np.arange(len(xy)) - voff[owner]
+    cpos = off + nv
+    px[vpos], py[vpos], own[vpos] = xy[:, 0], xy[:, 1], owner
+    px[cpos], py[cpos], own[cpos] = cen[:, 0], cen[:, 1], np.arange(n)
+    e = shapely.get_coordinates(pcs.geoms).reshape(-1, 4)
+    ax, ay, dx, dy = e[:, 0], e[:, 1], e[:, 2] - e[:, 0], e[:, 3] - e[:, 1]
     # the line is nowhere nearer to a point than the piece the pair was found on: only the
     # pieces of that line within that distance of the point are candidates
-    bound = _seg_locate(pxy, ends[piece[own], 0], ends[piece[own], 1])[0]
-    r = bound + 1e-6 + 1e-9 * np.abs(pxy).max(axis=1)
+    pp = piece[own]
+    r = _seg_locate(px, py, ax[pp], ay[pp], dx[pp], dy[pp])[0]
+    r += 1e-6 + 1e-9 * np.maximum(np.abs(px), np.abs(py))
     if tree is None:
         tree = shapely.STRtree(pcs.geoms)
-    q, cand = tree.query(shapely.box(pxy[:, 0] - r, pxy[:, 1] - r, pxy[:, 0] + r, pxy[:, 1] + r))
+    # a 2-point line is the cheapest geometry with this envelope (the query tests envelopes)
+    diag = np.stack([np.c_[px - r, py - r], np.c_[px + r, py + r]], axis=1)
+    q, cand = tree.query(shapely.linestrings(diag))
     keep = pcs.line[cand] == line[own[q]]
     q, cand = q[keep], cand[keep]
     if len(q) > 1 and (q[1:] < q[:-1]).any():
         o = np.argsort(q, kind="stable")
         q, cand = q[o], cand[o]
     starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
-    if len(starts) != len(pxy):
+    if len(starts) != m:
         raise ValueError("chainage_near: a footprint's piece is not near it (wrong piece index?)")
-    a, z = ends[cand, 0], ends[cand, 1]
-    d, t = _seg_locate(pxy[q], a, z)
-    ch = pcs.start_m[cand] + t * np.hypot(*(z - a).T)
+    d, t = _seg_locate(px[q], py[q], ax[cand], ay[cand], dx[cand], dy[cand])
+    ch = pcs.start_m[cand] + t * np.hypot(dx, dy)[cand]
     # per point: the nearest, and the first along the line on ties
     dmin = np.minimum.reduceat(d, starts)
     best = np.minimum.reduceat(np.where(d <= dmin[q] + _TIE_M, ch, np.inf), starts)
-    # within a footprint's group its vertices come first and its centroid last (stable sort)
-    mid = best[off + npt - 1]
+    mid = best[cpos]
+    is_cen = np.zeros(m, dtype=bool)
+    is_cen[cpos] = True
     lo = np.minimum.reduceat(np.where(is_cen, np.inf, best), off)
     hi = np.maximum.reduceat(np.where(is_cen, -np.inf, best), off)
     return mid, lo, hi
