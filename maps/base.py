@@ -29,6 +29,7 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 from geo.crs import STORAGE_CRS, analysis_crs, wgs84_to_gcj02
+from maps.html import script_json
 
 __all__ = [
     "BASEMAPS",
@@ -586,7 +587,7 @@ class RiskMapElement(MacroElement):
         out = json.dumps(cfg, ensure_ascii=False, separators=(",", ":"))
         for lid, data in self._data.items():
             out = out.replace(json.dumps(f"@@riskmap-data:{lid}@@"), data, 1)
-        return out.replace("</", "<\\/")
+        return script_json(out)
 
 
 def _join_note(a: Text | None, b: Text) -> Text:

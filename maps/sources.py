@@ -7,7 +7,8 @@ features findings refer to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ import numpy as np
 from maps.base import MapOptions, RemoteSource
 from maps.compose import concat_findings
 
-__all__ = ["BUILDERS", "MAP_LAYERS", "MAP_NAMES", "build", "density_grid", "map_options",
-           "read_findings", "read_layers"]
+__all__ = ["BUILDERS", "MAP_LAYERS", "MAP_NAMES", "MIN_CELL_M", "PUBLISH_LAYERS", "build",
+           "density_grid", "map_options", "read_findings", "read_layers"]
 
 MAP_LAYERS: dict[str, tuple[str, ...]] = {
     "planner": ("pipelines", "buildings", "sites", "hca", "cameras"),
@@ -29,6 +30,13 @@ MAP_LAYERS: dict[str, tuple[str, ...]] = {
                  "hazmat_routes", "fire_lanes", "fire_stations", "hydrants", "compounds"),
 }
 MAP_NAMES = tuple(MAP_LAYERS)
+# The police map's public notice view (publish=true) draws only these (published routes,
+# restricted zones, roads closed to hazmat vehicles).
+PUBLISH_LAYERS: tuple[str, ...] = ("restricted_zones", "hazmat_routes", "roads")
+
+# Smallest side of a density cell (GET /maps/density/{layer}): a count per cell must not place
+# single features (a hydrant, a building) more closely than a block.
+MIN_CELL_M = 100.0
 
 
 def _builders() -> dict[str, Callable[..., folium.Map]]:
@@ -65,14 +73,18 @@ def _secret(v: Any) -> str | None:
 
 
 def read_layers(store: Any, name: str, *, options: MapOptions,
-                findings: gpd.GeoDataFrame | None = None) -> dict[str, gpd.GeoDataFrame | RemoteSource]:
-    """The store layers of map ``name``: small ones read, large ones remote or reduced."""
+                findings: gpd.GeoDataFrame | None = None,
+                only: Collection[str] | None = None) -> dict[str, gpd.GeoDataFrame | RemoteSource]:
+    """The store layers of map ``name``: small ones read, large ones remote or reduced.
+
+    ``only``: read just these of the map's layers (those the caller may see); None reads all.
+    """
     if name not in MAP_LAYERS:
         raise ValueError(f"unknown map {name!r}; expected one of {', '.join(MAP_NAMES)}")
     counts = {li.name: li.count for li in store.layers()}
     out: dict[str, gpd.GeoDataFrame | RemoteSource] = {}
     for layer in MAP_LAYERS[name]:
-        if layer not in counts:
+        if layer not in counts or (only is not None and layer not in only):
             continue
         n = counts[layer]
         if n > options.inline_max:
@@ -119,16 +131,17 @@ def build(name: str, layers: Mapping[str, Any], findings: gpd.GeoDataFrame | Non
     return builders[name](layers, findings, options=options, **kwargs)
 
 
-def _feature_centres(store: Any, layer: str) -> np.ndarray:
-    """(n, 2) lon/lat centres of the features' bounding boxes.
+def _feature_centres(store: Any, layer: str,
+                     where: Mapping[str, object] | None = None) -> np.ndarray:
+    """(n, 2) lon/lat centres of the features' bounding boxes (those matching ``where``).
 
     A GeoPackage answers from its R-tree index (no geometry decoded: about 0.2 s per 100 k
-    features); other stores read the layer.
+    features) when there is no ``where``; otherwise the layer is read and filtered.
     """
     import sqlite3
 
     path = getattr(store, "path", None)
-    if path is not None and Path(path).suffix.lower() == ".gpkg":
+    if not where and path is not None and Path(path).suffix.lower() == ".gpkg":
         con = sqlite3.connect(f"file:{Path(path).as_posix()}?mode=ro", uri=True)
         try:
             row = con.execute("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?",
@@ -146,36 +159,57 @@ def _feature_centres(store: Any, layer: str) -> np.ndarray:
         finally:
             con.close()
     gdf = store.read(layer)
+    if where:
+        keep = np.ones(len(gdf), dtype=bool)
+        for col, value in where.items():
+            if col not in gdf.columns:
+                raise ValueError(f"layer {layer!r} has no column {col!r} to filter on")
+            keep &= (gdf[col] == value).fillna(False).to_numpy(dtype=bool)
+        gdf = gdf[keep]
     b = gdf.geometry.bounds.to_numpy(dtype=float)
     return np.column_stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2])
 
 
-def density_grid(store: Any, layer: str, *, cells: int = 64) -> dict[str, Any]:
+def density_grid(store: Any, layer: str, *, cells: int = 64, min_cell_m: float = MIN_CELL_M,
+                 where: Mapping[str, object] | None = None) -> dict[str, Any]:
     """Feature counts of ``layer`` on a square lon/lat grid (GeoJSON, non-empty cells only).
 
     The low-zoom overview of a layer the browser loads by bbox only from a high zoom: about
-    ``cells`` cells along the longer side of the layer's extent; each feature counted once, in
-    the cell of its bounding-box centre. Properties: ``count``; the collection's ``max``.
+    ``cells`` cells along the longer side of the layer's extent, but no cell side shorter
+    than ``min_cell_m`` metres anywhere in the extent (a small layer gets fewer, larger
+    cells), and cell edges on multiples of the cell size (not at a feature's coordinate).
+    Each feature is counted once, in the cell of its bounding-box centre; ``where`` (column
+    equality, e.g. a role's row filter) counts only matching features. Members: ``count``
+    per cell; the collection's ``max`` and ``cell_deg`` (side of a cell in degrees).
     """
     if not 1 <= cells <= 512:
         raise ValueError(f"cells={cells}; expected 1 to 512")
-    c = _feature_centres(store, layer)
+    if not (math.isfinite(min_cell_m) and min_cell_m > 0):
+        raise ValueError(f"min_cell_m={min_cell_m}; expected a number of metres > 0")
+    c = _feature_centres(store, layer, where)
     c = c[np.isfinite(c).all(axis=1)]
     if len(c) == 0:
-        return {"type": "FeatureCollection", "features": [], "max": 0}
-    x0, y0 = c.min(axis=0)
-    x1, y1 = c.max(axis=0)
-    size = max(x1 - x0, y1 - y0, 1e-6) / cells
-    nx, ny = int((x1 - x0) // size) + 1, int((y1 - y0) // size) + 1
-    ix = np.minimum(((c[:, 0] - x0) // size).astype(int), nx - 1)
-    iy = np.minimum(((c[:, 1] - y0) // size).astype(int), ny - 1)
-    counts = np.bincount(iy * nx + ix, minlength=nx * ny)
-    feats = []
-    for k in np.flatnonzero(counts):
-        i, j = int(k % nx), int(k // nx)
-        ax, ay = round(float(x0 + i * size), 6), round(float(y0 + j * size), 6)
-        bx, by = round(float(ax + size), 6), round(float(ay + size), 6)
-        feats.append({"type": "Feature", "properties": {"count": int(counts[k])},
-                      "geometry": {"type": "Polygon", "coordinates": [
-                          [[ax, ay], [bx, ay], [bx, by], [ax, by], [ax, ay]]]}})
-    return {"type": "FeatureCollection", "features": feats, "max": int(counts.max())}
+        return {"type": "FeatureCollection", "features": [], "max": 0, "cell_deg": None}
+    lo, hi = c.min(axis=0), c.max(axis=0)
+    # metres per degree along the shorter side of a cell: longitude at the extent's highest
+    # latitude (capped at 89 degrees), latitude near the equator
+    lat = min(max(abs(float(lo[1])), abs(float(hi[1]))), 89.0)
+    m_per_deg = min(110_574.0, 111_320.0 * math.cos(math.radians(lat)))
+    size = max(float((hi - lo).max()) / cells, min_cell_m / m_per_deg, 1e-6)
+    x0, y0 = math.floor(lo[0] / size) * size, math.floor(lo[1] / size) * size
+    # (clipped at 0: x0 may round a hair above the lowest centre)
+    ix = np.maximum(np.floor((c[:, 0] - x0) / size), 0).astype(np.int64)
+    iy = np.maximum(np.floor((c[:, 1] - y0) / size), 0).astype(np.int64)
+    nx = int(ix.max()) + 1
+    counts = np.bincount(iy * nx + ix)
+    keys = np.flatnonzero(counts)
+    ax = np.round(x0 + (keys % nx) * size, 6)
+    ay = np.round(y0 + (keys // nx) * size, 6)
+    bx, by = np.round(ax + size, 6), np.round(ay + size, 6)
+    feats = [{"type": "Feature", "properties": {"count": n},
+              "geometry": {"type": "Polygon", "coordinates": [
+                  [[a, b], [c_, b], [c_, d], [a, d], [a, b]]]}}
+             for n, a, b, c_, d in zip(counts[keys].tolist(), ax.tolist(), ay.tolist(),
+                                       bx.tolist(), by.tolist(), strict=True)]
+    return {"type": "FeatureCollection", "features": feats, "max": int(counts.max()),
+            "cell_deg": size}

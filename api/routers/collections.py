@@ -20,6 +20,7 @@ from api.errors import BadRequest, NotFound
 from api.features import ItemsQuery, NearFilter, Page, feature_bytes, feature_collection_bytes
 from api.ogc import Link, check_params, esc, href, html_page, wants_html
 from geo.crs import STORAGE_CRS
+from maps.html import script_json
 
 __all__ = [
     "Collection",
@@ -335,7 +336,7 @@ def _map_html(geojson_text: str, *, crs84: bool) -> tuple[str, str]:
     head = (f'<link rel="stylesheet" href="{LEAFLET_URL}/leaflet.css">'
             f'<script src="{LEAFLET_URL}/leaflet.js"></script>')
     body = ('<div id="map"></div><script>var m=L.map("map");var g=L.geoJSON('
-            + geojson_text.replace("</", "<\\/")
+            + script_json(geojson_text)  # no value can end the script or open a comment
             + ').addTo(m);var b=g.getBounds();if(b.isValid()){m.fitBounds(b)}'
             'else{m.setView([34.8,117.25],13)}</script>')
     return head, body

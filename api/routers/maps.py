@@ -1,9 +1,17 @@
 """Audience maps: ``/maps/{name}`` (HTML) and the vendored assets under ``/static/maps/…``.
 
-Each map is built per request from the store (small layers inline, large ones loaded by the
-browser from ``/collections/{id}/items?bbox=…``) and the analysis results of the app's
+Each map is built from the store (small layers inline, large ones loaded by the browser from
+``/collections/{id}/items?bbox=…``) and the analysis results of the app's
 :class:`~api.service.AnalysisService` (the district's rules; cached per store and rules
-version). Pages reference only the app and the chosen tile URL.
+version), with only the layers the caller may read. Builds are bounded by the app's
+:class:`~maps.builds.BuildGate`: ``map_build_workers`` at once (default 2),
+``map_build_queue`` more waiting (default 8), beyond that 503 with ``Retry-After``; the HTML
+is cached per (map, visible layers, options, store version, rules version, district date), so
+repeated requests reuse it. Pages reference only the app and the chosen tile URL.
+
+``/maps/density/{layer}`` needs the read right on that layer (as ``/collections/{layer}``,
+with the role's row filter) and never draws cells smaller than
+:data:`~maps.sources.MIN_CELL_M` (100 m).
 """
 
 from __future__ import annotations
@@ -15,20 +23,31 @@ from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
-from api.auth import get_principal, require_read
+from api.auth import LAYER_ROLES, Principal, can_read, get_principal, require_read
 from api.deps import get_service
 from api.errors import BadRequest, NotFound
 from api.ogc import check_params
 from maps.base import STATIC_PREFIX
+from maps.builds import BuildGate, BuildsBusy
 from maps.offline import asset_path, render_html
-from maps.sources import MAP_NAMES, build, density_grid, map_options, read_layers
+from maps.sources import (
+    MAP_LAYERS,
+    MAP_NAMES,
+    MIN_CELL_M,
+    PUBLISH_LAYERS,
+    build,
+    density_grid,
+    map_options,
+    read_layers,
+)
 
 if TYPE_CHECKING:
     from api.service import AnalysisService
 
-__all__ = ["MAP_ROLES", "OVERVIEW_LAYERS", "analysis_inputs", "install", "map_options", "router"]
+__all__ = ["MAP_ROLES", "OVERVIEW_LAYERS", "analysis_inputs", "build_gate", "install",
+           "map_options", "router", "visible_layers"]
 
 log = logging.getLogger("riskmap.api")
 
@@ -45,8 +64,9 @@ MAP_ROLES: dict[str, frozenset[str]] = {
 # Store layers with a low-zoom density overview (GET /maps/density/{layer}).
 OVERVIEW_LAYERS = ("buildings", "hydrants", "roads")
 
-_DENSITY: dict[tuple[Any, ...], dict[str, Any]] = {}  # per store object, layer, cells, version
+_DENSITY: dict[tuple[Any, ...], dict[str, Any]] = {}  # per store, layer, cells, version, filter
 _DENSITY_LOCK = threading.Lock()
+_GATE_LOCK = threading.Lock()
 
 
 def analysis_inputs(service: AnalysisService, name: str
@@ -55,10 +75,40 @@ def analysis_inputs(service: AnalysisService, name: str
     return service.map_inputs(name)
 
 
+def build_gate(app: FastAPI) -> BuildGate:
+    """The app's map build gate (made on first use from ``map_build_workers`` and
+    ``map_build_queue`` in its settings)."""
+    gate = getattr(app.state, "map_builds", None)
+    if gate is None:
+        with _GATE_LOCK:
+            gate = getattr(app.state, "map_builds", None)
+            if gate is None:
+                settings = app.state.settings
+                gate = app.state.map_builds = BuildGate(
+                    workers=int(getattr(settings, "map_build_workers", 2)),
+                    queue=int(getattr(settings, "map_build_queue", 8)))
+    return gate  # type: ignore[no-any-return]
+
+
+def visible_layers(principal: Principal, name: str, *, publish: bool = False) -> tuple[str, ...]:
+    """The layers of map ``name`` that ``principal`` may read (the notice view: its fixed
+    public layers)."""
+    if publish:
+        return PUBLISH_LAYERS
+    return tuple(layer for layer in MAP_LAYERS[name]
+                 if can_read(principal, LAYER_ROLES.get(layer, frozenset({"planner"}))))
+
+
+def _busy(exc: BuildsBusy) -> JSONResponse:
+    return JSONResponse(status_code=503, headers={"Retry-After": str(exc.retry_after_s)},
+                        content={"code": "ServiceUnavailable", "description": str(exc)})
+
+
 @router.get("/maps/{name}", response_class=HTMLResponse, operation_id="getMap",
             summary="An audience map (planner, police, fire, overview) as an HTML page",
-            responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}})
-def get_map(request: Request, name: str) -> HTMLResponse:
+            responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+                       503: {"description": "too many map builds at once; see Retry-After"}})
+def get_map(request: Request, name: str) -> Response:
     check_params(request, ("basemap", "lang", "publish"))
     if name not in MAP_NAMES:
         raise NotFound(f"no map {name!r}; available: {', '.join(MAP_NAMES)}")
@@ -81,49 +131,74 @@ def get_map(request: Request, name: str) -> HTMLResponse:
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     store = request.app.state.store
-    findings, extra = (None, {}) if publish else analysis_inputs(get_service(request), name)
-    layers: dict[str, Any] = read_layers(store, name, options=options, findings=findings)
-    layers.update(extra)
-    kwargs: dict[str, Any] = {}
-    if name == "police":
-        kwargs = {"publish": publish, "route_url": f"{root}/routes",
-                  "date": get_service(request).district.now().date().isoformat()}
-    m = build(name, layers, findings, options=options, **kwargs)
-    html = render_html(m, mode="served", static_prefix=root + STATIC_PREFIX)
+    service = get_service(request)
+    from api.service import layers_version
+
+    visible = visible_layers(principal, name, publish=publish)
+    date = service.district.now().date().isoformat() if name == "police" else None
+    key = (name, publish, visible, repr(options), str(getattr(store, "url", id(store))),
+           layers_version(store), service.rules_version, date)
+
+    def make() -> str:
+        findings, extra = (None, {}) if publish else analysis_inputs(service, name)
+        layers: dict[str, Any] = read_layers(store, name, options=options, findings=findings,
+                                             only=visible)
+        layers.update(extra)
+        kwargs: dict[str, Any] = {}
+        if name == "police":
+            kwargs = {"publish": publish, "route_url": f"{root}/routes", "date": date}
+        m = build(name, layers, findings, options=options, **kwargs)
+        return render_html(m, mode="served", static_prefix=root + STATIC_PREFIX)
+
+    try:
+        html = build_gate(request.app).get(key, make)
+    except BuildsBusy as exc:
+        log.warning("map %s refused: %s", name, exc)
+        return _busy(exc)
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/maps/density/{layer}", operation_id="getLayerDensity",
             summary="Feature counts of a large layer on a grid (the maps' low-zoom overview)",
-            responses={200: {"content": {"application/geo+json": {}}}})
+            description=("Needs the read right on the layer (as /collections/{layer}; a role "
+                         "that sees some rows counts only those). About `cells` cells (1-512) "
+                         f"along the longer side of the layer's extent, none under {MIN_CELL_M:g} "
+                         "m a side."),
+            responses={200: {"content": {"application/geo+json": {}}}, 401: {}, 403: {},
+                       404: {}})
 def layer_density(request: Request, layer: str) -> Response:
     check_params(request, ("cells",))
     principal = get_principal(request)
-    require_read(principal, frozenset().union(*MAP_ROLES.values()), "map overviews")
-    store = request.app.state.store
     if layer not in OVERVIEW_LAYERS:
         raise NotFound(f"no overview of {layer!r}; available: {', '.join(OVERVIEW_LAYERS)}")
-    if not store.has_layer(layer):
+    from api.routers.collections import get_catalog
+
+    defn = get_catalog(request).get(layer)
+    roles = defn.roles if defn is not None else LAYER_ROLES.get(layer, frozenset({"planner"}))
+    require_read(principal, roles, f"collection {layer!r}")  # before saying whether it exists
+    store = request.app.state.store
+    if defn is None or not store.has_layer(layer):
         raise NotFound(f"the store has no layer {layer!r}; add it with "
                        f"`riskmap import --store STORE {layer} FILE`")
-    try:
-        cells = int(request.query_params.get("cells", "64"))
-    except ValueError:
-        raise BadRequest("cells must be a whole number") from None
+    raw = request.query_params.get("cells", "64")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
+        raise BadRequest(f"cells={raw[:20]!r}; expected a whole number 1 to 512")
+    cells = int(raw)
     if not 1 <= cells <= 512:
         raise BadRequest(f"cells={cells}; expected 1 to 512")
+    where = defn.row_filter(principal)
     from api.service import layers_version
 
-    key = (id(store), layer, cells, layers_version(store))
+    key = (id(store), layer, cells, layers_version(store), tuple(sorted(where.items())))
     grid = _DENSITY.get(key)
     if grid is None:
-        grid = density_grid(store, layer, cells=cells)
+        grid = density_grid(store, layer, cells=cells, where=where)
         with _DENSITY_LOCK:
             if len(_DENSITY) >= 8:
                 _DENSITY.pop(next(iter(_DENSITY)))
             _DENSITY[key] = grid
     return Response(json.dumps(grid, separators=(",", ":")), media_type="application/geo+json",
-                    headers={"Cache-Control": "no-store"})
+                    headers={"Cache-Control": "private, no-store", "Vary": "Authorization, X-API-Key"})
 
 
 @router.get(STATIC_PREFIX + "/{path:path}", include_in_schema=False)

@@ -180,7 +180,42 @@ def test_density_grid_counts_each_feature_once(tmp_path) -> None:  # type: ignor
     counts = sorted(f["properties"]["count"] for f in g["features"])
     assert counts == [1, 3] and g["max"] == 3
     sw = next(f for f in g["features"] if f["properties"]["count"] == 3)
-    # the grid starts at the first bbox centre (R-tree bounds are float32: within 2e-5 degree)
-    assert np.allclose(sw["geometry"]["coordinates"][0][0], [LON0 + 5e-5, LAT0 + 5e-5], atol=2e-5)
+    # cells of 0.01 / 2 degree with edges on multiples of it (not at a feature's coordinate)
+    # (R-tree bounds are float32: the extent is within 2e-5 degree)
+    size = g["cell_deg"]
+    assert size == pytest.approx(0.005, abs=2e-5)
+    (x0, y0), (x1, y1) = sw["geometry"]["coordinates"][0][0], sw["geometry"]["coordinates"][0][2]
+    assert x1 - x0 == pytest.approx(size, abs=2e-6) and y1 - y0 == pytest.approx(size, abs=2e-6)
+    assert x0 / size == pytest.approx(round(x0 / size), abs=1e-3)
+    assert y0 / size == pytest.approx(round(y0 / size), abs=1e-3)
+    assert x0 < LON0 + 5e-5 < x1 and y0 < LAT0 + 5e-5 < y1
     with pytest.raises(ValueError, match="cells=0"):
         density_grid(store, "buildings", cells=0)
+    with pytest.raises(ValueError, match="min_cell_m=0"):
+        density_grid(store, "buildings", min_cell_m=0)
+
+
+def test_density_cells_never_under_100_m(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from layers.store import GeoPackageStore
+    from maps.sources import MIN_CELL_M, density_grid
+
+    # 40 hydrants 25 m apart along a 1 km street: 512 cells asked for would be 2 m each
+    step = 25 / 92_000  # degree of longitude at 34.8 N ~ 91.4 km
+    h = gpd.GeoDataFrame({"id": [f"H{i}" for i in range(40)], "status": ["ok", "faulty"] * 20},
+                         geometry=gpd.points_from_xy(LON0 + step * np.arange(40),
+                                                     np.full(40, LAT0)), crs=4490)
+    store = GeoPackageStore(tmp_path / "s.gpkg")
+    store.write({"hydrants": h})
+    g = density_grid(store, "hydrants", cells=512)
+    side_m = g["cell_deg"] * 111_320 * np.cos(np.radians(LAT0))
+    assert MIN_CELL_M == 100.0 and side_m == pytest.approx(100.0)
+    assert sum(f["properties"]["count"] for f in g["features"]) == 40
+    # 975 m of street in 100 m cells: 10 or 11 cells (by where the edges fall), at most 4
+    # hydrants in one (25 m apart)
+    assert len(g["features"]) in (10, 11) and g["max"] == 4
+    # a coarser floor merges them further; a row filter counts only matching rows
+    assert len(density_grid(store, "hydrants", cells=512, min_cell_m=500)["features"]) <= 3
+    faulty = density_grid(store, "hydrants", cells=512, where={"status": "faulty"})
+    assert sum(f["properties"]["count"] for f in faulty["features"]) == 20
+    with pytest.raises(ValueError, match="no column 'owner'"):
+        density_grid(store, "hydrants", where={"owner": "x"})

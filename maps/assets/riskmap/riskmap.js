@@ -18,6 +18,11 @@
       return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c];
     });
   }
+  // A value of a lookup table keyed by feature data: only the table's own keys, so a value
+  // such as "__proto__" or "constructor" finds nothing.
+  function own(obj, key) {
+    return obj && Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
+  }
   function tr(label, lang) {
     if (label === null || label === undefined) { return ''; }
     if (typeof label === 'string') { return label; }
@@ -146,9 +151,8 @@
       s.fillColor = c;
     }
     var st = spec.styleBy;  // per-class overrides, e.g. dash for unregistered HCAs
-    if (st && props && st.values[String(props[st.field])]) {
-      L.extend(s, st.values[String(props[st.field])]);
-    }
+    var over = st && props ? own(st.values, String(props[st.field])) : undefined;
+    if (over) { L.extend(s, over); }
     return s;
   }
 
@@ -157,7 +161,8 @@
     if (v === null || v === undefined || v === '' || (typeof v === 'number' && !isFinite(v))) {
       return null;
     }
-    if (f.enum && f.enum[String(v)]) { v = tr(f.enum[String(v)], lang); }
+    var label = own(f.enum, String(v));
+    if (label) { v = tr(label, lang); }
     if (typeof v === 'boolean') { v = v ? (lang === 'en' ? 'yes' : '是') : (lang === 'en' ? 'no' : '否'); }
     if (f.type === 'list') {
       var items = Array.isArray(v) ? v : String(v).split(/\n|;\s*/);
@@ -303,7 +308,7 @@
   };
   App.prototype._indexLayer = function (entry) {
     var keys = entry.spec.search || [];
-    entry.index = {};
+    entry.index = Object.create(null);  // keys are feature data
     entry.layer.eachLayer(function (l) {
       var p = (l.feature && l.feature.properties) || {};
       l.riskmapSpec = entry.spec;
@@ -1013,13 +1018,13 @@
   };
   // Refused stretches grouped by road name, reason and zone: "华山路 (6): 禁行区 Z-01 … 00:00-24:00"
   function refusedGroups(refused, lang) {
-    var groups = [], byKey = {};
+    var groups = [], byKey = Object.create(null);
     refused.forEach(function (f) {
       var p = f.properties || f;
       var road = p.road_name || p.road_id || p.id || '';
       var key = [road, p.reason, p.zone_id].join('|');
-      if (!byKey[key]) {
-        var why = p.reason ? tr(REASONS[p.reason] || p.reason, lang) : (p.why || p.message || '');
+      if (!own(byKey, key)) {
+        var why = p.reason ? tr(own(REASONS, p.reason) || String(p.reason), lang) : (p.why || p.message || '');
         var zone = p.zone_id ? ' ' + p.zone_id + (p.zone_name ? ' ' + p.zone_name : '') : '';
         byKey[key] = {road: road, why: why + zone + (p.hours ? ' ' + p.hours : ''), ids: [], m: 0};
         groups.push(byKey[key]);
