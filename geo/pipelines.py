@@ -300,74 +300,63 @@ def _overlap(
 
 
 # --- findings -------------------------------------------------------------------------------
-def _f2(v: np.ndarray) -> list[str]:
-    return [f"{x:.2f}" for x in v.tolist()]
+def _col(df: pd.DataFrame, name: str) -> list[Any]:
+    return df[name].to_numpy(dtype=object).tolist()
 
 
-def _cat(*parts: object) -> np.ndarray:
-    """Element-wise concatenation of string columns (object arrays) and constants."""
-    out = np.asarray(parts[0], dtype=object)
-    for p in parts[1:]:
-        out = np.add(out, np.asarray(p, dtype=object))
-    return out
-
-
-def _col(df: pd.DataFrame, name: str) -> np.ndarray:
-    return df[name].to_numpy(dtype=object)
-
-
-def _use_texts(uses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _use_texts(uses: np.ndarray) -> tuple[list[Any], list[Any]]:
     """(zh, en) wording of each building use."""
     u = pd.Series(uses, dtype=object)
-    zh = u.map(_USE_ZH).fillna(u).to_numpy(dtype=object)
-    en = u.str.replace("_", " ", regex=False).to_numpy(dtype=object)
+    zh = u.map(_USE_ZH).fillna(u).to_numpy(dtype=object).tolist()
+    en = u.str.replace("_", " ", regex=False).to_numpy(dtype=object).tolist()
     return zh, en
 
 
-def _occupancy_messages(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(message_zh, message_en), built column-wise."""
-    st = _col(df, "station")
-    a = format_stations(df["chainage_from_m"].to_numpy(dtype=float))
-    b = format_stations(df["chainage_to_m"].to_numpy(dtype=float))
-    dist = df["distance_m"].to_numpy(dtype=float)
-    d2 = np.asarray(_f2(dist), dtype=object)
-    cross = dist == 0
-    where_zh = np.where(cross, "与管道交叉", _cat("距管道中心线 ", d2, " m"))
-    where_en = np.where(cross, "crosses the centre line", _cat("is ", d2, " m from the centre line"))
-    req = np.asarray(_f2(df["required_m"].to_numpy(dtype=float)), dtype=object)
-    short = np.asarray(_f2(df["shortfall_m"].to_numpy(dtype=float)), dtype=object)
-    area = np.asarray([f"{x:.1f}" for x in df["overlap_m2"].to_numpy(dtype=float).tolist()],
-                      dtype=object)
-    use_zh, use_en = _use_texts(_col(df, "building_use"))
-    fid, oid = _col(df, "feature_id").astype(str), _col(df, "other_id").astype(str)
-    zh = _cat("建筑物 ", fid, "（", use_zh, "）占压", _col(df, "pipe_zh"), " ", oid, "：",
-              where_zh, "，位于", _col(df, "rule_name_zh"), "（距中心线 ", req, " m 以内）内，深入 ",
-              short, " m；桩号 ", st, "（", a, "～", b, "），保护范围内面积 ", area, " m²。依据：",
-              _col(df, "rule_source"), "。")
-    en = _cat("Building ", fid, " (", use_en, ") occupies ", _col(df, "pipe_en"), " ", oid,
-              ": it ", where_en, ", inside the ", _col(df, "rule_name_en"), " (", req,
-              " m from the centre line) by ", short, " m, at ", st, " (", a, " to ", b, "); ",
-              area, " m² inside the corridor. Rule: ", _col(df, "rule_source_en"), ".")
+# Messages: one f-string per finding over the columns (measured at 113k findings: 0.25 s,
+# against 0.6 s for column-wise np.add of object or StringDType arrays plus formatting).
+def _occupancy_messages(df: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(message_zh, message_en) of occupancy findings."""
+    cols = (_col(df, "feature_id"), *_use_texts(df["building_use"].to_numpy(dtype=object)),
+            _col(df, "pipe_zh"), _col(df, "pipe_en"), _col(df, "other_id"),
+            df["distance_m"].to_numpy(dtype=float).tolist(), _col(df, "rule_name_zh"),
+            _col(df, "rule_name_en"), df["required_m"].to_numpy(dtype=float).tolist(),
+            df["shortfall_m"].to_numpy(dtype=float).tolist(), _col(df, "station"),
+            format_stations(df["chainage_from_m"].to_numpy(dtype=float)).tolist(),
+            format_stations(df["chainage_to_m"].to_numpy(dtype=float)).tolist(),
+            df["overlap_m2"].to_numpy(dtype=float).tolist(), _col(df, "rule_source"),
+            _col(df, "rule_source_en"))
+    zh = [f"建筑物 {fid}（{uz}）占压{pz} {oid}："
+          f"{'与管道交叉' if d == 0 else f'距管道中心线 {d:.2f} m'}，位于{nz}（距中心线 "
+          f"{req:.2f} m 以内）内，深入 {sh:.2f} m；桩号 {st}（{a}～{b}），保护范围内面积 "
+          f"{ov:.1f} m²。依据：{src}。"
+          for fid, uz, _, pz, _, oid, d, nz, _, req, sh, st, a, b, ov, src, _ in zip(
+              *cols, strict=True)]
+    en = [f"Building {fid} ({ue}) occupies {pe} {oid}: it "
+          f"{'crosses the centre line' if d == 0 else f'is {d:.2f} m from the centre line'}"
+          f", inside the {ne} ({req:.2f} m from the centre line) by {sh:.2f} m, at {st} "
+          f"({a} to {b}); {ov:.1f} m² inside the corridor. Rule: {sen}."
+          for fid, _, ue, _, pe, oid, d, _, ne, req, sh, st, a, b, ov, _, sen in zip(
+              *cols, strict=True)]
     return zh, en
 
 
-def _setback_messages(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(message_zh, message_en), built column-wise."""
-    st = _col(df, "station")
-    clear = np.asarray(_f2(df["clear_distance_m"].to_numpy(dtype=float)), dtype=object)
-    req = np.asarray(_f2(df["required_m"].to_numpy(dtype=float)), dtype=object)
-    short = np.asarray(_f2(df["shortfall_m"].to_numpy(dtype=float)), dtype=object)
-    measure = pd.Series(_col(df, "measure"), dtype=object)
-    use_zh, use_en = _use_texts(_col(df, "building_use"))
-    fid, oid = _col(df, "feature_id").astype(str), _col(df, "other_id").astype(str)
-    zh = _cat("建筑物 ", fid, "（", use_zh, "）与", _col(df, "pipe_zh"), " ", oid,
-              " 的水平净距为 ", clear, " m，小于要求的 ", req, " m（至",
-              measure.map(_MEASURE_ZH).to_numpy(dtype=object), "），不足 ", short, " m；桩号 ",
-              st, "。依据：", _col(df, "rule_source"), "。")
-    en = _cat("Building ", fid, " (", use_en, ") is ", clear, " m clear of ", _col(df, "pipe_en"),
-              " ", oid, " at ", st, "; ", _col(df, "rule_source_en"), " requires ", req,
-              " m to the ", measure.map(_MEASURE_EN).to_numpy(dtype=object), " — ", short,
-              " m short.")
+def _setback_messages(df: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(message_zh, message_en) of setback findings."""
+    measure = df["measure"]
+    cols = (_col(df, "feature_id"), *_use_texts(df["building_use"].to_numpy(dtype=object)),
+            _col(df, "pipe_zh"), _col(df, "pipe_en"), _col(df, "other_id"),
+            df["clear_distance_m"].to_numpy(dtype=float).tolist(),
+            df["required_m"].to_numpy(dtype=float).tolist(),
+            df["shortfall_m"].to_numpy(dtype=float).tolist(),
+            measure.map(_MEASURE_ZH).to_numpy(dtype=object).tolist(),
+            measure.map(_MEASURE_EN).to_numpy(dtype=object).tolist(), _col(df, "station"),
+            _col(df, "rule_source"), _col(df, "rule_source_en"))
+    zh = [f"建筑物 {fid}（{uz}）与{pz} {oid} 的水平净距为 {c:.2f} m，小于要求的 {req:.2f} m"
+          f"（至{mz}），不足 {sh:.2f} m；桩号 {st}。依据：{src}。"
+          for fid, uz, _, pz, _, oid, c, req, sh, mz, _, st, src, _ in zip(*cols, strict=True)]
+    en = [f"Building {fid} ({ue}) is {c:.2f} m clear of {pe} {oid} at {st}; {sen} requires "
+          f"{req:.2f} m to the {me} — {sh:.2f} m short."
+          for fid, _, ue, _, pe, oid, c, req, sh, _, me, st, _, sen in zip(*cols, strict=True)]
     return zh, en
 
 
