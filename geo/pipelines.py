@@ -522,9 +522,8 @@ def _pieces_near(
     ctx: _Context, line: np.ndarray, geoms: np.ndarray, thr: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(piece, finding) pairs with the piece of the finding's line within its threshold."""
-    pcs = ctx.pcs
     k, pi = ctx.tree.query(geoms, predicate="dwithin", distance=thr + _TOL_M)
-    keep = (pcs.line[pi] == line[k]) & (shapely.distance(pcs.geoms[pi], geoms[k]) <= thr[k] + _TOL_M)
+    keep = ctx.pcs.line[pi] == line[k]  # dwithin is the exact test: distance <= thr
     return pi[keep], k[keep]
 
 
