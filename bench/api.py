@@ -1,7 +1,8 @@
 """Items-endpoint throughput and latency: riskmap vs pygeoapi on the same GeoPackage, and
 riskmap on PostGIS vs riskmap on GeoPackage for the same buildings.
 
-The servers run side by side in this one run (uvicorn, one worker each) over the same demo
+The servers run side by side in this one run, each with ``--workers`` processes (default 2,
+one per core of the benchmark machine), over the same demo
 district GeoPackage; the client asks each for the same random bbox pages of 100 buildings
 (``/collections/buildings/items?bbox=…&limit=100``), interleaved, and prints throughput
 (sequential and with concurrent clients) and p50/p95 latency, and the ratio riskmap/pygeoapi.
@@ -15,11 +16,13 @@ on the same pages; the output adds the PostGIS/GeoPackage p95 ratio (issue 11: w
 pygeoapi serves the GeoPackage with its OGR provider, which needs GDAL's Python bindings;
 the project venv has none, so the bench builds ``bench/out/pygeoapi-venv`` from the system
 Python (``--system-site-packages``: Debian ``python3-gdal``) and installs pygeoapi and gunicorn
-there — never a riskmap dependency. pygeoapi runs as in production: gunicorn, one sync worker
-(riskmap: uvicorn, one worker). If that fails, the output says so and only riskmap is timed.
+there — never a riskmap dependency. pygeoapi runs as in production under gunicorn with the
+same number of worker processes as riskmap's uvicorn (``--workers``), threaded workers
+(``gthread``, 4 threads each) so that, like uvicorn's thread pool for riskmap's sync routes, a
+worker overlaps requests. If that fails, the output says so and only riskmap is timed.
 
 Usage: ``.venv/bin/python bench/api.py [--store data/demo.gpkg] [--requests 200]
-[--clients 4] [--scale 1.0] [--postgis URL | --postgis none] [--no-pygeoapi]`` (run from the
+[--clients 4] [--workers 2] [--scale 1.0] [--postgis URL | --postgis none] [--no-pygeoapi]`` (run from the
 repository root; ``--scale 41.7`` builds a demo of about 1 M buildings)
 """
 
@@ -85,13 +88,13 @@ def _ensure_store(path: Path, scale: float) -> Path:
     return path
 
 
-def _start_riskmap(store: Path | str, name: str = "riskmap"
+def _start_riskmap(store: Path | str, name: str = "riskmap", *, workers: int = 2
                    ) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {**os.environ, "RISKMAP_STORE": str(store), "RISKMAP_API_KEYS": f"admin:{KEY}"}
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level",
-                             "warning"], env=env, cwd=ROOT, stdout=_log(name),
+                             "--host", "127.0.0.1", "--port", str(port), "--workers",
+                             str(workers), "--log-level", "warning"], env=env, cwd=ROOT, stdout=_log(name),
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     _wait(url + "/health", proc)
@@ -129,7 +132,8 @@ def _pygeoapi_python() -> Path:
         raise RuntimeError("the system python3 has no GDAL bindings (apt-get install "
                            "python3-gdal)")
     subprocess.run([system, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "pygeoapi", "gunicorn"], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "pygeoapi>=0.21,<0.22",
+                    "gunicorn>=22,<24"], check=True)
     if subprocess.run(check, capture_output=True).returncode != 0:
         raise RuntimeError("pygeoapi did not install")
     return py
@@ -181,7 +185,8 @@ def _pygeoapi_config(store: Path, bbox: list[float], port: int) -> Path:
     return path
 
 
-def _start_pygeoapi(store: Path, bbox: list[float]) -> tuple[subprocess.Popen[bytes], str]:
+def _start_pygeoapi(store: Path, bbox: list[float], *, workers: int = 2
+                    ) -> tuple[subprocess.Popen[bytes], str]:
     py = _pygeoapi_python()
     port = _free_port()
     cfg = _pygeoapi_config(store, bbox, port)
@@ -190,8 +195,9 @@ def _start_pygeoapi(store: Path, bbox: list[float]) -> tuple[subprocess.Popen[by
     bindir = py.parent
     subprocess.run([str(bindir / "pygeoapi"), "openapi", "generate", str(cfg), "--output-file",
                     str(oas)], env=env, check=True, capture_output=True)
-    # gunicorn with one sync worker: pygeoapi's production set-up.
-    proc = subprocess.Popen([str(bindir / "gunicorn"), "-w", "1", "-b", f"127.0.0.1:{port}",
+    # gunicorn, as many worker processes as riskmap's uvicorn, threaded workers
+    proc = subprocess.Popen([str(bindir / "gunicorn"), "-w", str(workers), "-k", "gthread",
+                             "--threads", "4", "-b", f"127.0.0.1:{port}",
                              "--log-level", "warning", "pygeoapi.flask_app:APP"],
                             env=env, cwd=OUT, stdout=_log("pygeoapi"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -274,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="GeoPackage (default data/demo.gpkg, else built in bench/out/)")
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2,
+                    help="worker processes of every server (default 2)")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="demo scale when the store has to be built")
     ap.add_argument("--postgis", default=os.environ.get("RISKMAP_BENCH_POSTGIS_URL")
@@ -295,23 +303,24 @@ def main(argv: list[str] | None = None) -> int:
     bbox = list(info["buildings"].bbox or (0, 0, 0, 0))
     boxes = _bboxes(store, args.requests)
     print(f"store {store}: {n_b:,} buildings; {len(boxes)} bbox pages of {PAGE}; "
-          f"{args.clients} concurrent clients")
+          f"{args.clients} concurrent clients; {args.workers} worker processes per server")
     procs = []
     results: dict[str, dict[str, float | str | None]] = {}
     try:
-        rp, rurl = _start_riskmap(store)
+        rp, rurl = _start_riskmap(store, workers=args.workers)
         procs.append(rp)
         servers = {"riskmap": (f"{rurl}/collections/buildings/items",
                                {"Authorization": f"Bearer {KEY}"})}
         if args.postgis:
-            gp, gurl = _start_riskmap(_postgis_copy(store, args.postgis), "riskmap-postgis")
+            gp, gurl = _start_riskmap(_postgis_copy(store, args.postgis), "riskmap-postgis",
+                                      workers=args.workers)
             procs.append(gp)
             servers["postgis"] = (f"{gurl}/collections/buildings/items",
                                   {"Authorization": f"Bearer {KEY}"})
         try:
             if args.no_pygeoapi:
                 raise RuntimeError("--no-pygeoapi")
-            pp, purl = _start_pygeoapi(store, bbox)
+            pp, purl = _start_pygeoapi(store, bbox, workers=args.workers)
             procs.append(pp)
             servers["pygeoapi"] = (f"{purl}/collections/buildings/items",
                                    {"Accept": "application/geo+json"})
@@ -380,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{g['p95_ms']:.1f} ms / {r['p95_ms']:.1f} ms = "
               f"x{g['p95_ms'] / r['p95_ms']:.2f} (target <= 2)")  # type: ignore[operator]
     (OUT / "api.json").write_text(json.dumps({"buildings": n_b, "requests": len(boxes),
+                                              "workers": args.workers,
                                               "results": results}, indent=1))
     return 0
 
