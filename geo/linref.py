@@ -37,6 +37,7 @@ __all__ = [
     "cover_max",
     "format_station",
     "line_reference",
+    "line_references",
     "merge_intervals",
     "pieces",
     "point_at",
@@ -147,6 +148,18 @@ def line_reference(geom: BaseGeometry, *, gap_tolerance_m: float = 0.01) -> Line
     return LineRef(tuple(parts), starts, float(lengths.sum()), tuple(gaps))
 
 
+def line_references(geoms: Sequence[BaseGeometry] | np.ndarray, *,
+                    gap_tolerance_m: float = 0.01) -> list[LineRef]:
+    """:func:`line_reference` of many lines; LineStrings (most networks) in bulk."""
+    g = np.asarray(geoms, dtype=object)
+    simple = (shapely.get_type_id(g) == 1) & ~shapely.is_empty(g)
+    length = shapely.length(g)
+    zero = np.zeros(1)
+    return [LineRef((geom,), zero, float(ln), ()) if ok
+            else line_reference(geom, gap_tolerance_m=gap_tolerance_m)
+            for geom, ok, ln in zip(g.tolist(), simple.tolist(), length.tolist(), strict=True)]
+
+
 def _nearest_part(ref: LineRef, geoms: np.ndarray) -> np.ndarray:
     if len(ref.parts) == 1:
         return np.zeros(len(geoms), dtype=np.intp)
@@ -245,24 +258,23 @@ def pieces(refs: Sequence[LineRef], *, max_length_m: float = 200.0) -> Pieces:
     """
     if max_length_m <= 0:
         raise ValueError(f"max_length_m is {max_length_m}; expected a length > 0")
-    seg_a, seg_b, seg_line, seg_start = [], [], [], []
-    for li, ref in enumerate(refs):
-        for part, s0 in zip(ref.parts, ref.starts, strict=True):
-            c = shapely.get_coordinates(part)
-            a, b = c[:-1], c[1:]
-            ln = np.hypot(*(b - a).T)
-            keep = ln > 0
-            cum = s0 + np.concatenate([[0.0], np.cumsum(ln)[:-1]])
-            seg_a.append(a[keep])
-            seg_b.append(b[keep])
-            seg_start.append(cum[keep])
-            seg_line.append(np.full(int(keep.sum()), li, dtype=np.intp))
-    if not seg_a:
+    parts = [p for ref in refs for p in ref.parts]
+    if not parts:
         return Pieces(np.empty(0, dtype=object), np.empty(0, dtype=np.intp), np.empty(0))
-    a = np.concatenate(seg_a)
-    b = np.concatenate(seg_b)
-    start = np.concatenate(seg_start)
-    line = np.concatenate(seg_line)
+    part_line = np.repeat(np.arange(len(refs)), [len(ref.parts) for ref in refs])
+    part_start = np.concatenate([ref.starts for ref in refs])
+    xy, pi = shapely.get_coordinates(np.asarray(parts, dtype=object), return_index=True)
+    same = pi[1:] == pi[:-1]
+    a, b, sp = xy[:-1][same], xy[1:][same], pi[1:][same]
+    ln = np.hypot(*(b - a).T)
+    # chainage of each segment start: the part's start plus the lengths before it in the part
+    cum = np.cumsum(ln) - ln
+    first = np.r_[True, sp[1:] != sp[:-1]]
+    cum -= np.maximum.accumulate(np.where(first, cum, -np.inf))
+    keep = ln > 0
+    a, b = a[keep], b[keep]
+    start = (part_start[sp] + cum)[keep]
+    line = part_line[sp][keep]
     ln = np.hypot(*(b - a).T)
     k = np.maximum(1, np.ceil(ln / max_length_m).astype(np.intp))
     seg = np.repeat(np.arange(len(a)), k)

@@ -33,7 +33,7 @@ import shapely
 
 from geo.crs import require_projected
 from geo.findings import empty_findings, format_stations, make_findings
-from geo.linref import LineRef, Pieces, chainage_near, line_reference, pieces
+from geo.linref import LineRef, Pieces, chainage_near, line_references, pieces
 from geo.pressure import pressure_class
 
 __all__ = [
@@ -397,7 +397,7 @@ def check_pipelines(
     app = _applicable(pipes, occupancy_rules, setback_rules)
     thr_occ, radius = app.thr, app.radius
 
-    refs = [line_reference(g) for g in pipes.geometry.values]
+    refs = line_references(pipes.geometry.values)
     pcs = pieces(refs, max_length_m=piece_length_m)
     geoms = np.asarray(blds.geometry.values, dtype=object)
     pairs = pipeline_distances(refs, geoms, radius_m=radius + _TOL_M, pcs=pcs)
