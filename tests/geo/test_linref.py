@@ -14,6 +14,7 @@ from geo.linref import (
     chainage_range,
     format_station,
     line_reference,
+    line_references,
     pieces,
     point_at,
     substring,
@@ -180,3 +181,18 @@ def test_chainage_near_equals_the_whole_line_answer_on_wandering_lines() -> None
         wlo, whi = chainage_range(ref, geoms[bi[s]])
         np.testing.assert_allclose(lo[s], wlo, atol=1e-6)
         np.testing.assert_allclose(hi[s], whi, atol=1e-6)
+
+
+def test_line_references_in_bulk_and_pieces_of_several_lines() -> None:
+    lines = [LineString([(X0, Y0), (X0 + 300, Y0), (X0 + 300, Y0 + 100)]),
+             MultiLineString([[(X0 + 1050, Y0), (X0 + 2050, Y0)], [(X0 + 1000, Y0), (X0, Y0)]])]
+    refs = line_references(lines)
+    for ref, one in zip(refs, [line_reference(g) for g in lines], strict=True):
+        assert [p.wkt for p in ref.parts] == [p.wkt for p in one.parts]
+        np.testing.assert_array_equal(ref.starts, one.starts)
+        assert (ref.length_m, ref.gaps) == (one.length_m, one.gaps)
+    pcs = pieces(refs, max_length_m=250.0)
+    assert pcs.line.tolist() == [0, 0, 0] + [1] * 8
+    # 300 m cut in two, then 100 m; 1000 m in four; after the 50 m gap, 1000 m in four
+    np.testing.assert_allclose(pcs.start_m, [0, 150, 300, 0, 250, 500, 750,
+                                             1000, 1250, 1500, 1750], atol=1e-9)
