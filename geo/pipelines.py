@@ -425,9 +425,10 @@ def check_pipelines(
                            kind=f["kind"], geometry=f["geometry"], crs=crs,
                            id_columns=["other_id", "feature_id"])
              for f in frames]
-    out = pd.concat(parts, ignore_index=True)
-    return gpd.GeoDataFrame(out, geometry="geometry", crs=crs).sort_values(
-        "finding_id", kind="stable").reset_index(drop=True)
+    out = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=crs)
+    if out["finding_id"].is_monotonic_increasing:  # each part is sorted; "occupancy:" first
+        return out
+    return out.sort_values("finding_id", kind="stable").reset_index(drop=True)
 
 
 @dataclass(frozen=True)
