@@ -90,7 +90,9 @@ def html_page(title: str, body: str, *, head: str = "", links: list[Link] | None
     style = ("body{font-family:system-ui,sans-serif;margin:1.5em;max-width:70em}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;"
              "font-size:90%}#map{height:420px;margin:1em 0}")
+    # no favicon request (a 404 in the browser console)
     doc = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}'
-           f"</title><style>{style}</style>{head}</head><body>{nav}<h1>{esc(title)}</h1>"
+           f'</title><link rel="icon" href="data:,"><style>{style}</style>{head}</head><body>'
+           f"{nav}<h1>{esc(title)}</h1>"
            f"{body}</body></html>")
     return HTMLResponse(doc)
