@@ -142,7 +142,7 @@ def _stages(err: str, first: float, wall: float) -> str:
     if not marks:
         return ""
     parts = [f"start {first:.2f}"]
-    parts += [f"{' '.join(a.split()[:2])} {t1 - t0:.2f}"
+    parts += [f"{a} {t1 - t0:.2f}"
               for (a, t0), (_b, t1) in itertools.pairwise(marks)]
     parts.append(f"summary+exit {wall - first - marks[-1][1]:.2f}")
     return ", ".join(parts)
@@ -487,9 +487,12 @@ def report(rows: list[dict[str, Any]], *, dense_size: int) -> bool:
                     f"{e2e:.2f} s")
             _target(f"dense: peak <= 2 GB{note}", r["rss_mb"] <= TARGETS["dense_mb"],
                     f"{r['rss_mb']:.0f} MB")
+            pgf = r["flagged"].get("PostGIS")
             _target("dense: same flagged set as PostGIS",
-                    r["flagged"].get("PostGIS") == r["flagged"]["riskmap e2e"]
-                    if "PostGIS" in r["flagged"] else None, "")
+                    pgf == r["flagged"]["riskmap e2e"] if pgf is not None else None,
+                    f"{len(r['flagged']['riskmap e2e']):,} buildings, "
+                    f"{len(pgf ^ r['flagged']['riskmap e2e']) if pgf is not None else '-'} "
+                    "not in both")
         if r["workload"] == "urban":
             _target(f"urban network: e2e <= {TARGETS['urban_s']:g} s", r["e2e"] <=
                     TARGETS["urban_s"], f"{r['e2e']:.2f} s")

@@ -76,5 +76,5 @@ def test_stages_from_progress_lines() -> None:
            "\r[####--] 4/4 writing findings.gpkg               1.1 s"
            "\r[######] 4/4 done                                1.3 s\n")
     assert _stages(err, 0.55, 2.0) == ("start 0.55, reading pipelines 0.20, reading buildings "
-                                       "0.30, checking 8,725 0.60, writing findings.gpkg 0.20, "
-                                       "summary+exit 0.15")
+                                       "near pipelines 0.30, checking 8,725 buildings 0.60, "
+                                       "writing findings.gpkg 0.20, summary+exit 0.15")
