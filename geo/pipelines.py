@@ -296,7 +296,110 @@ def _overlap(
         if sel.any():
             corridor[sel] = shapely.buffer(lines[sel], thr[uk[sel]], quad_segs=64,
                                            cap_style=cap)
-    out[uk] = shapely.area(shapely.intersection(geoms[uk], corridor))
+    out[uk] = _area_inside(geoms[uk], corridor)
+    return out
+
+
+def _area_inside(footprints: np.ndarray, polys: np.ndarray) -> np.ndarray:
+    """``area(intersection(footprints[i], polys[i]))``; footprints that are convex polygons
+    (rectangles, most buildings) clip in numpy (Sutherland–Hodgman: exact area for any
+    subject polygon against a convex window; rings clipped one by one, holes subtracted),
+    the others through GEOS. GEOS's overlay costs ~20 µs a pair even for a 5- and a
+    9-vertex polygon; this is ~8 µs (measured on 53k pairs: 1.06 s -> 0.41 s)."""
+    out = np.zeros(len(footprints))
+    if not len(footprints):
+        return out
+    convex, win, win_start = _convex_ccw(footprints)
+    # the numpy clip works on every vertex at once: for small polygons (a flat-capped band
+    # has ~10 vertices; a round cap alone has 129 and is left to GEOS)
+    use = convex & (shapely.get_num_coordinates(polys) <= 48)
+    ok, other = np.flatnonzero(use), np.flatnonzero(~use)
+    if len(ok):
+        out[ok] = _clip_area(win, win_start, ok, polys[ok])
+    if len(other):
+        out[other] = shapely.area(shapely.intersection(footprints[other], polys[other]))
+    return out
+
+
+def _convex_ccw(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(is convex, vertices (counter-clockwise, no closing vertex), first vertex of each)
+    of polygons ``g`` (only single-ring polygons can be convex here)."""
+    simple = (shapely.get_type_id(g) == 3) & (shapely.get_num_interior_rings(g) == 0)
+    ext = shapely.get_exterior_ring(np.where(simple, g, None))  # type: ignore[call-overload]
+    xy, own = shapely.get_coordinates(ext, return_index=True)
+    ok = np.zeros(len(g), dtype=bool)
+    if not len(xy):
+        return ok, np.zeros((0, 2)), np.zeros(len(g), dtype=np.intp)
+    last = np.r_[own[1:] != own[:-1], True]
+    xy, own = xy[~last], own[~last]  # the closing vertex
+    n = np.bincount(own, minlength=len(g))
+    start = np.cumsum(n) - n
+    i = np.arange(len(xy))
+    nxt = np.where(i + 1 == start[own] + n[own], start[own], i + 1)
+    loc = xy - xy[start[own]]  # local coordinates: no cancellation at 1e6 m
+    cross = loc[:, 0] * loc[nxt, 1] - loc[nxt, 0] * loc[:, 1]
+    area2 = np.bincount(own, weights=cross, minlength=len(g))
+    # orient counter-clockwise: reverse the vertices of clockwise rings
+    rev = area2[own] < 0
+    j = np.where(rev, start[own] + n[own] - 1 - (i - start[own]), i)
+    xy = xy[j]
+    e = xy[nxt] - xy
+    turn = e[:, 0] * e[nxt, 1] - e[:, 1] * e[nxt, 0]
+    bad = np.bincount(own, weights=(turn < 0).astype(float), minlength=len(g)) > 0
+    ok = simple & (n >= 3) & ~bad & (area2 != 0)
+    return ok, xy, start
+
+
+def _clip_area(win: np.ndarray, win_start: np.ndarray, sel: np.ndarray,
+               polys: np.ndarray) -> np.ndarray:
+    """Area of ``polys[k]`` inside the convex counter-clockwise window of footprint
+    ``sel[k]`` (vertices ``win`` from ``win_start``), vectorised Sutherland–Hodgman."""
+    nwin = np.diff(np.r_[win_start, len(win)])
+    parts, powner = shapely.get_parts(polys, return_index=True)
+    rings, rpart = shapely.get_rings(parts, return_index=True)
+    is_ext = np.r_[True, rpart[1:] != rpart[:-1]]
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    keep = np.r_[ring[1:] == ring[:-1], False]  # drop each ring's closing vertex
+    xy, ring = xy[keep], ring[keep]
+    owner = sel[powner[rpart]]  # footprint of each ring
+    for j in range(int(nwin[sel].max()) if len(sel) else 0):
+        if not len(ring):
+            break
+        f = owner[ring]
+        has = j < nwin[f]
+        a = win[win_start[f] + np.minimum(j, nwin[f] - 1)]
+        b = win[win_start[f] + np.where(j + 1 < nwin[f], j + 1, 0)]
+        d = (b[:, 0] - a[:, 0]) * (xy[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (xy[:, 0] - a[:, 0])
+        inside = (d >= 0) | ~has
+        cnt = np.bincount(ring, minlength=len(rings))
+        first = np.cumsum(cnt) - cnt
+        i = np.arange(len(xy))
+        nxt = np.where(i + 1 == first[ring] + cnt[ring], first[ring], i + 1)
+        cross_edge = inside != inside[nxt]
+        emit = inside[nxt].astype(np.intp) + cross_edge
+        pos = np.cumsum(emit) - emit
+        new = np.empty((int(emit.sum()), 2))
+        new_ring = np.empty(len(new), dtype=np.intp)
+        ce = np.flatnonzero(cross_edge)
+        t = d[ce] / (d[ce] - d[nxt[ce]])
+        new[pos[ce]] = xy[ce] + t[:, None] * (xy[nxt[ce]] - xy[ce])
+        new_ring[pos[ce]] = ring[ce]
+        ie = np.flatnonzero(inside[nxt])
+        at = pos[ie] + cross_edge[ie]
+        new[at] = xy[nxt[ie]]
+        new_ring[at] = ring[ie]
+        xy, ring = new, new_ring
+    out = np.zeros(len(sel))
+    if len(ring):
+        cnt = np.bincount(ring, minlength=len(rings))
+        first = np.cumsum(cnt) - cnt
+        i = np.arange(len(xy))
+        nxt = np.where(i + 1 == first[ring] + cnt[ring], first[ring], i + 1)
+        loc = xy - win[win_start[owner[ring]]]  # local coordinates: no cancellation
+        a2 = np.bincount(ring, weights=loc[:, 0] * loc[nxt, 1] - loc[nxt, 0] * loc[:, 1],
+                         minlength=len(rings))
+        ring_area = np.abs(a2) / 2 * np.where(is_ext, 1.0, -1.0)
+        np.add.at(out, np.searchsorted(sel, owner), ring_area)
     return out
 
 

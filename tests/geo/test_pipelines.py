@@ -6,6 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+import shapely.affinity
 from shapely.geometry import LineString, MultiLineString, box
 
 from geo.errors import CRSError
@@ -406,3 +407,34 @@ def test_overlap_area_where_the_line_passes_through_and_where_it_ends() -> None:
     cap = shapely.area(shapely.intersection(end_box, line.buffer(thr, quad_segs=64)))
     assert 0.1 < cap < 0.3
     assert f.loc["END", "overlap_m2"] == round(cap, 2)
+
+
+def test_overlap_areas_clipped_in_numpy_equal_geos() -> None:
+    """The corridor area inside convex footprints (numpy Sutherland–Hodgman) equals GEOS's
+    intersection area: rotated and clockwise rectangles, an L-shaped footprint (GEOS),
+    flat- and round-capped bands, a corridor with a hole, a two-part corridor."""
+    from geo.pipelines import _area_inside
+
+    rng = np.random.default_rng(11)
+    n = 600
+    x, y = X0 + rng.uniform(0, 5000, n), Y0 + rng.uniform(0, 5000, n)
+    w, h, a = rng.uniform(5, 30, n), rng.uniform(5, 20, n), rng.uniform(0, np.pi, n)
+    feet = np.array([shapely.affinity.rotate(box(xi - wi / 2, yi - hi / 2, xi + wi / 2,
+                                                 yi + hi / 2), ai, use_radians=True)
+                     for xi, yi, wi, hi, ai in zip(x, y, w, h, a, strict=True)])
+    feet[::7] = shapely.reverse(feet[::7])
+    feet[::11] = shapely.union(feet[::11],
+                               shapely.box(x[::11], y[::11], x[::11] + 15, y[::11] + 2))
+    turn = np.cumsum(rng.normal(0, 0.4, (n, 6)), axis=1)
+    lx = x[:, None] - 20 + np.cumsum(8 * np.cos(turn), axis=1)
+    ly = y[:, None] + rng.uniform(-8, 8, (n, 1)) + np.cumsum(8 * np.sin(turn), axis=1)
+    lines = shapely.linestrings(np.stack([lx, ly], axis=2))
+    corr = shapely.buffer(lines, 0.6, quad_segs=64, cap_style="flat")
+    corr[1::4] = shapely.buffer(lines[1::4], 3.0, quad_segs=64)
+    corr[::13] = shapely.difference(shapely.buffer(feet[::13], 6.0),
+                                    shapely.buffer(feet[::13], 1.0))
+    corr[::17] = shapely.union(corr[::17], shapely.box(x[::17] - 3, y[::17] - 3,
+                                                        x[::17] + 3, y[::17] + 3))
+    want = shapely.area(shapely.intersection(feet, corr))
+    assert (want > 0).sum() > 300
+    np.testing.assert_allclose(_area_inside(feet, corr), want, atol=1e-7, rtol=0)
