@@ -107,6 +107,7 @@ def _busy(exc: BuildsBusy) -> JSONResponse:
 @router.get("/maps/{name}", response_class=HTMLResponse, operation_id="getMap",
             summary="An audience map (planner, police, fire, overview) as an HTML page",
             responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+                       400: {}, 401: {}, 403: {}, 404: {},
                        503: {"description": "too many map builds at once; see Retry-After"}})
 def get_map(request: Request, name: str) -> Response:
     check_params(request, ("basemap", "lang", "publish"))
@@ -164,8 +165,8 @@ def get_map(request: Request, name: str) -> Response:
                          "that sees some rows counts only those). About `cells` cells (1-512) "
                          f"along the longer side of the layer's extent, none under {MIN_CELL_M:g} "
                          "m a side."),
-            responses={200: {"content": {"application/geo+json": {}}}, 401: {}, 403: {},
-                       404: {}})
+            responses={200: {"content": {"application/geo+json": {}}}, 400: {}, 401: {},
+                       403: {}, 404: {}})
 def layer_density(request: Request, layer: str) -> Response:
     check_params(request, ("cells",))
     principal = get_principal(request)
