@@ -115,8 +115,9 @@ def run_cli(store: Path) -> dict[str, Any]:
         th = threading.Thread(target=drain)
         th.start()
         stdout = proc.stdout.read() if proc.stdout else b""
-        rc = proc.wait()
+        _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
+        rc = proc.returncode = os.waitstatus_to_exitcode(status)
         th.join()
         if rc != 0:
             raise RuntimeError(f"riskmap check pipelines failed ({rc}):\n{err.decode()[-3000:]}")
@@ -125,7 +126,8 @@ def run_cli(store: Path) -> dict[str, Any]:
         f = pyogrio.read_dataframe(out, columns=["feature_id", "layer"], read_geometry=False)
         rss_mb = int(Path(out + ".rss").read_text()) / 1024
     flagged = set(f.loc[f["layer"] == "buildings", "feature_id"].astype(str))
-    return {"seconds": wall, "first_line": first[0] if first else float("nan"),
+    return {"seconds": wall, "cpu": usage.ru_utime + usage.ru_stime,
+            "first_line": first[0] if first else float("nan"),
             "stages": _stages(err.decode(errors="replace"), first[0] if first else 0.0, wall),
             "rss_mb": rss_mb, "findings": len(f), "flagged": flagged,
             "stdout_tail": stdout.decode().strip().splitlines()[-2:]}
@@ -177,15 +179,31 @@ def check_in_memory(data: dict[str, Any], repeat: int) -> dict[str, Any]:
     """Median seconds of ``check_pipelines`` on every building; the flagged building ids."""
     from geo.pipelines import check_pipelines
 
-    times, found = [], None
+    times, cpu, found = [], [], None
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         found = check_pipelines(data["pipes"], data["buildings"],
                                 occupancy_rules=data["occ"], setback_rules=data["sb"])
         times.append(time.perf_counter() - t)
+        cpu.append(_cpu() - c)
     assert found is not None
     flagged = set(found.loc[found["layer"] == "buildings", "feature_id"].astype(str))
-    return {"seconds": statistics.median(times), "findings": len(found), "flagged": flagged}
+    return {"seconds": statistics.median(times), "cpu": statistics.median(cpu),
+            "findings": len(found), "flagged": flagged}
+
+
+def _cpu(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of this process (all threads), or of process ``pid``."""
+    if pid is None:
+        import resource
+
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # a server on another machine
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pieces(lines: np.ndarray, radius: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -266,6 +284,7 @@ def postgis(url: str | None, data: dict[str, Any], repeat: int) -> dict[str, Any
              f"JOIN {s}.buildings b ON ST_DWithin(s.geom, b.geom, s.radius) "
              "GROUP BY s.line, b.id")
         # the planner's choice, then parallel workers forced: the faster counts
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
         variants = {}
         for name, settings in (("planner", ()), ("forced parallel", (
                 "SET parallel_setup_cost = 0", "SET parallel_tuple_cost = 0",
@@ -273,12 +292,14 @@ def postgis(url: str | None, data: dict[str, Any], repeat: int) -> dict[str, Any
             for stmt in settings:
                 conn.execute(stmt)
             plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + q).fetchall())
-            times, rows = [], []
+            times, cpu, rows = [], [], []
             for _ in range(repeat):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), _cpu(backend)
                 rows = conn.execute(q).fetchall()
                 times.append(time.perf_counter() - t)
-            variants[name] = (statistics.median(times), "Gather" in plan, rows)
+                cpu.append(_cpu(backend) - c)
+            variants[name] = (statistics.median(times), "Gather" in plan, rows,
+                              statistics.median(cpu))
         best = min(variants, key=lambda k: variants[k][0])
         rows = variants[best][2]
         version = conn.execute("SELECT postgis_lib_version()").fetchone()[0]  # type: ignore[index]
@@ -287,7 +308,8 @@ def postgis(url: str | None, data: dict[str, Any], repeat: int) -> dict[str, Any
     return {"seconds": variants[best][0], "load": load_s, "version": version,
             "flagged": _pairs_flagged(rows, data), "pairs": len(rows), "pieces": len(cut),
             "cut": cut, "best": best, "parallel": variants[best][1],
-            "variants": {k: (round(v[0], 3), v[1]) for k, v in variants.items()},
+            "variants": {k: (round(v[0], 3), v[1], round(v[3], 3)) for k, v in variants.items()},
+            "cpu": variants[best][3],
             "index": "Index Scan" in plan}
 
 
@@ -337,15 +359,16 @@ def duckdb_spatial(data: dict[str, Any], repeat: int,
          f"JOIN buildings b ON ST_DWithin(s.geom, b.geom, {rmax!r}) "
          "GROUP BY s.line, b.id")
     plan = "\n".join(str(r[1]) for r in con.execute("EXPLAIN " + q).fetchall())
-    times, rows = [], []
+    times, cpu, rows = [], [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         rows = con.execute(q).fetchall()
         times.append(time.perf_counter() - t)
+        cpu.append(_cpu() - c)
     version = duckdb.__version__
     con.close()
-    return {"seconds": statistics.median(times), "load": load_s, "version": version,
-            "flagged": _pairs_flagged(rows, data), "pieces": len(geoms),
+    return {"seconds": statistics.median(times), "cpu": statistics.median(cpu), "load": load_s,
+            "version": version, "flagged": _pairs_flagged(rows, data), "pieces": len(geoms),
             "source": source, "spatial_join": "SPATIAL_JOIN" in plan}
 
 
@@ -362,6 +385,7 @@ def measure(name: str, store: Path, *, repeat: int, pg: str | None,
     res = {"workload": name, "buildings": len(data["buildings"]),
            "pipelines": len(data["pipes"]),
            "e2e": statistics.median(r["seconds"] for r in cli),
+           "e2e_cpu": statistics.median(r["cpu"] for r in cli), "check_cpu": chk["cpu"],
            "first_line": statistics.median(r["first_line"] for r in cli),
            "rss_mb": max(r["rss_mb"] for r in cli), "findings": cli[0]["findings"],
            "stages": cli[-1]["stages"],
@@ -456,6 +480,12 @@ def report(rows: list[dict[str, Any]], *, dense_size: int) -> bool:
         bad = {k: len(v ^ ref) for k, v in r["flagged"].items() if v != ref}
         print(f"{r['workload']}: flagged buildings — {counts}; {r['findings']:,} findings")
         print(f"  riskmap check pipelines stages (s, last run): {r['stages']}")
+        cpus = [f"riskmap e2e {r['e2e_cpu']:.2f}", f"check only {r['check_cpu']:.2f}"]
+        cpus += [f"{label} {r[k]['cpu']:.2f}" for k, label in
+                 (("pg", "PostGIS backend (parallel workers not counted)"), ("duck", "DuckDB"))
+                 if "cpu" in r[k]]
+        print(f"  CPU seconds (median; wall times above depend on the machine's load): "
+              f"{', '.join(cpus)}")
         if bad:
             ok = False
             print(f"  !!! FLAGGED SETS DIFFER from riskmap e2e: {bad} buildings not in both !!!")
@@ -466,7 +496,8 @@ def report(rows: list[dict[str, Any]], *, dense_size: int) -> bool:
             elif key == "pg":
                 print(f"  PostGIS {d['version']}: {d['pieces']:,} pieces, load {d['load']:.1f} s "
                       f"(excluded), {d['pairs']:,} pairs; jit off; "
-                      + "; ".join(f"{k} {v[0]:.2f} s (Gather in plan: {v[1]})"
+                      + "; ".join(f"{k} {v[0]:.2f} s, leader CPU {v[2]:.2f} s (Gather in "
+                                  f"plan: {v[1]})"
                                   for k, v in d["variants"].items())
                       + f"; counted: {d['best']}")
             else:
