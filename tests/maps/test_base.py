@@ -219,3 +219,41 @@ def test_density_cells_never_under_100_m(tmp_path) -> None:  # type: ignore[no-u
     assert sum(f["properties"]["count"] for f in faulty["features"]) == 20
     with pytest.raises(ValueError, match="no column 'owner'"):
         density_grid(store, "hydrants", where={"owner": "x"})
+
+
+HOSTILE = ("<!--<script>", "</script><script>window.__pwned=1</script>",
+           '"><img src=x onerror=window.__pwned=1>', "'-alert(1)-'", "a\u2028b\u2029c",
+           "{{7*7}}", "see https://evil.example/x")
+
+
+def test_script_json_keeps_values_and_leaves_no_markup() -> None:
+    from maps.html import script_json
+
+    for value in (*HOSTILE, "a\\/b", "\\", "\\\\/<"):
+        raw = json.dumps({"v": value}, ensure_ascii=False)
+        safe = script_json(raw)
+        assert json.loads(safe) == {"v": value}
+        assert not re.search(r"[<>&\u2028\u2029]|//", safe), safe
+
+
+def test_hostile_names_stay_inside_the_map_config() -> None:
+    layers = crafted_layers()
+    zones = layers["restricted_zones"].copy()
+    zones["name"] = list(HOSTILE[:2])
+    zones["notice"] = list(HOSTILE[2:4])
+    layers["restricted_zones"] = zones
+    routes = layers["hazmat_routes"].copy()
+    routes["authority"] = [HOSTILE[6], HOSTILE[4]]  # the notice's issuing authority
+    layers["hazmat_routes"] = routes
+    for publish in (False, True):  # a URL in data is no external asset (no OfflineError)
+        html = render_html(build("police", layers, None, options=MapOptions(),
+                                 publish=publish), mode="inline")
+        script = html[html.index("RiskMap.init("):]
+        script = script[:script.index("</script>")]
+        assert "<!--" not in script and "<script" not in script and "<img" not in script
+        cfg = _config(html)
+        lay = next(li for li in cfg["layers"] if li["id"] == "restricted_zones")
+        assert [f["properties"]["name"] for f in lay["data"]["features"]] == list(HOSTILE[:2])
+        if publish:
+            assert cfg["publish"]["authority"] == HOSTILE[6]
+            assert cfg["publish"]["notice"] == HOSTILE[2]
