@@ -233,26 +233,37 @@ def pipeline_distances(
                        dtype=object)
     if pcs is None:
         pcs = pieces(refs, max_length_m=piece_length_m)
-    cols = {"line": np.empty(0, np.intp), "building": np.empty(0, np.intp),
-            "distance_m": np.empty(0), "piece": np.empty(0, np.intp)}
+    return _nearest(pcs, *_candidates(pcs, geoms, radius_m))
+
+
+def _candidates(
+    pcs: Pieces, geoms: np.ndarray, radius_m: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(piece, building, distance) of every pair at most ``radius_m[line]`` apart, sorted by
+    line, building, distance (see :func:`pipeline_distances`)."""
+    empty = np.empty(0, np.intp)
     if len(pcs.geoms) == 0 or len(geoms) == 0:
-        return pd.DataFrame(cols)
+        return empty, empty, np.empty(0)
     r = np.asarray(radius_m, dtype=float)[pcs.line]
     env = shapely.bounds(pcs.geoms)
     grown = shapely.box(env[:, 0] - r, env[:, 1] - r, env[:, 2] + r, env[:, 3] + r)
     bj, pi = shapely.STRtree(grown).query(geoms)
     if len(pi) == 0:
-        return pd.DataFrame(cols)
+        return empty, empty, np.empty(0)
     d = shapely.distance(pcs.geoms[pi], geoms[bj])
     ok = d <= r[pi]
     pi, bj, d = pi[ok], bj[ok], d[ok]
+    order = np.lexsort((d, bj, pcs.line[pi]))
+    return pi[order], bj[order], d[order]
+
+
+def _nearest(pcs: Pieces, pi: np.ndarray, bj: np.ndarray, d: np.ndarray) -> pd.DataFrame:
+    """The nearest candidate of each (line, building): the rows of pipeline_distances."""
     line = pcs.line[pi]
-    order = np.lexsort((d, bj, line))
-    line, bj, d, pi = line[order], bj[order], d[order], pi[order]
     first = np.ones(len(line), dtype=bool)
     first[1:] = (line[1:] != line[:-1]) | (bj[1:] != bj[:-1])
-    return pd.DataFrame({"line": line[first], "building": bj[first], "distance_m": d[first],
-                         "piece": pi[first]})
+    return pd.DataFrame({"line": line[first].astype(np.intp), "building": bj[first],
+                         "distance_m": d[first], "piece": pi[first]})
 
 
 def _overlap(
@@ -504,7 +515,8 @@ def check_pipelines(
     refs = line_references(pipes.geometry.values)
     pcs = pieces(refs, max_length_m=piece_length_m)
     geoms = np.asarray(blds.geometry.values, dtype=object)
-    pairs = pipeline_distances(refs, geoms, radius_m=radius + _TOL_M, pcs=pcs)
+    cand = _candidates(pcs, geoms, radius + _TOL_M)
+    pairs = _nearest(pcs, *cand)
     if pairs.empty:
         return empty_findings(crs)
     tree = shapely.STRtree(pcs.geoms)  # the pieces themselves: chainage and overlap lookups
@@ -518,7 +530,18 @@ def check_pipelines(
     occ = (dist <= thr_occ[line] + _TOL_M) & has_occ[line]
     frames = []
     if occ.any():
-        frames.append(_occupancy_findings(pairs[occ], ctx, app, uses[occ]))
+        # every piece within the corridor of each occupying building (for the overlap area)
+        # is among the candidates: the search radius is at least the threshold
+        cpi, cbj, cd = cand
+        cline = pcs.line[cpi]
+        within = cd <= thr_occ[cline] + _TOL_M
+        nb = np.int64(len(geoms))
+        keys = line[occ].astype(np.int64) * nb + bidx[occ]
+        ck = cline[within].astype(np.int64) * nb + cbj[within]
+        k = np.minimum(np.searchsorted(keys, ck), len(keys) - 1)
+        hit = keys[k] == ck
+        frames.append(_occupancy_findings(pairs[occ], ctx, app, uses[occ],
+                                          near=(cpi[within][hit], k[hit])))
     sb = _setback_findings(pairs[~occ], ctx, app, uses[~occ])
     if sb is not None:
         frames.append(sb)
@@ -622,15 +645,18 @@ def _rule_column(rules: Sequence[Rule | None], key: str, default: object = None)
 
 
 def _occupancy_findings(
-    pairs: pd.DataFrame, ctx: _Context, app: _Applicable, uses: np.ndarray,
+    pairs: pd.DataFrame, ctx: _Context, app: _Applicable, uses: np.ndarray, *,
+    near: tuple[np.ndarray, np.ndarray],
 ) -> Columns:
+    """Occupancy findings of ``pairs``; ``near`` = (piece, row of pairs) of every piece of the
+    pair's line within its corridor threshold of the building."""
     df = _base_frame(pairs, ctx, uses)
     line = pairs["line"].to_numpy()
     req = app.thr[line]
     rules, t = app.occ, app.code[line]
     # pieces within the corridor of each occupying building, for the overlap area
     geoms = df["geometry"]
-    near_pi, near_k = _pieces_near(ctx, line, geoms, req)
+    near_pi, near_k = near
     df["overlap_m2"] = np.round(_overlap(ctx.pcs, near_pi, near_k, geoms, req), 2)
     df["required_m"] = req
     df["shortfall_m"] = np.maximum(req - df["distance_m"], 0.0)
@@ -647,15 +673,6 @@ def _occupancy_findings(
     for c in ("pipe_zh", "pipe_en", "rule_name_zh", "rule_name_en"):
         del df[c]
     return df
-
-
-def _pieces_near(
-    ctx: _Context, line: np.ndarray, geoms: np.ndarray, thr: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(piece, finding) pairs with the piece of the finding's line within its threshold."""
-    k, pi = ctx.tree.query(geoms, predicate="dwithin", distance=thr + _TOL_M)
-    keep = ctx.pcs.line[pi] == line[k]  # dwithin is the exact test: distance <= thr
-    return pi[keep], k[keep]
 
 
 def _setback_findings(
