@@ -304,6 +304,37 @@ def _seg_locate(
     return np.hypot(ux, uy), t
 
 
+def _nearest_chainage(
+    pcs: Pieces, px: np.ndarray, py: np.ndarray, line: np.ndarray, piece: np.ndarray,
+    seg: tuple[np.ndarray, ...], tree: shapely.STRtree | None,
+) -> np.ndarray:
+    """Chainage of the point of line ``line[i]`` nearest to (px[i], py[i]), where piece
+    ``piece[i]`` of that line bounds how far it can be: the pieces of that line within that
+    distance of the point are all the candidates (one tree query per point)."""
+    ax, ay, dx, dy, plen = seg
+    m = len(px)
+    r = _seg_locate(px, py, ax[piece], ay[piece], dx[piece], dy[piece])[0]
+    r += 1e-6 + 1e-9 * np.maximum(np.abs(px), np.abs(py))
+    if tree is None:
+        tree = shapely.STRtree(pcs.geoms)
+    # a 2-point line is the cheapest geometry with this envelope (the query tests envelopes)
+    diag = np.stack([np.c_[px - r, py - r], np.c_[px + r, py + r]], axis=1)
+    q, cand = tree.query(shapely.linestrings(diag))
+    keep = pcs.line[cand] == line[q]
+    q, cand = q[keep], cand[keep]
+    if len(q) > 1 and (q[1:] < q[:-1]).any():
+        o = np.argsort(q, kind="stable")
+        q, cand = q[o], cand[o]
+    starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
+    if len(starts) != m:
+        raise ValueError("chainage_near: a footprint's piece is not near it (wrong piece index?)")
+    d, t = _seg_locate(px[q], py[q], ax[cand], ay[cand], dx[cand], dy[cand])
+    ch = pcs.start_m[cand] + t * plen[cand]
+    # per point: the nearest, and the first along the line on ties
+    dmin = np.minimum.reduceat(d, starts)
+    return np.minimum.reduceat(np.where(d <= dmin[q] + _TIE_M, ch, np.inf), starts)
+
+
 # Nearer by less than this (m) is a tie: the point first along the line is taken.
 _TIE_M = 1e-9
 
@@ -311,6 +342,7 @@ _TIE_M = 1e-9
 def chainage_near(
     pcs: Pieces, geoms: np.ndarray, line: np.ndarray, piece: np.ndarray, *,
     tree: shapely.STRtree | None = None,
+    near: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where each footprint ``geoms[k]`` lies along line ``line[k]``, found on ``piece[k]``
     (an index into ``pcs``; any piece of that line near the footprint will do).
@@ -327,6 +359,12 @@ def chainage_near(
     Exact and vectorised: the piece the pair was found on bounds how far the nearest point
     of the line can be from each vertex (and from the centroid, inside their hull), so the
     pieces of that line within that bound of the footprint are all the candidates.
+
+    ``near`` = (footprint k, piece, within_m) can hand over pieces already known: every
+    piece of line[k] within ``within_m[k]`` of footprint k (the pairs a distance search
+    kept). A point whose nearest among them is within ``within_m[k]`` has its answer
+    there (the line's nearest piece to it is that close to the footprint, so among them);
+    only the other points are looked up in the tree.
     """
     g = np.asarray(geoms, dtype=object)
     n = len(g)
@@ -357,29 +395,34 @@ def chainage_near(
     px[cpos], py[cpos], own[cpos] = cen[:, 0], cen[:, 1], np.arange(n)
     e = shapely.get_coordinates(pcs.geoms).reshape(-1, 4)
     ax, ay, dx, dy = e[:, 0], e[:, 1], e[:, 2] - e[:, 0], e[:, 3] - e[:, 1]
-    # the line is nowhere nearer to a point than the piece the pair was found on: only the
-    # pieces of that line within that distance of the point are candidates
-    pp = piece[own]
-    r = _seg_locate(px, py, ax[pp], ay[pp], dx[pp], dy[pp])[0]
-    r += 1e-6 + 1e-9 * np.maximum(np.abs(px), np.abs(py))
-    if tree is None:
-        tree = shapely.STRtree(pcs.geoms)
-    # a 2-point line is the cheapest geometry with this envelope (the query tests envelopes)
-    diag = np.stack([np.c_[px - r, py - r], np.c_[px + r, py + r]], axis=1)
-    q, cand = tree.query(shapely.linestrings(diag))
-    keep = pcs.line[cand] == line[own[q]]
-    q, cand = q[keep], cand[keep]
-    if len(q) > 1 and (q[1:] < q[:-1]).any():
-        o = np.argsort(q, kind="stable")
-        q, cand = q[o], cand[o]
-    starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
-    if len(starts) != m:
-        raise ValueError("chainage_near: a footprint's piece is not near it (wrong piece index?)")
-    d, t = _seg_locate(px[q], py[q], ax[cand], ay[cand], dx[cand], dy[cand])
-    ch = pcs.start_m[cand] + t * np.hypot(dx, dy)[cand]
-    # per point: the nearest, and the first along the line on ties
-    dmin = np.minimum.reduceat(d, starts)
-    best = np.minimum.reduceat(np.where(d <= dmin[q] + _TIE_M, ch, np.inf), starts)
+    plen = np.hypot(dx, dy)
+    best = np.full(m, np.nan)
+    todo = np.arange(m)
+    if near is not None:
+        nk, npc, within = (np.asarray(v) for v in near)
+        o = np.lexsort((npc, nk))
+        nk, npc = nk[o], npc[o]
+        nc = np.bincount(nk, minlength=n)
+        coff = np.cumsum(nc) - nc
+        # every (point, known piece of its footprint), point-major
+        per = nc[own]
+        pt = np.repeat(np.arange(m), per)
+        w = np.arange(len(pt)) - np.repeat(np.cumsum(per) - per, per)
+        pc = npc[coff[own[pt]] + w]
+        d, t = _seg_locate(px[pt], py[pt], ax[pc], ay[pc], dx[pc], dy[pc])
+        ch = pcs.start_m[pc] + t * plen[pc]
+        has = per > 0
+        starts = (np.cumsum(per) - per)[has]
+        dmin = np.full(m, np.inf)
+        dmin[has] = np.minimum.reduceat(d, starts)
+        first = np.full(m, np.inf)
+        first[has] = np.minimum.reduceat(np.where(d <= dmin[pt] + _TIE_M, ch, np.inf), starts)
+        done = dmin <= np.asarray(within, dtype=float)[own] - 1e-6
+        best[done] = first[done]
+        todo = np.flatnonzero(~done)
+    if len(todo):
+        best[todo] = _nearest_chainage(pcs, px[todo], py[todo], line[own[todo]],
+                                       piece[own[todo]], (ax, ay, dx, dy, plen), tree)
     mid = best[cpos]
     is_cen = np.zeros(m, dtype=bool)
     is_cen[cpos] = True

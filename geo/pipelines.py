@@ -520,7 +520,10 @@ def check_pipelines(
     if pairs.empty:
         return empty_findings(crs)
     tree = shapely.STRtree(pcs.geoms)  # the pieces themselves: chainage and overlap lookups
-    ctx = _Context(pipes, blds, pcs, tree, *_labels(pipes, app.code))
+    nb = np.int64(len(geoms))
+    ckey = pcs.line[cand[0]].astype(np.int64) * nb + cand[1]  # sorted: line, building
+    ctx = _Context(pipes, blds, pcs, tree, *_labels(pipes, app.code), cand, ckey, nb,
+                   radius + _TOL_M)
     line = pairs["line"].to_numpy()
     bidx = pairs["building"].to_numpy()
     dist = pairs["distance_m"].to_numpy()
@@ -530,18 +533,7 @@ def check_pipelines(
     occ = (dist <= thr_occ[line] + _TOL_M) & has_occ[line]
     frames = []
     if occ.any():
-        # every piece within the corridor of each occupying building (for the overlap area)
-        # is among the candidates: the search radius is at least the threshold
-        cpi, cbj, cd = cand
-        cline = pcs.line[cpi]
-        within = cd <= thr_occ[cline] + _TOL_M
-        nb = np.int64(len(geoms))
-        keys = line[occ].astype(np.int64) * nb + bidx[occ]
-        ck = cline[within].astype(np.int64) * nb + cbj[within]
-        k = np.minimum(np.searchsorted(keys, ck), len(keys) - 1)
-        hit = keys[k] == ck
-        frames.append(_occupancy_findings(pairs[occ], ctx, app, uses[occ],
-                                          near=(cpi[within][hit], k[hit])))
+        frames.append(_occupancy_findings(pairs[occ], ctx, app, uses[occ]))
     sb = _setback_findings(pairs[~occ], ctx, app, uses[~occ])
     if sb is not None:
         frames.append(sb)
@@ -567,6 +559,18 @@ class _Context:
     tree: shapely.STRtree
     pipe_zh: np.ndarray
     pipe_en: np.ndarray
+    cand: tuple[np.ndarray, np.ndarray, np.ndarray]  # (piece, building, distance) pairs
+    cand_key: np.ndarray  # line * n_buildings + building of each, ascending
+    n_buildings: np.int64
+    within_m: np.ndarray  # per line: every piece this near a building is among cand
+
+    def candidates(self, line: np.ndarray, bidx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, candidate index) of every candidate pair of the rows' (line, building)."""
+        keys = line.astype(np.int64) * self.n_buildings + bidx
+        lo = np.searchsorted(self.cand_key, keys, side="left")
+        cnt = np.searchsorted(self.cand_key, keys, side="right") - lo
+        row = np.repeat(np.arange(len(keys)), cnt)
+        return row, np.repeat(lo, cnt) + np.arange(len(row)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
 
 
 def _labels(pipes: pd.DataFrame, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -608,7 +612,9 @@ def _base_frame(pairs: pd.DataFrame, ctx: _Context, uses: np.ndarray) -> Columns
     bidx = pairs["building"].to_numpy()
     pipes = ctx.pipes
     geoms = np.asarray(ctx.blds.geometry.values, dtype=object)[bidx]
-    ch, lo, hi = chainage_near(ctx.pcs, geoms, line, pairs["piece"].to_numpy(), tree=ctx.tree)
+    row, ci = ctx.candidates(line, bidx)
+    ch, lo, hi = chainage_near(ctx.pcs, geoms, line, pairs["piece"].to_numpy(), tree=ctx.tree,
+                               near=(row, ctx.cand[0][ci], ctx.within_m[line]))
     return {
         "layer": "buildings",
         "feature_id": ctx.blds["id"].to_numpy(dtype=object)[bidx],
@@ -645,18 +651,20 @@ def _rule_column(rules: Sequence[Rule | None], key: str, default: object = None)
 
 
 def _occupancy_findings(
-    pairs: pd.DataFrame, ctx: _Context, app: _Applicable, uses: np.ndarray, *,
-    near: tuple[np.ndarray, np.ndarray],
+    pairs: pd.DataFrame, ctx: _Context, app: _Applicable, uses: np.ndarray,
 ) -> Columns:
-    """Occupancy findings of ``pairs``; ``near`` = (piece, row of pairs) of every piece of the
-    pair's line within its corridor threshold of the building."""
+    """Occupancy findings of ``pairs``."""
     df = _base_frame(pairs, ctx, uses)
     line = pairs["line"].to_numpy()
     req = app.thr[line]
     rules, t = app.occ, app.code[line]
     # pieces within the corridor of each occupying building, for the overlap area
     geoms = df["geometry"]
-    near_pi, near_k = near
+    # every piece within the corridor of each building (for the overlap area) is among the
+    # candidate pairs: the search radius is at least the threshold
+    near_k, ci = ctx.candidates(line, pairs["building"].to_numpy())
+    inside = ctx.cand[2][ci] <= req[near_k] + _TOL_M
+    near_pi, near_k = ctx.cand[0][ci][inside], near_k[inside]
     df["overlap_m2"] = np.round(_overlap(ctx.pcs, near_pi, near_k, geoms, req), 2)
     df["required_m"] = req
     df["shortfall_m"] = np.maximum(req - df["distance_m"], 0.0)

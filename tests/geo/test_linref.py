@@ -174,6 +174,17 @@ def test_chainage_near_equals_the_whole_line_answer_on_wandering_lines() -> None
     assert len(pairs) > 1000
     li, bi = pairs["line"].to_numpy(), pairs["building"].to_numpy()
     mid, lo, hi = chainage_near(pcs, geoms[bi], li, pairs["piece"].to_numpy())
+    # the same with the pieces within 20 m of each footprint handed over: most points are
+    # answered from them, the far corners of big footprints from the tree
+    d = shapely.distance(pcs.geoms[None, :], geoms[bi][:, None])
+    k, pc = np.nonzero((d <= 20.0) & (pcs.line[None, :] == li[:, None]))
+    got = chainage_near(pcs, geoms[bi], li, pairs["piece"].to_numpy(),
+                        near=(k, pc, np.full(len(bi), 20.0)))
+    np.testing.assert_array_equal(np.stack(got), np.stack([mid, lo, hi]))
+    # and with a radius no vertex is within: every point from the tree
+    few = chainage_near(pcs, geoms[bi], li, pairs["piece"].to_numpy(),
+                        near=(k, pc, np.full(len(bi), 1e-7)))
+    np.testing.assert_array_equal(np.stack(few), np.stack([mid, lo, hi]))
     for i, ref in enumerate(refs):
         s = li == i
         np.testing.assert_allclose(mid[s], chainage(ref, shapely.centroid(geoms[bi[s]])),
