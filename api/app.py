@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import install_error_handlers
@@ -23,7 +26,16 @@ from api.openapi30 import install_openapi30
 from api.settings import Settings
 from layers.store import Store, open_store
 
-__all__ = ["OPTIONAL_ROUTERS", "ROUTERS", "BodyLimit", "create_app"]
+__all__ = [
+    "OPTIONAL_ROUTERS",
+    "ROUTERS",
+    "BodyLimit",
+    "Guard",
+    "content_security_policy",
+    "create_app",
+    "host_allowed",
+    "tile_sources",
+]
 
 log = logging.getLogger("riskmap.api")
 
@@ -31,6 +43,162 @@ log = logging.getLogger("riskmap.api")
 ROUTERS = ("landing", "conformance", "collections", "analysis", "registry", "imports")
 # Included when the module exists (added by other parts of the project).
 OPTIONAL_ROUTERS = ("maps",)
+
+
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Public, versioned assets: cacheable whoever asks (no Vary / no-store).
+_ASSET_PREFIXES = ("/static/", "/ogc-assets/")
+_SWAGGER_CDN = "https://cdn.jsdelivr.net"  # FastAPI's /api.html loads Swagger UI from here
+
+
+def _host_name(host: str) -> str:
+    """The host of a ``Host`` header value, lower-case, without the port or IPv6 brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def host_allowed(host: str, trusted: Sequence[str]) -> bool:
+    """True when the ``Host`` header value ``host`` names one of ``trusted`` (``*`` any,
+    ``*.example.org`` its subdomains)."""
+    name = _host_name(host)
+    if not name:
+        return False
+    for t in trusted:
+        if t == "*" or t == name or (t.startswith("*.") and name.endswith(t[1:])):
+            return True
+    return False
+
+
+def content_security_policy(img_sources: Sequence[str], *, docs: bool = False) -> str:
+    """The CSP of HTML pages: everything from this origin, inline script and style (the
+    Folium maps and the OGC pages inline their data and set-up code), basemap tiles from
+    ``img_sources``, no plugins, no framing, forms posting only here. ``docs`` adds the CDN
+    of the Swagger UI page (``/api.html``)."""
+    cdn = f" {_SWAGGER_CDN}" if docs else ""
+    img = " ".join(("'self'", "data:", "blob:", *img_sources))
+    return ("default-src 'self'; "
+            f"script-src 'self' 'unsafe-inline'{cdn}; style-src 'self' 'unsafe-inline'{cdn}; "
+            f"img-src {img}{' https://fastapi.tiangolo.com' if docs else ''}; "
+            "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'")
+
+
+def tile_sources(settings: Settings) -> list[str]:
+    """Origins the maps may load basemap tiles from (``img-src`` of the CSP)."""
+    out: list[str] = []
+    try:
+        from maps.base import BASEMAPS
+    except ImportError:  # pragma: no cover - maps not installed
+        BASEMAPS = {}
+    urls = [u for b in BASEMAPS.values() for u in b.urls]
+    if settings.map_tile_url:
+        urls.append(settings.map_tile_url)
+    for u in urls:
+        parts = urlsplit(u)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            netloc = parts.netloc
+            if "{" in netloc.split(".", 1)[0]:  # t{s}.tianditu.gov.cn → *.tianditu.gov.cn
+                netloc = "*." + netloc.split(".", 1)[-1]
+            src = f"{parts.scheme}://{netloc}"
+            if src not in out:
+                out.append(src)
+    return out
+
+
+class Guard:
+    """ASGI middleware guarding every request and response.
+
+    - a ``Host`` not in ``trusted_hosts`` → 400 (the name is never written into links);
+    - an unsafe method (POST, PUT, PATCH, DELETE) sent by a browser from another site (an
+      ``Origin`` other than this service or ``allowed_origins``; or, without ``Origin``,
+      ``Sec-Fetch-Site: cross-site`` / ``same-site``) → 403: no cross-site form writes;
+    - responses get ``X-Content-Type-Options: nosniff``; HTML also a CSP with
+      ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY``; every non-asset response
+      ``Vary: Authorization, X-API-Key, Cookie``, and ``Cache-Control: private, no-store``
+      when it is keyed (the request carries a key, or anonymous callers are not ``public``).
+
+    Starlette's in-process TestClient (scope client ``testclient``, which no socket peer can
+    be) may use its fixed host name ``testserver``.
+    """
+
+    def __init__(self, app: ASGIApp, *, trusted_hosts: Sequence[str],
+                 allowed_origins: Sequence[str], keyed_anonymous: bool,
+                 img_sources: Sequence[str]) -> None:
+        self.app = app
+        self.trusted = tuple(trusted_hosts)
+        self.origins = frozenset(o.rstrip("/").lower() for o in allowed_origins if o != "*")
+        self.keyed_anonymous = keyed_anonymous
+        self.csp = content_security_policy(img_sources)
+        self.csp_docs = content_security_policy(img_sources, docs=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = headers.get(b"host", "")
+        client = scope.get("client") or ("", 0)
+        in_process = client[0] == "testclient" and _host_name(host) == "testserver"
+        if not in_process and not host_allowed(host, self.trusted):
+            await _json(send, 400, "InvalidHost", "the Host header does not name this "
+                        "service; the trusted hosts are set with RISKMAP_TRUSTED_HOSTS")
+            return
+        if scope["method"] in _UNSAFE_METHODS:
+            foreign = self._foreign(headers, host)
+            if foreign:
+                await _json(send, 403, "Forbidden", f"cross-site write refused: {foreign}; "
+                            "changes are accepted from this service's own pages, API clients "
+                            "that send no Origin, and the origins in RISKMAP_CORS_ORIGINS")
+                return
+        path: str = scope.get("path", "")
+        asset = path.startswith(_ASSET_PREFIXES)
+        keyed = (self.keyed_anonymous or b"authorization" in headers
+                 or b"x-api-key" in headers)
+        csp = self.csp_docs if path in ("/api.html", "/docs/oauth2-redirect") else self.csp
+
+        async def guarded(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                out = MutableHeaders(scope=msg)
+                out["X-Content-Type-Options"] = "nosniff"
+                if out.get("content-type", "").startswith("text/html"):
+                    out["Content-Security-Policy"] = csp
+                    out["X-Frame-Options"] = "DENY"
+                    out["Referrer-Policy"] = "same-origin"
+                if not asset:
+                    for name in ("Authorization", "X-API-Key", "Cookie"):
+                        out.add_vary_header(name)
+                    if keyed:
+                        out["Cache-Control"] = "private, no-store"
+            await send(msg)
+
+        await self.app(scope, receive, guarded)
+
+    def _foreign(self, headers: dict[bytes, str], host: str) -> str | None:
+        """Why this write comes from another site, or None when it does not."""
+        origin = headers.get(b"origin")
+        if origin is not None:
+            o = origin.strip().rstrip("/").lower()
+            if o in self.origins:
+                return None
+            parts = urlsplit(o)
+            if o != "null" and parts.netloc and parts.netloc == host.strip().lower():
+                return None
+            return f"Origin {origin[:100]!r} is not this service"
+        site = headers.get(b"sec-fetch-site", "").strip().lower()
+        if site in ("cross-site", "same-site"):
+            return f"Sec-Fetch-Site is {site!r}"
+        return None
+
+
+async def _json(send: Send, status: int, code: str, description: str) -> None:
+    body = json.dumps({"code": code, "description": description}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"x-content-type-options", b"nosniff")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimit:
@@ -73,10 +241,24 @@ class BodyLimit:
                     raise _TooLarge
             return msg
 
+        refused = False
+
+        async def checked_send(msg: Message) -> None:
+            # Once the body went over the limit, whatever the app answers (FastAPI turns the
+            # aborted read into 400 "error parsing the body") becomes 413.
+            nonlocal refused
+            if seen > limit:
+                if not refused:
+                    refused = True
+                    await self._refuse(send, limit)
+                return
+            await send(msg)
+
         try:
-            await self.app(scope, counted, send)
+            await self.app(scope, counted, checked_send)
         except _TooLarge:
-            await self._refuse(send, limit)
+            if not refused:
+                await self._refuse(send, limit)
 
     async def _refuse(self, send: Send, limit: int) -> None:
         body = (b'{"code":"PayloadTooLarge","description":"request body larger than '
@@ -141,6 +323,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes,
                        import_bytes=settings.max_import_bytes)
+    app.add_middleware(Guard, trusted_hosts=settings.trusted_hosts,
+                       allowed_origins=settings.cors_origins,
+                       keyed_anonymous=settings.anonymous_role != "public",
+                       img_sources=tile_sources(settings))  # outermost: sees every answer
     install_openapi30(app)
     return app
 

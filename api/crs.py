@@ -60,8 +60,18 @@ def _make(uri: str) -> OgcCrs:
     return OgcCrs(uri, crs, north, 7 if crs.is_geographic else 3)
 
 
+def _short(text: str, n: int = 60) -> str:
+    return repr(text) if len(text) <= n else repr(text[:n]) + f"… ({len(text)} characters)"
+
+
 def parse_crs(text: str, supported: list[str], *, param: str = "crs") -> OgcCrs:
-    """Parse a CRS URI (or ``EPSG:n`` / ``[EPSG:n]``) and check it is among ``supported``."""
+    """Parse a CRS URI (or ``EPSG:n`` / ``[EPSG:n]``) and check it is among ``supported``.
+
+    Anything else is a :class:`~api.errors.BadRequest` quoting at most 60 characters of it.
+    """
+    if len(text) > 200:
+        raise BadRequest(f"{param}={_short(text)} is too long to be a CRS; expected one of "
+                         + ", ".join(supported))
     t = text.strip()
     m = _URI_RE.match(t)
     if m:
@@ -77,8 +87,9 @@ def parse_crs(text: str, supported: list[str], *, param: str = "crs") -> OgcCrs:
             raise BadRequest(f"{param}={text!r}: only OGC CRS84 is supported")
         uri = CRS84
     else:
-        if not code.isdigit():
-            raise BadRequest(f"{param}={text!r}: EPSG code must be a number")
+        if not code.isdigit() or len(code) > 9:
+            raise BadRequest(f"{param}={text!r}: EPSG code must be a number of at most 9 "
+                             "digits")
         uri = _EPSG_URI.format(int(code))
     if uri not in supported:
         raise BadRequest(f"{param}={text!r} is not offered; expected one of "
@@ -126,6 +137,7 @@ def transform_geoms(geoms: np.ndarray, target: OgcCrs) -> np.ndarray:
 def bbox_region(values: tuple[float, float, float, float], crs: OgcCrs) -> shapely.Geometry:
     """The bbox (in ``crs`` axis order) as a polygon in storage (lon, lat) coordinates.
 
+    A geographic box outside ±180 / ±90 is a :class:`~api.errors.BadRequest`.
     Non-geographic boxes are densified before transforming, so the region is the true
     footprint of the rectangle rather than its lon/lat envelope.
     """
@@ -133,6 +145,11 @@ def bbox_region(values: tuple[float, float, float, float], crs: OgcCrs) -> shape
     if crs.north_first:
         a, b, c, d = b, a, d, c
     minx, miny, maxx, maxy = a, b, c, d
+    if crs.crs.is_geographic and not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        order = "lat,lon" if crs.north_first else "lon,lat"
+        raise BadRequest(f"bbox={','.join(f'{v:g}' for v in values)} lies outside "
+                         f"longitude -180..180 / latitude -90..90 ({order} order for "
+                         f"{crs.uri}); give bbox-crs for projected coordinates")
     if _is_lonlat_equivalent(crs):
         return shapely.box(minx, miny, maxx, maxy)
     rect = shapely.segmentize(shapely.box(minx, miny, maxx, maxy),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,9 +33,13 @@ from api.district import DEFAULT_TIMEZONE
 if TYPE_CHECKING:
     from api.district import District
 
-__all__ = ["ROLES", "ApiKey", "Settings", "hash_key", "parse_api_keys"]
+__all__ = ["DEFAULT_TRUSTED_HOSTS", "ROLES", "ApiKey", "Settings", "hash_key", "parse_api_keys"]
 
 ROLES: tuple[str, ...] = ("public", "planner", "police", "fire", "admin")
+DEFAULT_TRUSTED_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+_HOST_RE = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?|[0-9a-f:]+)$")
+# Characters an API key may hold: visible ASCII (an HTTP header carries nothing else).
+_KEY_RE = re.compile(r"^[\x21-\x7e]+$")
 
 
 def hash_key(key: str) -> str:
@@ -51,11 +56,11 @@ class ApiKey:
     name: str
 
 
-def _check_role(role: str) -> str:
+def _check_role(role: str, where: str = "RISKMAP_ANONYMOUS_ROLE") -> str:
     role = role.strip()
     if role not in ROLES:
-        raise ValueError(f"unknown role {role!r} in RISKMAP_API_KEYS; expected one of "
-                         + ", ".join(ROLES))
+        # The text is not echoed: in RISKMAP_API_KEYS a swapped "key:role" would print a key.
+        raise ValueError(f"{where}: the role is not one of " + ", ".join(ROLES))
     return role
 
 
@@ -95,10 +100,15 @@ def parse_api_keys(text: str) -> list[ApiKey]:
     out = []
     seen: set[str] = set()
     for i, (role, key, name) in enumerate(entries):
-        role = _check_role(role)
+        role = _check_role(role, f"RISKMAP_API_KEYS entry {i + 1}")
         if len(key) < 8:
             raise ValueError(f"RISKMAP_API_KEYS entry {i + 1} (role {role}): key shorter than "
                              "8 characters")
+        if not _KEY_RE.match(key):
+            raise ValueError(f"RISKMAP_API_KEYS entry {i + 1} (role {role}): the key holds a "
+                             "space, a control or a non-ASCII character, which no HTTP header "
+                             "can carry (it could never log in); use visible ASCII only, "
+                             "e.g. letters, digits and -._~")
         digest = hash_key(key)
         if digest in seen:
             raise ValueError(f"RISKMAP_API_KEYS entry {i + 1}: duplicate key")
@@ -110,7 +120,9 @@ def parse_api_keys(text: str) -> list[ApiKey]:
 class Settings(BaseSettings):
     """riskmap service settings; every field can be set as ``RISKMAP_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="RISKMAP_", extra="ignore")
+    # Never quote a setting's value in a validation error (RISKMAP_API_KEYS holds secrets).
+    model_config = SettingsConfigDict(env_prefix="RISKMAP_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     store: str = Field(default="data/demo.gpkg", description="store path (.gpkg) or postgresql:// URL")
     title: str = "riskmap"
@@ -124,6 +136,11 @@ class Settings(BaseSettings):
                                   description="largest file accepted by POST /layers/{layer}/import")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated allowed origins ('*' for any)")
+    trusted_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_TRUSTED_HOSTS),
+        description="comma-separated host names the service answers to (the Host header; "
+        "'*.example.org' matches subdomains, '*' any host); any other Host gets 400 and is "
+        "never written into links. `riskmap serve --host H` adds H")
     analysis_cache_size: int = Field(
         default=64, ge=1, description="entries of the process's analysis cache (results, runs, "
         "networks, loaded rules; about 20 per store and rules file); never below 64")
@@ -146,6 +163,23 @@ class Settings(BaseSettings):
             if v.startswith("["):
                 return json.loads(v)
             return [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+    @field_validator("trusted_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = [h.strip() for h in v.split(",") if h.strip()]
+        if isinstance(v, list):
+            out = [str(h).strip().lower() for h in v if str(h).strip()]
+            bad = [h for h in out if not _HOST_RE.match(h)]
+            if bad:
+                raise ValueError(f"RISKMAP_TRUSTED_HOSTS: {bad[0]!r} is not a host name, IP "
+                                 "address, '*.domain' or '*'")
+            if not out:
+                raise ValueError("RISKMAP_TRUSTED_HOSTS is empty; name at least one host "
+                                 "(or '*' to accept any Host header)")
+            return out
         return v
 
     @field_validator("timezone")

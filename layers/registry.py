@@ -177,6 +177,14 @@ class EditConflict(IllegalTransition):
         self.sent = sent
 
 
+def _check_editable(hazard_id: str, rec: Mapping[str, Any]) -> None:
+    """Refuse edits to a closed (销号) hazard, naming its state."""
+    if rec.get("status") == "closed":
+        raise IllegalTransition(f"hazard {hazard_id!r} is closed (销号, closed at "
+                                f"{rec.get('closed_at')}); a closed hazard's record is final "
+                                "and cannot be edited")
+
+
 def _check_version(kind: str, record_id: str, record: Mapping[str, Any] | None,
                   expected: int | None) -> None:
     """Raise :class:`EditConflict` unless ``record`` is at version ``expected``.
@@ -516,9 +524,11 @@ class Registry:
     def update(self, hazard_id: str, fields: Mapping[str, Any], *, actor: Actor,
                expected_version: int | None = None) -> dict[str, Any]:
         """Change editable fields (department, deadline, measures, notes, attachments,
-        severity); EditConflict when ``expected_version`` is stale."""
+        severity); EditConflict when ``expected_version`` is stale, IllegalTransition when the
+        hazard is closed (销号: its record is final)."""
         with self._write() as con:
             before = self._hazard_for_change(con, hazard_id, expected_version)
+            _check_editable(hazard_id, before)
             now = _now()
             self._apply_fields(con, hazard_id, fields, now)
             after = self._get_hazard(con, hazard_id)

@@ -38,6 +38,7 @@ from layers.registry import (
     IllegalTransition,
     RecordNotFound,
     RegistryError,
+    _check_editable,
     _check_hazard_field,
     _check_measure_fields,
     _check_version,
@@ -214,6 +215,7 @@ class PgRegistry:
             if before is None:
                 raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
             _check_version("hazard", hazard_id, before, expected_version)
+            _check_editable(hazard_id, before)
             now = _now()
             self._apply_fields(cur, hazard_id, fields, now)
             after = self._get(cur, "registry_hazards", "hazard_id", hazard_id)

@@ -17,7 +17,14 @@ from api.auth import Principal, get_principal, require_read
 from api.catalog import Catalog, CollectionDef
 from api.crs import CRS84, OgcCrs, bbox_region, crs_uri, parse_crs, supported_crs
 from api.errors import BadRequest, NotFound
-from api.features import ItemsQuery, NearFilter, Page, feature_bytes, feature_collection_bytes
+from api.features import (
+    ItemsQuery,
+    NearFilter,
+    Page,
+    Source,
+    feature_bytes,
+    feature_collection_bytes,
+)
 from api.ogc import Link, check_params, esc, href, html_page, wants_html
 from geo.crs import STORAGE_CRS
 from maps.html import script_json
@@ -29,6 +36,7 @@ __all__ = [
     "get_catalog",
     "parse_items_query",
     "router",
+    "visible_feature",
 ]
 
 router = APIRouter(tags=["Data"])
@@ -39,6 +47,7 @@ STORAGE_URI = crs_uri(4490)
 ITEM_PARAMS = ("bbox", "bbox-crs", "crs", "limit", "offset", "near", "within_m", "datetime")
 LEAFLET_DIR = Path(__file__).resolve().parents[2] / "maps" / "assets" / "leaflet"
 LEAFLET_URL = "/ogc-assets/leaflet"
+MAX_INT64 = 2**63 - 1  # the stores' integer columns and OFFSET are signed 64-bit
 
 
 def get_catalog(request: Request) -> Catalog:
@@ -166,15 +175,22 @@ def _collection_doc(request: Request, d: CollectionDef, crs_list: list[str],
                       extent=extent, crs=crs_list, kind=d.kind)
 
 
+def _short(raw: str, n: int = 40) -> str:
+    """``raw`` quoted for an error message, cut to ``n`` characters (never echo megabytes)."""
+    return repr(raw) if len(raw) <= n else repr(raw[:n]) + f"… ({len(raw)} characters)"
+
+
 def _parse_int(name: str, raw: str | None, default: int, *, minimum: int) -> int:
     if raw is None:
         return default
     try:
         v = int(raw)
     except ValueError:
-        raise BadRequest(f"{name}={raw!r} is not a whole number") from None
+        raise BadRequest(f"{name}={_short(raw)} is not a whole number") from None
     if v < minimum:
         raise BadRequest(f"{name}={v} must be >= {minimum}")
+    if v > MAX_INT64:
+        raise BadRequest(f"{name}={_short(raw)} is too large; expected at most {MAX_INT64}")
     return v
 
 
@@ -202,7 +218,11 @@ def _parse_value(d: CollectionDef, name: str, raw: str) -> object:
     q = d.queryables[name]
     try:
         if q.kind == "int":
-            return int(raw)
+            v_int = int(raw)
+            if not -MAX_INT64 - 1 <= v_int <= MAX_INT64:
+                raise BadRequest(f"{name}={_short(raw)}: out of range; expected a 64-bit "
+                                 "integer")
+            return v_int
         if q.kind == "float":
             v = float(raw)
             if not math.isfinite(v):
@@ -213,11 +233,26 @@ def _parse_value(d: CollectionDef, name: str, raw: str) -> object:
             if low not in ("true", "false", "1", "0"):
                 raise ValueError
             return low in ("true", "1")
+    except BadRequest:
+        raise
     except ValueError:
-        raise BadRequest(f"{name}={raw!r}: expected {q.kind}") from None
+        raise BadRequest(f"{name}={_short(raw)}: expected {q.kind}") from None
     if q.enum is not None and raw not in q.enum:
         raise BadRequest(f"{name}={raw!r}: expected one of {', '.join(q.enum)}")
     return raw
+
+
+def visible_feature(d: CollectionDef, src: Source, feature_id: str,
+                    principal: Principal) -> Page | None:
+    """Feature ``feature_id`` of ``d`` as ``principal`` may see it: None when it is missing
+    *or* hidden by the role's row filter (public: unpublished routes), so both answer alike."""
+    page = src.feature(feature_id)
+    forced = d.row_filter(principal)
+    if page is not None and forced:
+        rec = dict(zip(page.columns, page.records[0], strict=True))
+        if any(rec.get(k) != v for k, v in forced.items()):
+            return None
+    return page
 
 
 def _near_filter(request: Request, cat: Catalog, principal: Principal, near: str,
@@ -244,7 +279,8 @@ def _near_filter(request: Request, cat: Catalog, principal: Principal, near: str
     require_read(principal, target_def.roles, f"collection {layer!r} (used in near=)")
     src = target_def.make_source() if target_def.kind != "layer" else source_for(
         cat.store, layer)
-    page = src.feature(fid)
+    # Through the caller's row filter: a feature it may not see answers like a missing one.
+    page = visible_feature(target_def, src, fid, principal)
     if page is None:
         raise BadRequest(f"near={near!r}: collection {layer!r} has no feature {fid!r}")
     epsg = cat.analysis_epsg
@@ -468,12 +504,7 @@ def item(
     d = _collection_or_404(cat, collectionId, principal)
     as_html = wants_html(request, formats=("json", "geojson", "html"))
     out_crs = parse_crs(request.query_params.get("crs", CRS84), supported_crs(cat.analysis_epsg))
-    page = d.make_source().feature(featureId)
-    forced = d.row_filter(principal)
-    if page is not None and forced:
-        rec = dict(zip(page.columns, page.records[0], strict=True))
-        if any(rec.get(k) != v for k, v in forced.items()):
-            page = None
+    page = visible_feature(d, d.make_source(), featureId, principal)
     if page is None:
         raise NotFound(f"collection {d.id!r} has no feature {featureId!r}")
     base = f"/collections/{d.id}/items/{featureId}"

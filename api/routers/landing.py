@@ -7,8 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from api.auth import Principal, can_read, get_principal
+from api.catalog import Catalog, CollectionDef
 from api.deps import get_store
+from api.features import ItemsQuery
 from api.ogc import Link, check_params, esc, href, html_page, wants_html
+from api.routers.collections import get_catalog
 from layers.schema import SCHEMAS
 from layers.store import Store
 
@@ -29,8 +33,9 @@ class LandingPage(BaseModel):
 
 
 class Health(BaseModel):
+    """Health check; names no path, URL or host of the store."""
+
     status: str = Field(description="ok when the store can be read")
-    store: str
     version: str = Field(description="store version (changes whenever a layer is rewritten)")
     layers: int
 
@@ -46,7 +51,8 @@ class LayerSummary(BaseModel):
 
 
 class LayerList(BaseModel):
-    store: str
+    """The layers the caller may read (as ``/collections``), with the rows it may see."""
+
     layers: list[LayerSummary]
 
 
@@ -84,22 +90,37 @@ def landing(request: Request) -> Any:
 def health(request: Request, store: Annotated[Store, Depends(get_store)]) -> Health:
     check_params(request, ())
     n = len(store.layers())
-    return Health(status="ok", store=store.url, version=store.version(), layers=n)
+    return Health(status="ok", version=store.version(), layers=n)
+
+
+def _visible_count(d: CollectionDef, where: dict[str, object]) -> int:
+    """Rows of ``d`` matching the row filter ``where`` (counted by the store, not read)."""
+    page = d.make_source().page(ItemsQuery(where=where, limit=1))
+    return int(page.matched) if page.matched is not None else len(page.ids)
 
 
 @router.get("/layers", response_model=LayerList, operation_id="getLayers",
-            summary="Layers in the store with feature counts", responses={200: HTML_JSON})
-def layers(request: Request, store: Annotated[Store, Depends(get_store)]) -> Any:
+            summary="Layers the caller may read, with feature counts",
+            description="Only the layers the caller's role may read (as /collections); a role "
+            "that sees part of a layer (public: published routes) gets the count of those rows "
+            "and no bbox.", responses={200: HTML_JSON, 401: {}})
+def layers(request: Request, cat: Annotated[Catalog, Depends(get_catalog)],
+           principal: Annotated[Principal, Depends(get_principal)]) -> Any:
     check_params(request, ())
     out = []
-    for info in store.layers():
+    for info in cat.infos():
+        d = cat.get(info.name)
+        if d is None or not can_read(principal, d.roles):
+            continue
+        where = d.row_filter(principal)
         schema = SCHEMAS.get(info.name)
         out.append(LayerSummary(
             name=info.name, title=schema.title_en if schema else None,
-            title_zh=schema.title_zh if schema else None, count=info.count,
+            title_zh=schema.title_zh if schema else None,
+            count=_visible_count(d, where) if where else info.count,
             geometry_type=info.geometry_type, crs=info.crs,
-            bbox=list(info.bbox) if info.bbox is not None else None))
-    body = LayerList(store=store.url, layers=out)
+            bbox=list(info.bbox) if info.bbox is not None and not where else None))
+    body = LayerList(layers=out)
     if wants_html(request):
         rows = "".join(f"<tr><td>{esc(s.name)}</td><td>{esc(s.title_zh)} {esc(s.title)}</td>"
                        f"<td>{s.count}</td><td>{esc(s.geometry_type)}</td></tr>" for s in out)

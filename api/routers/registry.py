@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api import analysis as an
 from api.auth import Principal, get_principal, require_read
 from api.deps import get_service
-from api.errors import BadRequest, ErrorBody, Forbidden, NotFound, Unauthorized
+from api.errors import BadRequest, Conflict, ErrorBody, Forbidden, NotFound, Unauthorized
 from api.ogc import check_params
 from api.service import finding_records
 from layers.registry import (
@@ -30,6 +30,7 @@ from layers.registry import (
     STATUSES,
     Actor,
     EditConflict,
+    RecordNotFound,
     Registry,
     monitoring_stats,
 )
@@ -281,6 +282,16 @@ def _visible_roles(p: Principal) -> list[str] | None:
     return None if p.role in _PLANNERS else [p.role]
 
 
+def _visible_hazard(reg: Registry, p: Principal, hazard_id: str) -> dict[str, Any]:
+    """Hazard ``hazard_id`` if ``p`` may see it; one that belongs to a role ``p`` cannot see
+    answers exactly like a missing one (404), so no role learns that it exists."""
+    rec = reg.hazard(hazard_id)
+    roles = _visible_roles(p)
+    if roles is not None and rec["owner_role"] not in roles:
+        raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
+    return rec
+
+
 def _require_owner(p: Principal, owner: str, what: str) -> None:
     if p.is_admin or p.role == owner:
         return
@@ -385,10 +396,7 @@ def get_hazard(request: Request, response: Response, hazard_id: HazardId, reg: R
                principal: PrincipalDep) -> Hazard:
     check_params(request, ())
     _staff(principal)
-    rec = reg.hazard(hazard_id)
-    roles = _visible_roles(principal)
-    if roles is not None and rec["owner_role"] not in roles:
-        raise Forbidden(f"hazard {hazard_id!r} belongs to role {rec['owner_role']!r}")
+    rec = _visible_hazard(reg, principal, hazard_id)
     return Hazard(**_with_etag(response, rec))
 
 
@@ -423,7 +431,7 @@ def update_hazard(request: Request, response: Response, hazard_id: HazardId, bod
                   ) -> Hazard | JSONResponse:
     check_params(request, ())
     _staff(principal)
-    rec = reg.hazard(hazard_id)
+    rec = _visible_hazard(reg, principal, hazard_id)
     _require_owner(principal, rec["owner_role"], f"hazard {hazard_id!r}")
     sent = _sent_version(if_match, body.version)
     if sent is None:
@@ -449,7 +457,7 @@ def transition_hazard(request: Request, response: Response, hazard_id: HazardId,
                       if_match: IfMatch = None) -> Hazard | JSONResponse:
     check_params(request, ())
     _staff(principal)
-    rec = reg.hazard(hazard_id)
+    rec = _visible_hazard(reg, principal, hazard_id)
     _require_owner(principal, rec["owner_role"], f"hazard {hazard_id!r}")
     sent = _sent_version(if_match, body.version)
     if sent is None:
@@ -513,7 +521,7 @@ def get_measure(request: Request, response: Response, measure_id: MeasureId, reg
     rec = reg.measure(measure_id)
     roles = _visible_roles(principal)
     if roles is not None and rec["owner_role"] not in roles:
-        raise Forbidden(f"measure {measure_id!r} belongs to role {rec['owner_role']!r}")
+        raise RecordNotFound(f"no measure {measure_id!r} in the registry")  # as if missing
     return Measure(**_with_etag(response, rec))
 
 
@@ -531,6 +539,10 @@ def put_measure(request: Request, response: Response, measure_id: MeasureId,
         existing = reg.measure(measure_id)
     except LookupError:
         existing = None
+    roles = _visible_roles(principal)
+    if existing is not None and roles is not None and existing["owner_role"] not in roles:
+        # Another role's measure: say only that the id is taken (never whose, nor what).
+        raise Conflict(f"measure id {measure_id!r} cannot be used; choose another id")
     owner = existing["owner_role"] if existing else ("planner" if principal.is_admin
                                                      else principal.role)
     _require_owner(principal, owner, f"measure {measure_id!r}")

@@ -23,7 +23,7 @@ def demo_client(demo_store):
 
 def test_layers_lists_all_twelve_with_counts(demo_client):
     c, store, _ = demo_client
-    body = c.get("/layers").json()
+    body = c.get("/layers", headers=auth("planner")).json()
     counts = {li["name"]: li["count"] for li in body["layers"]}
     assert set(counts) == set(LAYER_NAMES)
     assert counts == {i.name: i.count for i in store.layers()}

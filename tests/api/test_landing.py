@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from api.settings import Settings, hash_key, parse_api_keys
-from tests.api.conftest import small_layers
+from tests.api.conftest import auth, small_layers
 
 
 def test_landing_links(client):
@@ -22,19 +22,22 @@ def test_landing_html(client):
     assert "/collections" in r.text
 
 
-def test_health(client):
+def test_health(client, small_store_path):
     r = client.get("/health")
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok"
     assert body["layers"] == len(small_layers())
+    assert set(body) == {"status", "version", "layers"}  # no store path
+    assert str(small_store_path) not in r.text and small_store_path.name not in r.text
 
 
 def test_layers_counts(client):
-    r = client.get("/layers")
+    r = client.get("/layers", headers=auth("planner"))
     assert r.status_code == 200
     counts = {li["name"]: li["count"] for li in r.json()["layers"]}
     assert counts == {name: len(gdf) for name, gdf in small_layers().items()}
+    assert set(r.json()) == {"layers"}  # no store path
 
 
 def test_unknown_param_400(client):
@@ -68,7 +71,7 @@ def test_keys_json_forms():
 
 
 @pytest.mark.parametrize("text, msg", [
-    ("boss:some-long-key", "unknown role 'boss'"),
+    ("boss:some-long-key", "entry 1: the role is not one of public, planner"),
     ("planner:short", "shorter than 8"),
     ("planner", "not 'role:key'"),
     ("planner:aaaaaaaa1,admin:aaaaaaaa1", "duplicate key"),
