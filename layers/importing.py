@@ -23,7 +23,7 @@ import geopandas as gpd
 from pyproj import CRS
 
 from layers.errors import InputFileError
-from layers.readers import DEFAULT_MAX_BYTES, read_file
+from layers.readers import DEFAULT_MAX_BYTES, read_file, user_crs
 from layers.schema import get_schema
 from layers.store import Store
 from layers.validate import (
@@ -93,6 +93,7 @@ def import_file(
         Any feature fails validation, or (appending) an id is already in the layer.
     """
     get_schema(layer)
+    crs = user_crs(crs)  # CRSError naming an unknown CRS before any file is read
     if defaults:
         _check_defaults(layer, defaults)
     gdf = read_file(path, crs=crs, layer=source_layer, mapping=mapping, target=layer,

@@ -38,6 +38,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import pyproj.exceptions
 import shapely
 from pyproj import CRS
 
@@ -50,6 +51,7 @@ __all__ = [
     "OSM_LAYERS",
     "parse_mapping",
     "read_file",
+    "user_crs",
 ]
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -111,6 +113,7 @@ def read_file(
         Missing, too large, unsupported, broken or not geodata; the message names the file
         and what was expected.
     """
+    crs = user_crs(crs)
     p = Path(path)
     if not p.exists():
         raise InputFileError(f"{p}: no such file")
@@ -230,6 +233,7 @@ def _read_ogr(
     name = p.name.lower()
     if name.endswith((".geojson", ".json")):
         _sniff_json(p)
+        _check_crs_member(p)
     chosen = _pick_layer(source, p, layer, target)
     notes: list[str] = []
     try:
@@ -334,6 +338,45 @@ def _feature_ids(p: Path, gdf: gpd.GeoDataFrame, notes: list[str]) -> gpd.GeoDat
     out.insert(0, "id", [str(i) for i in ids])
     notes.append('ids taken from the Features\' "id" members (there is no id property)')
     return out
+
+
+def user_crs(crs: CRS | str | int | None) -> CRS | None:
+    """The CRS a user named (``--crs`` / ``crs=``), or None; CRSError naming it (cut to 60
+    characters) when pyproj knows no such CRS (``EPSG:99999999999``, text)."""
+    if crs is None or isinstance(crs, CRS):
+        return crs
+    text = str(crs)
+    shown = text if len(text) <= 60 else text[:59] + f"… ({len(text)} characters)"
+    if len(text) > 2000:
+        raise CRSError(f"crs {shown!r} is too long to be a CRS; give an EPSG code such as "
+                       "EPSG:4490 (CGCS2000) or EPSG:4548 (CGCS2000 / 3-degree GK CM 117E)")
+    try:
+        return CRS.from_user_input(crs)
+    except (pyproj.exceptions.CRSError, ValueError, TypeError, OverflowError):
+        raise CRSError(f"crs {shown!r} is not a CRS pyproj knows; give an EPSG code such as "
+                       "EPSG:4490 (CGCS2000) or EPSG:4548 (CGCS2000 / 3-degree GK CM "
+                       "117E)") from None
+
+
+_CRS_MEMBER = re.compile(rb'"crs"\s*:\s*\{[^{}]*?"properties"\s*:\s*\{[^{}]*?"name"\s*:\s*'
+                         rb'"([^"]{0,300})"')
+
+
+def _check_crs_member(p: Path) -> None:
+    """Refuse a GeoJSON whose ``crs`` member (in its first 1 MB) names a CRS pyproj does not
+    know: GDAL would read the coordinates as WGS 84."""
+    with open(p, "rb") as fh:
+        head = fh.read(1 << 20)
+    m = _CRS_MEMBER.search(head)
+    if m is None:
+        return
+    name = m.group(1).decode("utf-8", "replace")
+    try:
+        CRS.from_user_input(name)
+    except (pyproj.exceptions.CRSError, ValueError, TypeError, OverflowError):
+        raise CRSError(f"{p}: its \"crs\" member names {name[:80]!r}, which is not a CRS "
+                       "pyproj knows (it would be read as WGS 84); fix the member, or drop it "
+                       "and give the CRS with --crs / crs=") from None
 
 
 def _sniff_json(p: Path) -> None:

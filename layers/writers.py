@@ -5,7 +5,8 @@
 - ``.gpkg``: a GeoPackage layer (default ``findings``) in the storage CRS EPSG:4490, replacing a
   layer of that name and keeping the file's other layers;
 - ``.csv``: the attributes plus ``lon``/``lat`` of a point on the geometry and ``wkt``, both in
-  EPSG:4490, UTF-8 with BOM so spreadsheet programs show Chinese correctly.
+  EPSG:4490, UTF-8 with BOM so spreadsheet programs show Chinese correctly; a text cell
+  starting with ``=``, ``+``, ``-``, ``@``, tab or CR gets a leading ``'`` (no formula runs).
 
 List / dict values become JSON text in GeoPackage and CSV; non-finite numbers become null.
 """
@@ -27,7 +28,7 @@ import shapely
 from geo.crs import STORAGE_CRS, to_geojson
 from layers.errors import InputFileError
 
-__all__ = ["FORMATS", "write_findings"]
+__all__ = ["FORMATS", "defuse_formulas", "write_findings"]
 
 FORMATS = (".geojson", ".json", ".gpkg", ".csv")
 
@@ -108,8 +109,31 @@ def write_findings(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *,
         df["lon"] = np.round(shapely.get_x(pt.astype(object)), 7) if len(g) else []
         df["lat"] = np.round(shapely.get_y(pt.astype(object)), 7) if len(g) else []
         df["wkt"] = shapely.to_wkt(g, rounding_precision=7, trim=True) if len(g) else []
-        _atomic_text(p, df.to_csv(index=False), "utf-8-sig")
+        _atomic_text(p, defuse_formulas(df).to_csv(index=False), "utf-8-sig")
     return p
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defuse_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell that a spreadsheet would run as a formula (first character
+    ``=``, ``+``, ``-``, ``@``, tab or CR) prefixed with ``'``; numbers are left alone."""
+    out = df.copy()
+    for col in out.columns:
+        if pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col]):
+            continue
+        values = out[col]
+        is_text = values.map(type).eq(str).to_numpy()
+        if not is_text.any():
+            continue
+        text = values[is_text].astype(str)
+        risky = text.str.startswith(_FORMULA_START).to_numpy()
+        if risky.any():
+            idx = values.index[is_text][risky]
+            out[col] = out[col].astype(object)
+            out.loc[idx, col] = "'" + text[risky]
+    return out
 
 
 def _json_default(v: Any) -> Any:

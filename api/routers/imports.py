@@ -2,26 +2,70 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel
 
 from api.auth import Principal, get_principal, require_read
 from api.errors import BadRequest
 from api.ogc import check_params
-from layers.errors import InputFileError
+from layers.errors import CRSError, InputFileError
+from layers.readers import user_crs
 from layers.schema import LAYER_NAMES
 
-__all__ = ["IMPORT_PREFIX", "ImportReport", "router"]
+__all__ = ["IMPORT_PREFIX", "ImportReport", "clean_stale_uploads", "install", "router"]
+
+log = logging.getLogger("riskmap.api")
 
 router = APIRouter(tags=["Layers"])
 
 IMPORT_PREFIX = "/layers/"
 _FORMATS = {"geojson": ".geojson", "gpkg": ".gpkg", "zip": ".zip", "csv": ".csv",
             "pbf": ".osm.pbf"}
+
+
+_PREFIX = "riskmap-import-"  # + the pid of the process spooling the upload
+
+
+def clean_stale_uploads(directory: str | None = None) -> list[str]:
+    """Delete uploads spooled by import processes that are gone (killed mid-import: their
+    ``finally`` never ran); return the paths removed. Files of live processes are kept."""
+    root = Path(directory or tempfile.gettempdir())
+    removed = []
+    for path in root.glob(f"{_PREFIX}*"):
+        pid_text = path.name[len(_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)) or not path.is_file():
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(str(path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or not a pid we can judge): leave it
+    return True
+
+
+def install(app: FastAPI) -> None:
+    """Include the router and remove uploads left behind by killed imports."""
+    removed = clean_stale_uploads()
+    if removed:
+        log.warning("removed %d upload(s) left by killed imports", len(removed))
+    app.include_router(router)
 
 
 class ImportNote(BaseModel):
@@ -54,7 +98,7 @@ class ImportReport(BaseModel):
 )
 async def import_layer(
     request: Request,
-    layer: Annotated[Literal[LAYER_NAMES], Path(description="target layer")],  # type: ignore[valid-type]
+    layer: Annotated[Literal[LAYER_NAMES], PathParam(description="target layer")],  # type: ignore[valid-type]
     principal: Annotated[Principal, Depends(get_principal)],
     format: Annotated[Literal["geojson", "gpkg", "zip", "csv", "pbf"], Query()] = "geojson",
     replace: Annotated[bool, Query()] = False,
@@ -63,6 +107,7 @@ async def import_layer(
 ) -> ImportReport:
     check_params(request, ("format", "replace", "crs", "map"))
     require_read(principal, frozenset({"admin"}), "layer imports")
+    user_crs(crs)  # 400 naming an unknown CRS before the upload is spooled
     mapping = None
     if map:
         mapping = {}
@@ -78,7 +123,7 @@ async def import_layer(
 
     from layers.importing import import_file
 
-    fd, tmp = tempfile.mkstemp(suffix=_FORMATS[format], prefix="riskmap-import-")
+    fd, tmp = tempfile.mkstemp(suffix=_FORMATS[format], prefix=f"{_PREFIX}{os.getpid()}-")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(body)
@@ -86,8 +131,8 @@ async def import_layer(
             result = await run_in_threadpool(
                 import_file, request.app.state.store, layer, tmp, crs=crs, mapping=mapping,
                 replace=replace)
-        except InputFileError as exc:  # name the upload, not the temporary file
-            raise InputFileError(str(exc).replace(tmp, f"upload.{format}")) from None
+        except (InputFileError, CRSError) as exc:  # name the upload, not the temporary file
+            raise type(exc)(str(exc).replace(tmp, f"upload.{format}")) from None
     finally:
         os.unlink(tmp)
     notes = [ImportNote(feature=n.feature, field=n.field, kind=n.kind, message=n.message)

@@ -231,3 +231,85 @@ def test_serve_masks_the_password(capsys, monkeypatch):
     out = capsys.readouterr()
     assert "HUNTER2" not in out.out + out.err
     assert "riskmap:***@" in out.out + out.err
+
+
+# --- 5. unknown CRS on import (API and CLI); 8. a GeoJSON crs member naming no CRS ---------
+_ZONE = {"type": "FeatureCollection", "features": [{
+    "type": "Feature", "properties": {"id": "Z-9", "name": "x", "kind": "water_source",
+                                      "rule": "forbidden", "hours": ""},
+    "geometry": {"type": "Polygon", "coordinates": [[[117.25, 34.8], [117.251, 34.8],
+                                                     [117.251, 34.801], [117.25, 34.8]]]}}]}
+
+
+def test_import_unknown_crs_is_400(store_copy):
+    import json
+
+    with make_client(store_copy.path) as c:
+        r = c.post("/layers/restricted_zones/import?crs=EPSG:99999999999",
+                   content=json.dumps(_ZONE), headers=auth("admin"))
+        assert r.status_code == 400
+        assert r.json()["description"].startswith(
+            "crs 'EPSG:99999999999' is not a CRS pyproj knows")
+        member = {**_ZONE, "crs": {"type": "name",
+                                   "properties": {"name": "urn:ogc:def:crs:EPSG::99999"}}}
+        r = c.post("/layers/restricted_zones/import", content=json.dumps(member),
+                   headers=auth("admin"))
+        assert r.status_code == 400
+        assert ("its \"crs\" member names 'urn:ogc:def:crs:EPSG::99999', which is not a CRS"
+                in r.json()["description"])
+        assert r.json()["description"].startswith("upload.geojson: its")
+        assert "riskmap-import" not in r.text and "/tmp" not in r.text  # no server path
+        assert c.get("/collections/restricted_zones/items/Z-9",
+                     headers=auth("admin")).status_code == 404  # nothing imported
+
+
+def test_cli_import_unknown_crs_exits_2(store_copy, tmp_path, capsys):
+    import json
+
+    from api.cli import main
+
+    f = tmp_path / "zones.geojson"
+    f.write_text(json.dumps(_ZONE))
+    rc = main(["import", "--store", str(store_copy.path), "restricted_zones", str(f),
+               "--crs", "EPSG:99999999999"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "crs 'EPSG:99999999999' is not a CRS pyproj knows" in err
+    assert "Traceback" not in err
+
+
+# --- 8. stale uploads of killed imports are removed at start-up ------------------------------
+def test_stale_uploads_removed_at_startup(small_store_path, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    stale = tmp_path / f"riskmap-import-{dead.pid}-abc.geojson"
+    live = tmp_path / f"riskmap-import-{__import__('os').getpid()}-def.geojson"
+    stale.write_text("{}")
+    live.write_text("{}")
+    with make_client(small_store_path) as c:
+        assert c.get("/health").status_code == 200
+    assert not stale.exists() and live.exists()
+
+
+# --- 8. CSV exports cannot run formulas -----------------------------------------------------
+def test_csv_export_defuses_formulas(tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from layers.writers import write_findings
+
+    gdf = gpd.GeoDataFrame({"name": ["=HYPERLINK(\"http://x\")", "+1", "-2", "@A1", "\tx", "ok"],
+                            "value": [-1.5, 2.0, -3.0, 4.0, 5.0, 6.0]},
+                           geometry=[Point(117.25, 34.8)] * 6, crs=4490)
+    out = write_findings(gdf, tmp_path / "f.csv")
+    text = out.read_text(encoding="utf-8-sig").splitlines()
+    assert text[0] == "name,value,lon,lat,wkt"
+    assert [line.split(",")[0] for line in text[1:]] == [
+        "\"'=HYPERLINK(\"\"http://x\"\")\"", "'+1", "'-2", "'@A1", "'\tx", "ok"]
+    assert [line.split(",")[1] for line in text[1:]] == ["-1.5", "2.0", "-3.0", "4.0", "5.0",
+                                                          "6.0"]
