@@ -313,3 +313,24 @@ def test_csv_export_defuses_formulas(tmp_path):
         "\"'=HYPERLINK(\"\"http://x\"\")\"", "'+1", "'-2", "'@A1", "'\tx", "ok"]
     assert [line.split(",")[1] for line in text[1:]] == ["-1.5", "2.0", "-3.0", "4.0", "5.0",
                                                           "6.0"]
+
+
+# --- 5. POST /routes with an unknown permit: 400, a short log, no traceback -------------------
+def test_unknown_permit_is_400_with_a_small_log(store_copy, caplog):
+    import logging
+
+    import geopandas as gpd
+    from shapely.geometry import LineString
+
+    store_copy.write({"roads": gpd.GeoDataFrame([{
+        "id": "RD-1", "name": "r", "kind": "primary", "lanes": 2, "speed_kmh": 50.0,
+        "oneway": False, "hazmat_allowed": True,
+        "geometry": LineString([(117.25, 34.8), (117.26, 34.8)])}], crs=4490)})
+    caplog.set_level(logging.DEBUG)
+    with make_client(store_copy.path) as client:
+        r = client.post("/routes", headers=auth("police"), json={
+            "origin": [117.25, 34.8], "destination": [117.252, 34.8],
+            "permits": ["NOPE" * 10]})
+    assert r.status_code == 400, r.text
+    assert r.json()["description"].startswith("permit for unknown zone NOPENOPE")
+    assert "Traceback" not in caplog.text and len(caplog.text) < 2000
