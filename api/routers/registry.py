@@ -373,7 +373,7 @@ def list_hazards(
     analysis: Annotated[str | None, Query(max_length=100)] = None,
     department: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, description="clamped to the maximum page size")] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
 ) -> HazardList:
     check_params(request, ("status", "detection", "kind", "analysis", "department", "limit",
                            "offset"))
@@ -492,7 +492,7 @@ def sync(request: Request, analysis_id: Annotated[str, Path(max_length=100)], re
 def audit(request: Request, reg: RegistryDep, principal: PrincipalDep,
           record_id: Annotated[str | None, Query(max_length=500)] = None,
           limit: Annotated[int, Query(ge=1)] = 100,
-          offset: Annotated[int, Query(ge=0)] = 0) -> AuditList:
+          offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> AuditList:
     check_params(request, ("record_id", "limit", "offset"))
     require_read(principal, _PLANNERS, "the audit log")
     rows, total = reg.audit(record_id=record_id,

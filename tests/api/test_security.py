@@ -334,3 +334,77 @@ def test_unknown_permit_is_400_with_a_small_log(store_copy, caplog):
     assert r.status_code == 400, r.text
     assert r.json()["description"].startswith("permit for unknown zone NOPENOPE")
     assert "Traceback" not in caplog.text and len(caplog.text) < 2000
+
+
+# --- 8. kill -9 of a server during an import: its upload is removed at the next start -------
+@pytest.mark.server
+def test_killed_import_leaves_no_upload(small_store_path, tmp_path):
+    import contextlib
+    import json
+    import os
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    store = tmp_path / "store.gpkg"
+    shutil.copy(small_store_path, store)
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RISKMAP_STORE": str(store), "RISKMAP_API_KEYS": API_KEYS,
+           "TMPDIR": str(spool)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
+         "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        ring = [[117.25, 34.8], [117.2501, 34.8], [117.2501, 34.8001], [117.25, 34.8]]
+        feats = [{"type": "Feature", "properties": {
+            "id": f"B-X{i}", "use": "residential", "floors": 2, "households": 1},
+            "geometry": {"type": "Polygon", "coordinates": [ring]}} for i in range(60_000)]
+        body = json.dumps({"type": "FeatureCollection", "features": feats}).encode()
+
+        def send() -> None:
+            with contextlib.suppress(httpx.HTTPError):  # the server is killed under it
+                httpx.post(f"http://127.0.0.1:{port}/layers/buildings/import?replace=true",
+                           content=body, headers=auth("admin"), timeout=60)
+
+        threading.Thread(target=send, daemon=True).start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list(spool.glob("riskmap-import-*")):
+            time.sleep(0.02)
+        left = list(spool.glob("riskmap-import-*"))
+        assert left and left[0].name.startswith(f"riskmap-import-{proc.pid}-")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert list(spool.glob("riskmap-import-*")) == left  # the kill left it behind
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    import tempfile
+
+    old = tempfile.tempdir
+    tempfile.tempdir = str(spool)
+    try:
+        with make_client(store) as c:  # the next start-up cleans it
+            assert c.get("/health").status_code == 200
+    finally:
+        tempfile.tempdir = old
+    assert list(spool.glob("riskmap-import-*")) == []
