@@ -299,3 +299,20 @@ def test_sync_is_one_transaction_with_versions(pg_registry: object) -> None:
     rows, _ = reg.audit(record_id="occupancy:P1:B1")
     assert [r["action"] for r in rows] == ["register", "no_longer_detected", "redetected"]
     assert rows[2]["after"]["version"] == 3 and rows[2]["before"]["version"] == 2
+
+
+@pytest.mark.parametrize("backend", ["gpkg", "pg"])
+def test_closed_hazard_refuses_edits(backend, pg_registry, tmp_path):
+    if backend == "pg":
+        reg = pg_registry
+    else:
+        GeoPackageStore(tmp_path / "r.gpkg").write({"hydrants": gpd.GeoDataFrame(
+            {"id": ["h"]}, geometry=[Point(117, 34)], crs=4490)})
+        reg = Registry(tmp_path / "r.gpkg")
+    reg.register(_finding(1), analysis="pipelines", owner_role="planner", actor=ALICE)
+    for to in ("rectifying", "rectified", "verified", "closed"):
+        reg.transition("occupancy:P1:B1", to, actor=BOB)
+    with pytest.raises(IllegalTransition, match=r"hazard 'occupancy:P1:B1' is closed \(销号"):
+        reg.update("occupancy:P1:B1", {"notes": "late"}, actor=BOB)
+    rec = reg.hazard("occupancy:P1:B1")
+    assert rec["notes"] is None and rec["status"] == "closed" and rec["version"] == 5
