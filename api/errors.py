@@ -38,6 +38,7 @@ __all__ = [
     "ErrorBody",
     "Forbidden",
     "NotFound",
+    "ServiceBusy",
     "Unauthorized",
     "install_error_handlers",
     "status_for",
@@ -81,6 +82,14 @@ class PayloadTooLarge(ApiError):
     """The request body exceeds ``max_request_bytes``."""
 
 
+class ServiceBusy(ApiError):
+    """Every slot of a bounded resource (map builds) is taken: 503 with ``Retry-After``."""
+
+    def __init__(self, description: str, *, retry_after_s: int = 2) -> None:
+        super().__init__(description)
+        self.retry_after_s = retry_after_s
+
+
 # The one table. First match in MRO order wins (most specific first).
 STATUS_CODES: dict[type[BaseException], int] = {
     **_ROUTING_CODES,
@@ -90,6 +99,7 @@ STATUS_CODES: dict[type[BaseException], int] = {
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
+    ServiceBusy: 503,
     IllegalTransition: 409,
     RegistryError: 400,
     RecordNotFound: 404,
@@ -147,6 +157,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, LayerValidationError):
             extra["problems"] = [p.as_dict() for p in exc.problems]
         headers = {"Retry-After": "2"} if isinstance(exc, StoreBusy) else None
+        if isinstance(exc, ServiceBusy):
+            headers = {"Retry-After": str(exc.retry_after_s)}
+            extra["code"] = "ServiceUnavailable"
         return _body(status, description, headers, **extra)
 
     async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

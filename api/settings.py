@@ -146,6 +146,9 @@ class Settings(BaseSettings):
         "networks, loaded rules; about 20 per store and rules file); never below 64")
     map_basemap: str = Field(default="none", description="map basemap: none, osm, tianditu, gaode, local")
     map_tile_url: str | None = Field(default=None, description="local tile URL template for basemap=local")
+    map_build_workers: int = Field(default=2, ge=1, description="served map builds run at once")
+    map_build_queue: int = Field(default=8, ge=0, description="map builds that may wait for a slot "
+                                 "(more get 503 with Retry-After)")
     tianditu_key: SecretStr | None = Field(default=None, description="Tianditu key (basemap=tianditu)")
     rules: Path | None = Field(default=None, description="district rule file overriding rows of "
                                "every shipped rule table (pipelines, location_class, hca, fire, "

@@ -24,6 +24,7 @@ __all__ = [
     "RuleError",
     "StoreBusy",
     "StoreError",
+    "StoredLayerError",
     "UnknownLayerError",
     "missing_extra",
     "missing_layer",
@@ -96,6 +97,20 @@ class LayerValidationError(RiskmapError, ValueError):
         super().__init__(
             f"layer {layer!r}: {len(self.problems)} problem(s), nothing imported:\n{shown}{tail}"
         )
+
+
+class StoredLayerError(LayerValidationError):
+    """A layer already in the store holds values an analysis cannot use (written around
+    validation, e.g. edited in the database); ``problems`` names each feature and field."""
+
+    def __init__(self, layer: str, problems: list[Problem], *, analysis: str) -> None:
+        super().__init__(layer, problems)
+        shown = "\n".join(f"  - {p}" for p in self.problems[:50])
+        more = len(self.problems) - 50
+        tail = f"\n  … and {more} more" if more > 0 else ""
+        self.args = (f"layer {layer!r} in the store: {len(self.problems)} problem(s) stop "
+                     f"{analysis}; correct them (riskmap import --replace, or edit the "
+                     f"store):\n{shown}{tail}",)
 
 
 class UnknownLayerError(RiskmapError, ValueError):

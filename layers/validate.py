@@ -31,7 +31,14 @@ import shapely
 from pyproj import CRS
 
 from geo.crs import _CHINA, STORAGE_CRS, check_lonlat, to_analysis
-from layers.errors import MISSING, CRSError, LayerValidationError, Problem, RiskmapError
+from layers.errors import (
+    MISSING,
+    CRSError,
+    LayerValidationError,
+    Problem,
+    RiskmapError,
+    StoredLayerError,
+)
 from layers.schema import PRESSURE_CLASSES, FieldSpec, LayerSchema, get_schema
 
 __all__ = [
@@ -42,6 +49,7 @@ __all__ = [
     "READ_PROBLEM",
     "Note",
     "ValidationReport",
+    "check_stored_hours",
     "check_value",
     "pressure_classes",
     "validate_layer",
@@ -249,6 +257,19 @@ def check_value(layer: str, name: str, value: object) -> str | None:
     return f"{name}={value}: expected {p.expected}" + (f" ({p.note})" if p.note else "")
 
 
+def check_stored_hours(gdf: pd.DataFrame, layer: str, *, analysis: str) -> None:
+    """Raise :class:`~layers.errors.StoredLayerError` naming every feature of a stored ``layer``
+    whose ``hours`` cannot be read (the check import applies, for data written around it)."""
+    if "hours" not in gdf.columns or gdf.empty:
+        return
+    hours = gdf["hours"].astype(object).where(gdf["hours"].notna(), "")
+    ids = gdf["id"].astype(str).to_numpy() if "id" in gdf.columns else gdf.index.astype(str)
+    out = _Collector(layer)
+    _check_across_fields({"hours": hours}, np.asarray(ids, dtype=object), out)
+    if out:
+        raise StoredLayerError(layer, out.problems(), analysis=analysis)
+
+
 # --- frame and names --------------------------------------------------------------------------
 def _as_geodataframe(gdf: gpd.GeoDataFrame | pd.DataFrame, layer: str) -> gpd.GeoDataFrame:
     if isinstance(gdf, gpd.GeoDataFrame) and gdf._geometry_column_name in gdf.columns:
@@ -379,6 +400,7 @@ def _coerce(raw: pd.Series, spec: FieldSpec) -> tuple[pd.Series, np.ndarray, np.
         retry = present & vals.isna().to_numpy()
         if retry.any():
             syn = {k: v for k, v in _ENUM_SYNONYMS.items() if v in spec.enum}
+            syn.update(spec.synonyms)  # the field's own names win over the shared table
             found = keys[retry].map(syn).astype("string")
             vals[retry] = found
             converted = retry & vals.notna().to_numpy()

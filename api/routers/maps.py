@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from api.auth import LAYER_ROLES, Principal, can_read, get_principal, require_read
 from api.deps import get_service
-from api.errors import BadRequest, NotFound
+from api.errors import BadRequest, NotFound, ServiceBusy
 from api.ogc import check_params
 from maps.base import STATIC_PREFIX
 from maps.builds import BuildGate, BuildsBusy
@@ -85,8 +85,8 @@ def build_gate(app: FastAPI) -> BuildGate:
             if gate is None:
                 settings = app.state.settings
                 gate = app.state.map_builds = BuildGate(
-                    workers=int(getattr(settings, "map_build_workers", 2)),
-                    queue=int(getattr(settings, "map_build_queue", 8)))
+                    workers=settings.map_build_workers,
+                    queue=settings.map_build_queue)
     return gate  # type: ignore[no-any-return]
 
 
@@ -97,11 +97,6 @@ def visible_layers(principal: Principal, name: str, *, publish: bool = False) ->
         return PUBLISH_LAYERS
     return tuple(layer for layer in MAP_LAYERS[name]
                  if can_read(principal, LAYER_ROLES.get(layer, frozenset({"planner"}))))
-
-
-def _busy(exc: BuildsBusy) -> JSONResponse:
-    return JSONResponse(status_code=503, headers={"Retry-After": str(exc.retry_after_s)},
-                        content={"code": "ServiceUnavailable", "description": str(exc)})
 
 
 @router.get("/maps/{name}", response_class=HTMLResponse, operation_id="getMap",
@@ -155,7 +150,7 @@ def get_map(request: Request, name: str) -> Response:
         html = build_gate(request.app).get(key, make)
     except BuildsBusy as exc:
         log.warning("map %s refused: %s", name, exc)
-        return _busy(exc)
+        raise ServiceBusy(str(exc), retry_after_s=exc.retry_after_s) from None
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 

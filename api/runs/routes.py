@@ -20,15 +20,22 @@ from geo.zones import parse_hours
 from layers.errors import LayerNotFoundError, missing_layer
 from layers.hazmat_rules import HazmatRules
 from layers.store import Store
+from layers.validate import check_stored_hours
 
 __all__ = ["build_network", "published_routes", "run_route_check"]
 
 
-def _read(store: Store, layer: str, crs: Any, columns: list[str] | None = None
-          ) -> gpd.GeoDataFrame | None:
+def _read(store: Store, layer: str, crs: Any, columns: list[str] | None = None, *,
+          analysis: str = "hazmat routing") -> gpd.GeoDataFrame | None:
     if not store.has_layer(layer):
         return None
-    return store.read(layer, crs=crs, columns=columns)
+    return _hours_checked(store.read(layer, crs=crs, columns=columns), layer, analysis)
+
+
+def _hours_checked(gdf: gpd.GeoDataFrame, layer: str, analysis: str) -> gpd.GeoDataFrame:
+    """``gdf`` when its ``hours`` all parse; else StoredLayerError naming the features (422)."""
+    check_stored_hours(gdf, layer, analysis=analysis)
+    return gdf
 
 
 def build_network(store: Store, *, rules: HazmatRules) -> HazmatNetwork:
@@ -55,12 +62,13 @@ def run_route_check(store: Store, *, rules: HazmatRules) -> gpd.GeoDataFrame:
     """Findings of the designated-route check (analysis CRS of the routes)."""
     if not store.has_layer("hazmat_routes"):
         raise missing_layer(store.url, "hazmat_routes", "the designated-route check")
-    routes = store.read("hazmat_routes")
+    routes = _hours_checked(store.read("hazmat_routes"), "hazmat_routes",
+                            "the designated-route check")
     if routes.empty:
         return empty_findings(routes.crs)
     crs = analysis_crs(routes)
     routes = to_analysis(routes, crs=crs)
-    zones = _read(store, "restricted_zones", crs)
+    zones = _read(store, "restricted_zones", crs, analysis="the designated-route check")
     bounds = tuple(routes.total_bounds)
     pad = max(rules.check.off_network_m, rules.check.road_match_m) + 50.0
     bbox = (bounds[0] - pad, bounds[1] - pad, bounds[2] + pad, bounds[3] + pad)
@@ -74,11 +82,11 @@ def published_routes(store: Store) -> gpd.GeoDataFrame:
     frame (EPSG:4490) with ``feature`` = ``route`` / ``zone`` and ``hours_text``."""
     if not store.has_layer("hazmat_routes"):
         raise missing_layer(store.url, "hazmat_routes", "publishing routes")
-    routes = store.read("hazmat_routes")
+    routes = _hours_checked(store.read("hazmat_routes"), "hazmat_routes", "publishing routes")
     if "status" in routes.columns:
         routes = routes[routes["status"].fillna("draft") == "published"]
     routes = routes.assign(feature="route")
-    zones = _read(store, "restricted_zones", None)
+    zones = _read(store, "restricted_zones", None, analysis="publishing routes")
     parts = [routes]
     if zones is not None:
         parts.append(zones.assign(feature="zone"))
