@@ -12,9 +12,13 @@ from typing import Literal
 from geo.pressure import PRESSURE_CLASSES, pressure_class
 
 __all__ = [
+    "CONSTRUCTION_STATUSES",
+    "CONSTRUCTION_WORKS",
+    "FACILITY_KINDS",
     "LAYER_NAMES",
     "PRESSURE_CLASSES",
     "SCHEMAS",
+    "SIGN_STATUSES",
     "FieldSpec",
     "LayerSchema",
     "get_schema",
@@ -41,6 +45,7 @@ class FieldSpec:
     minimum: float | None = None
     maximum: float | None = None
     description: str = ""
+    synonyms: tuple[tuple[str, str], ...] = ()  # (written name, enum value) of this field only
 
     def expected(self) -> str:
         """Human-readable description of what the field accepts."""
@@ -114,6 +119,51 @@ ROAD_CLASSES = (
 ZONE_KINDS = (
     "water_source", "school_area", "dense_population", "city_center", "scenic",
     "nature_reserve", "bridge", "tunnel", "other",
+)  # fmt: skip
+# Issue 16: third-party construction near pipelines (Pipeline Protection Law Arts 30, 32, 33, 35).
+CONSTRUCTION_WORKS = (
+    "crossing", "road", "railway", "canal", "power_line", "cable", "grounding", "building",
+    "piling", "excavation", "drilling", "blasting", "seismic", "mining", "anchoring", "dredging",
+    "other",
+)  # fmt: skip
+CONSTRUCTION_STATUSES = ("planned", "active", "finished")
+_WORK_SYNONYMS = (
+    ("穿越", "crossing"), ("穿跨越", "crossing"), ("跨越", "crossing"), ("道路", "road"),
+    ("公路", "road"), ("修路", "road"), ("铁路", "railway"), ("渠道", "canal"), ("水渠", "canal"),
+    ("开渠", "canal"), ("河渠", "canal"), ("电力线", "power_line"), ("电力线路", "power_line"),
+    ("架空线", "power_line"), ("电缆", "cable"), ("光缆", "cable"), ("接地体", "grounding"),
+    ("接地", "grounding"), ("避雷接地", "grounding"), ("建筑", "building"),
+    ("建房", "building"), ("建筑物", "building"), ("构筑物", "building"), ("打桩", "piling"),
+    ("桩基", "piling"), ("开挖", "excavation"), ("挖掘", "excavation"),
+    ("机械开挖", "excavation"), ("土方开挖", "excavation"), ("钻探", "drilling"),
+    ("钻孔", "drilling"), ("爆破", "blasting"), ("地震法勘探", "seismic"),
+    ("地震勘探", "seismic"), ("物探", "seismic"), ("采矿", "mining"), ("取土", "mining"),
+    ("采石", "mining"), ("挖砂", "mining"), ("抛锚", "anchoring"), ("拖锚", "anchoring"),
+    ("疏浚", "dredging"), ("挖泥", "dredging"), ("采砂", "dredging"),
+    ("其他", "other"), ("其它", "other"),
+)  # fmt: skip
+_CONSTRUCTION_STATUS_SYNONYMS = (
+    ("计划", "planned"), ("拟建", "planned"), ("待开工", "planned"), ("施工中", "active"),
+    ("在建", "active"), ("施工", "active"), ("进行中", "active"), ("已完工", "finished"),
+    ("完工", "finished"), ("竣工", "finished"),
+)  # fmt: skip
+FACILITY_KINDS = (
+    "station", "valve", "vent", "depot", "storage", "loading", "river_crossing", "tunnel",
+    "other",
+)  # fmt: skip
+_FACILITY_SYNONYMS = (
+    ("站场", "station"), ("输油站", "station"), ("输气站", "station"), ("泵站", "station"),
+    ("压气站", "station"), ("计量站", "station"), ("分输站", "station"), ("首站", "station"),
+    ("末站", "station"), ("阀室", "valve"), ("阀井", "valve"), ("阀门", "valve"),
+    ("放空", "vent"), ("放空管", "vent"), ("放空立管", "vent"), ("油库", "depot"),
+    ("储气库", "storage"), ("储罐", "storage"), ("装卸栈桥", "loading"), ("装卸", "loading"),
+    ("河流穿越", "river_crossing"), ("穿越河流", "river_crossing"), ("隧道", "tunnel"),
+    ("管道隧道", "tunnel"), ("其他", "other"), ("其它", "other"),
+)  # fmt: skip
+SIGN_STATUSES = ("ok", "damaged", "missing")
+_SIGN_STATUS_SYNONYMS = (
+    ("完好", "ok"), ("正常", "ok"), ("损坏", "damaged"), ("破损", "damaged"),
+    ("污损", "damaged"), ("缺失", "missing"), ("丢失", "missing"), ("无", "missing"),
 )  # fmt: skip
 
 SCHEMAS: dict[str, LayerSchema] = {
@@ -277,6 +327,60 @@ SCHEMAS: dict[str, LayerSchema] = {
                 FieldSpec("plan", "str", description="一区一策 plan text"),
             ),
             "老旧小区", "Old residential compounds",
+        ),
+        LayerSchema(
+            "construction_sites",
+            ("Point", "Polygon", "MultiPolygon"),
+            (
+                _id(),
+                FieldSpec("work", "str", required=True, enum=CONSTRUCTION_WORKS,
+                          synonyms=_WORK_SYNONYMS,
+                          description="kind of work (Pipeline Protection Law Arts 30, 32, 33, 35)"),
+                FieldSpec("permit_no", "str", description="permit of the pipeline authority (Art 35)"),
+                FieldSpec("permit_from", "date", description="first day the permit is valid"),
+                FieldSpec("permit_to", "date", description="last day the permit is valid"),
+                FieldSpec("contractor", "str"),
+                FieldSpec("status", "str", enum=CONSTRUCTION_STATUSES, default="active",
+                          synonyms=_CONSTRUCTION_STATUS_SYNONYMS),
+                FieldSpec("name", "str"),
+            ),
+            "第三方施工", "Third-party construction sites",
+        ),
+        LayerSchema(
+            "pipeline_facilities",
+            ("Point", "Polygon", "MultiPolygon", "LineString", "MultiLineString"),
+            (
+                _id(),
+                FieldSpec("kind", "str", required=True, enum=FACILITY_KINDS,
+                          synonyms=_FACILITY_SYNONYMS,
+                          description="Art 58(1) facility; river_crossing (Art 32) and tunnel "
+                                      "(Art 33) mark the crossing section of a pipeline"),
+                FieldSpec("pipeline_id", "str"),
+                FieldSpec("name", "str"),
+            ),
+            "管道附属设施", "Pipeline facilities",
+        ),
+        LayerSchema(
+            "warning_signs",
+            _POINT,
+            (
+                _id(),
+                FieldSpec("pipeline_id", "str", required=True),
+                FieldSpec("kind", "str", description="e.g. marker, warning, hca"),
+                FieldSpec("status", "str", enum=SIGN_STATUSES, default="ok",
+                          synonyms=_SIGN_STATUS_SYNONYMS),
+            ),
+            "警示标识", "Warning signs",
+        ),
+        LayerSchema(
+            "patrol_paths",
+            _LINE,
+            (
+                _id(),
+                FieldSpec("pipeline_id", "str", required=True),
+                FieldSpec("passable", "bool", default=True),
+            ),
+            "巡护通道", "Patrol paths",
         ),
     )
 }

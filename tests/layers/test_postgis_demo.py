@@ -28,7 +28,7 @@ def test_every_layer_reads_back_identically(stores: tuple[Any, Any]) -> None:
     gpkg, pg = stores
     ref = {i.name: i for i in gpkg.layers()}
     got = {i.name: i for i in pg.layers()}
-    assert list(got) == list(ref) and len(ref) == 12
+    assert list(got) == list(ref) and len(ref) == 16
     for name, info in ref.items():
         assert (got[name].count, got[name].geometry_type) == (info.count, info.geometry_type)
         assert got[name].bbox == pytest.approx(info.bbox, abs=1e-9)
