@@ -40,15 +40,17 @@ __all__ = [
 log = logging.getLogger("riskmap.api")
 
 # Always included, in this order.
-ROUTERS = ("landing", "conformance", "collections", "analysis", "registry", "imports")
+ROUTERS = ("landing", "conformance", "collections", "analysis", "registry", "imports",
+           "session")
 # Included when the module exists (added by other parts of the project).
-OPTIONAL_ROUTERS = ("maps",)
+OPTIONAL_ROUTERS = ("maps", "notice")
 
 
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Public, versioned assets: cacheable whoever asks (no Vary / no-store).
 _ASSET_PREFIXES = ("/static/", "/ogc-assets/")
-_SWAGGER_CDN = "https://cdn.jsdelivr.net"  # FastAPI's /api.html loads Swagger UI from here
+_SWAGGER_CDN = "https://cdn.jsdelivr.net"  # FastAPI's stock docs page; ours is vendored
+_DOC_PAGES = ("/api.html", "/redoc.html")  # Swagger UI / ReDoc (vendored, served here)
 
 
 def _host_name(host: str) -> str:
@@ -74,13 +76,16 @@ def host_allowed(host: str, trusted: Sequence[str]) -> bool:
 def content_security_policy(img_sources: Sequence[str], *, docs: bool = False) -> str:
     """The CSP of HTML pages: everything from this origin, inline script and style (the
     Folium maps and the OGC pages inline their data and set-up code), basemap tiles from
-    ``img_sources``, no plugins, no framing, forms posting only here. ``docs`` adds the CDN
-    of the Swagger UI page (``/api.html``)."""
+    ``img_sources``, no plugins, no framing, forms posting only here. ``docs`` (the API
+    documentation pages ``/api.html``, ``/redoc.html``, whose scripts are vendored) lets
+    ReDoc start its search worker from a ``blob:`` URL and still names the CDN of FastAPI's
+    stock docs page (nothing loads from it)."""
     cdn = f" {_SWAGGER_CDN}" if docs else ""
+    worker = "worker-src 'self' blob:; " if docs else ""
     img = " ".join(("'self'", "data:", "blob:", *img_sources))
     return ("default-src 'self'; "
             f"script-src 'self' 'unsafe-inline'{cdn}; style-src 'self' 'unsafe-inline'{cdn}; "
-            f"img-src {img}{' https://fastapi.tiangolo.com' if docs else ''}; "
+            f"img-src {img}; {worker}"
             "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
             "form-action 'self'; frame-ancestors 'none'")
 
@@ -155,8 +160,8 @@ class Guard:
         path: str = scope.get("path", "")
         asset = path.startswith(_ASSET_PREFIXES)
         keyed = (self.keyed_anonymous or b"authorization" in headers
-                 or b"x-api-key" in headers)
-        csp = self.csp_docs if path in ("/api.html", "/docs/oauth2-redirect") else self.csp
+                 or b"x-api-key" in headers or "riskmap_session=" in headers.get(b"cookie", ""))
+        csp = self.csp_docs if path in _DOC_PAGES else self.csp
 
         async def guarded(msg: Message) -> None:
             if msg["type"] == "http.response.start":
@@ -201,6 +206,10 @@ async def _json(send: Send, status: int, code: str, description: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+# Other uploads limited like imports (their routers apply their own, smaller, limits).
+_UPLOAD_SUFFIXES = ("/attachments", "/registry/import.xlsx")
+
+
 class BodyLimit:
     """ASGI middleware refusing request bodies larger than ``max_bytes`` with 413."""
 
@@ -216,8 +225,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = (self.import_bytes if scope.get("path", "").startswith(self.import_prefix)
-                 else self.default)
+        path = scope.get("path", "")
+        limit = (self.import_bytes if path.startswith(self.import_prefix)
+                 or path.endswith(_UPLOAD_SUFFIXES) else self.default)
         await self._limited(scope, receive, send, limit)
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
@@ -298,7 +308,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
         description=settings.description,
         version=_version(),
         openapi_url="/api",
-        docs_url="/api.html",
+        docs_url=None,  # /api.html and /redoc.html: api.routers.landing (vendored assets)
         redoc_url=None,
         swagger_ui_parameters={"defaultModelsExpandDepth": -1},
     )

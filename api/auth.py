@@ -1,30 +1,56 @@
-"""Access control: API keys (``X-API-Key`` header or ``Authorization: Bearer``) mapped to roles.
+"""Access control: API keys (``X-API-Key`` header or ``Authorization: Bearer``) mapped to roles,
+and browser sessions (a signed cookie obtained by exchanging a key at ``POST /signin``).
 
 Who may see what lives in two small tables here (:data:`LAYER_ROLES`, :data:`OWNER_ROLES`) so
 routers only ask :func:`can_read` / :func:`require_read` / :func:`require_role`.
+
+Sessions are stateless and signed (HMAC-SHA256 with ``Settings.session_key``): the cookie holds
+a fingerprint of the key (an HMAC of its hash, never the key), a random nonce and the issue and
+expiry times (the district's clock). A session ends at its expiry, when its key is removed from
+``RISKMAP_API_KEYS`` or when the secret changes. A header key wins over the cookie. A write
+(POST/PUT/PATCH/DELETE) authenticated by the cookie must carry the session's CSRF token in
+``X-CSRF-Token`` (the pages expose it in ``<meta name="csrf-token">``), else 403.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
 
 from api.errors import Forbidden, Unauthorized
-from api.settings import Settings
+from api.settings import ApiKey, Settings
 
 __all__ = [
+    "CSRF_FIELD",
+    "CSRF_HEADER",
     "LAYER_ROLES",
     "OWNER_ROLES",
+    "SESSION_COOKIE",
     "Principal",
+    "Session",
     "can_read",
+    "csrf_token",
     "get_principal",
+    "issue_session",
     "owner_role",
     "principal_of",
+    "read_session",
+    "request_session",
     "require_read",
     "require_role",
 ]
+
+SESSION_COOKIE = "riskmap_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"  # the form field of HTML forms (POST /signout)
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 _ALL = frozenset({"planner", "admin"})
 
@@ -61,10 +87,95 @@ class Principal:
     role: str
     name: str
     authenticated: bool
+    session: bool = False  # authenticated by the session cookie (not a header key)
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class Session:
+    """A verified browser session: its key, nonce and times (epoch seconds)."""
+
+    key: ApiKey
+    nonce: str
+    issued: int
+    expires: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(settings: Settings, purpose: str, data: str) -> bytes:
+    return hmac.new(settings.session_key, f"{purpose}:{data}".encode(), hashlib.sha256).digest()
+
+
+def _fingerprint(settings: Settings, key: ApiKey) -> str:
+    return _b64(_mac(settings, "key", key.digest)[:16])
+
+
+def issue_session(settings: Settings, key: ApiKey, *, now: float) -> tuple[str, Session]:
+    """A new session for ``key`` starting at ``now`` (epoch seconds): (cookie value, session)."""
+    issued = int(now)
+    expires = issued + int(settings.session_hours * 3600)
+    nonce = secrets.token_urlsafe(16)
+    payload = _b64(json.dumps({"k": _fingerprint(settings, key), "n": nonce, "i": issued,
+                               "e": expires}, separators=(",", ":")).encode())
+    value = payload + "." + _b64(_mac(settings, "session", payload))
+    return value, Session(key=key, nonce=nonce, issued=issued, expires=expires)
+
+
+def read_session(settings: Settings, value: str | None, *, now: float) -> Session | None:
+    """The session of cookie ``value`` when its signature holds, it has not expired at
+    ``now`` and its key is still configured; else None (a stale cookie is no error)."""
+    if not value or len(value) > 512 or value.count(".") != 1:
+        return None
+    payload, sig = value.split(".")
+    try:
+        good = hmac.compare_digest(_unb64(sig), _mac(settings, "session", payload))
+        data = json.loads(_unb64(payload)) if good else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    fp, nonce, issued, expires = data.get("k"), data.get("n"), data.get("i"), data.get("e")
+    if not (isinstance(fp, str) and isinstance(nonce, str) and isinstance(issued, int)
+            and isinstance(expires, int)) or not issued <= now < expires:
+        return None
+    for key in settings.configured_keys():
+        if hmac.compare_digest(_fingerprint(settings, key), fp):
+            return Session(key=key, nonce=nonce, issued=issued, expires=expires)
+    return None
+
+
+def csrf_token(settings: Settings, session: Session) -> str:
+    """The CSRF token of ``session`` (derived from its nonce; same for its whole life)."""
+    return _b64(_mac(settings, "csrf", session.nonce)[:18])
+
+
+def _now(request: Request) -> float:
+    service = getattr(request.app.state, "service", None)
+    if service is not None:
+        return float(service.district.now().timestamp())
+    import time
+
+    return time.time()  # pragma: no cover - apps always have a service
+
+
+def request_session(request: Request) -> Session | None:
+    """The valid session of this request's cookie (cached on ``request.state``), or None."""
+    if hasattr(request.state, "session"):
+        return request.state.session  # type: ignore[no-any-return]
+    value = request.cookies.get(SESSION_COOKIE)
+    s = read_session(request.app.state.settings, value, now=_now(request)) if value else None
+    request.state.session = s
+    return s
 
 
 def principal_of(settings: Settings, authorization: str | None, api_key: str | None) -> Principal:
@@ -84,13 +195,31 @@ def principal_of(settings: Settings, authorization: str | None, api_key: str | N
 
 
 def get_principal(request: Request) -> Principal:
-    """FastAPI dependency: the caller of this request (cached on ``request.state``)."""
+    """FastAPI dependency: the caller of this request (cached on ``request.state``).
+
+    A header key (``Authorization`` / ``X-API-Key``) wins; without one, a valid session
+    cookie; else anonymous. A write authenticated by the cookie needs the session's CSRF
+    token in ``X-CSRF-Token`` (403 otherwise)."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     settings: Settings = request.app.state.settings
-    p = principal_of(settings, request.headers.get("authorization"),
-                     request.headers.get("x-api-key"))
+    authorization = request.headers.get("authorization")
+    api_key = request.headers.get("x-api-key")
+    session = None
+    if authorization is None and api_key is None:
+        session = request_session(request)
+    if session is not None:
+        if request.method in _UNSAFE:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent.encode(), csrf_token(settings, session).encode()):
+                raise Forbidden(f"a change made with the session cookie needs the {CSRF_HEADER} "
+                                "header of the page (riskmapFetch sends it); it was "
+                                + ("wrong" if sent else "missing"))
+        p = Principal(role=session.key.role, name=session.key.name, authenticated=True,
+                      session=True)
+    else:
+        p = principal_of(settings, authorization, api_key)
     request.state.principal = p
     return p
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -134,6 +135,11 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1_000_000, ge=1024, description="largest request body")
     max_import_bytes: int = Field(default=200_000_000, ge=1024,
                                   description="largest file accepted by POST /layers/{layer}/import")
+    max_attachment_bytes: int = Field(default=10_000_000, ge=1024, description="largest "
+                                      "hazard attachment (photo, PDF) accepted")
+    attachments_dir: Path | None = Field(default=None, description="folder for hazard "
+                                         "attachments (default: <store>.attachments beside a "
+                                         "GeoPackage; required for a PostGIS store)")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated allowed origins ('*' for any)")
     trusted_hosts: Annotated[list[str], NoDecode] = Field(
@@ -155,8 +161,23 @@ class Settings(BaseSettings):
                                "hazmat) by id")
     timezone: str = Field(default=DEFAULT_TIMEZONE, description="district time zone (IANA): "
                           "times without an offset and 'now' are read in it")
+    notice_no: str | None = Field(default=None, description="printed hazmat notice: its number "
+                                  "(`--notice` wins); unset prints 未编号 / no number")
+    notice_authority: str | None = Field(default=None, description="printed hazmat notice: "
+                                         "issuing authority (`--authority` wins)")
+    notice_valid_until: str | None = Field(default=None, description="printed hazmat notice: "
+                                           "valid until (ISO date; `--valid-until` wins)")
+    notice_font: str | None = Field(default=None, description="printed hazmat notice: CJK font "
+                                    "file (default: fc-match WenQuanYi Micro Hei)")
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 31, description="a browser "
+                                 "session (POST /signin) ends this many hours after sign-in")
+    session_secret: SecretStr | None = Field(
+        default=None, description="secret signing the session cookies (32+ characters); set "
+        "it when several workers or servers share the sign-ins or they should survive a "
+        "restart. Unset: a random secret per process (a restart signs everyone out)")
 
     _keys: dict[str, ApiKey] = PrivateAttr(default_factory=dict)
+    _session_key: bytes = PrivateAttr(default=b"")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -214,6 +235,16 @@ class Settings(BaseSettings):
             keys = parse_api_keys(self.api_keys.get_secret_value())
             self._keys = {k.digest: k for k in keys}
             self.api_keys = None  # the plain keys are not kept
+        if self.session_secret is not None:
+            secret = self.session_secret.get_secret_value()
+            if len(secret) < 32:
+                raise ValueError("RISKMAP_SESSION_SECRET is shorter than 32 characters; use "
+                                 "e.g. the output of `python -c \"import secrets; "
+                                 "print(secrets.token_urlsafe(32))\"`")
+            self._session_key = hashlib.sha256(b"riskmap-session:" + secret.encode()).digest()
+            self.session_secret = None  # not kept in clear either
+        else:
+            self._session_key = secrets.token_bytes(32)
         if self.default_limit > self.max_limit:
             raise ValueError("default_limit must not exceed max_limit")
         return self
@@ -227,6 +258,15 @@ class Settings(BaseSettings):
     def lookup_key(self, key: str) -> ApiKey | None:
         """The configured key matching ``key`` (compared by hash), or None."""
         return self._keys.get(hash_key(key))
+
+    def configured_keys(self) -> tuple[ApiKey, ...]:
+        """The configured keys (hashed)."""
+        return tuple(self._keys.values())
+
+    @property
+    def session_key(self) -> bytes:
+        """The key signing session cookies (from ``session_secret``, else random per process)."""
+        return self._session_key
 
     @property
     def key_count(self) -> int:

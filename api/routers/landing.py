@@ -1,10 +1,17 @@
-"""Landing page, health and the layer list."""
+"""Landing page, health, the layer list and the API documentation pages.
+
+``/api.html`` (Swagger UI) and ``/redoc.html`` (ReDoc) load their scripts from the vendored
+copies under ``maps/assets/apidocs/`` (served at ``/static/maps/apidocs/…``): no request leaves
+the service.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, can_read, get_principal
@@ -12,13 +19,17 @@ from api.catalog import Catalog, CollectionDef
 from api.deps import get_store
 from api.features import ItemsQuery
 from api.ogc import Link, check_params, esc, href, html_page, wants_html
+from api.pages import has_route, inject, page, root_path
 from api.routers.collections import get_catalog
 from layers.schema import SCHEMAS
 from layers.store import Store
 
-__all__ = ["Health", "LandingPage", "LayerList", "LayerSummary", "router"]
+__all__ = ["DOCS_ASSETS", "Health", "LandingPage", "LayerList", "LayerSummary", "router"]
 
 router = APIRouter(tags=["Capabilities"])
+
+# Where the vendored Swagger UI and ReDoc are served (maps/assets/apidocs/, the maps router).
+DOCS_ASSETS = "/static/maps/apidocs"
 
 HTML_JSON = {"description": "JSON, or HTML with f=html",
              "content": {"text/html": {"schema": {"type": "string"}}}}
@@ -80,10 +91,68 @@ def landing(request: Request) -> Any:
     ]
     page = LandingPage(title=settings.title, description=settings.description, links=links)
     if wants_html(request):
-        items = "".join(f'<li><a href="{esc(li.href)}">{esc(li.title)}</a> ({esc(li.rel)})</li>'
-                        for li in links)
-        return html_page(settings.title, f"<p>{esc(settings.description)}</p><ul>{items}</ul>")
+        return _landing_html(request, links)
     return page
+
+
+def _landing_html(request: Request, links: list[Link]) -> HTMLResponse:
+    """The landing page for browsers: where to go (maps, registry, sign-in, API docs) first,
+    then the OGC API links."""
+    settings = request.app.state.settings
+    root = root_path(request)
+    principal = get_principal(request)
+    go = []
+    if has_route(request, "/maps"):
+        go.append((f"{root}/maps", "地图 Maps", "按角色列出可打开的地图与公众通告 "
+                   "the maps your role may open, and the public hazmat notice"))
+    if has_route(request, "/registry"):
+        go.append((f"{root}/registry", "隐患台账 Hazard registry",
+                   "登记、整改、销号 register, rectify and close hazards"))
+    if principal.session:
+        go.append((f"{root}/signin", "切换账号 Switch key", "用另一角色的密钥登录 "
+                   "sign in with another role's key"))
+    else:
+        go.append((f"{root}/signin", "登录 Sign in", "用 API 密钥登录本浏览器 "
+                   "sign this browser in with an API key"))
+    go.append((f"{root}/api.html", "API 文档 API documentation",
+               "Swagger UI（另有 ReDoc: " f'<a href="{root}/redoc.html">redoc.html</a>）'))
+    items = "".join(f'<li><a href="{h}">{t}</a> — {d}</li>' for h, t, d in go)
+    ogc = "".join(f'<li><a href="{esc(li.href)}">{esc(li.title)}</a> ({esc(li.rel)})</li>'
+                  for li in links)
+    body = (f"<p>{esc(settings.description)}</p><ul class=\"riskmap-go\">{items}</ul>"
+            f"<h2>OGC API – Features</h2><ul>{ogc}</ul>")
+    return page(settings.title, body, principal, request=request)
+
+
+@router.get("/api.html", include_in_schema=False)
+def swagger_ui(request: Request) -> HTMLResponse:
+    """Swagger UI over ``/api`` from the vendored swagger-ui-dist (no CDN)."""
+    root = root_path(request)
+    assets = f"{root}{DOCS_ASSETS}/swagger-ui"
+    params = {**request.app.swagger_ui_parameters, "validatorUrl": None}
+    doc = get_swagger_ui_html(openapi_url=f"{root}/api", title="API",
+                              swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+                              swagger_css_url=f"{assets}/swagger-ui.css",
+                              swagger_favicon_url=f"{assets}/favicon-32x32.png",
+                              swagger_ui_parameters=params)
+    html = inject(bytes(doc.body).decode(), title="API 文档 API documentation",
+                  principal=get_principal(request), request=request, floating=False)
+    return HTMLResponse(html)
+
+
+@router.get("/redoc.html", include_in_schema=False)
+def redoc(request: Request) -> HTMLResponse:
+    """ReDoc over ``/api`` from the vendored redoc bundle (no CDN, no web fonts)."""
+    root = root_path(request)
+    doc = ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+           '<meta name="viewport" content="width=device-width, initial-scale=1">'
+           '<link rel="icon" href="data:,"><style>body{margin:0;padding:0}</style></head><body>'
+           f'<redoc spec-url="{root}/api"></redoc>'
+           f'<script src="{root}{DOCS_ASSETS}/redoc/redoc.standalone.js"></script>'
+           "</body></html>")
+    html = inject(doc, title="API 文档 (ReDoc) API documentation", floating=False,
+                  principal=get_principal(request), request=request)
+    return HTMLResponse(html)
 
 
 @router.get("/health", response_model=Health, operation_id="getHealth", summary="Health check")

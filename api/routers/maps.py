@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from api.auth import LAYER_ROLES, Principal, can_read, get_principal, require_read
 from api.deps import get_service
-from api.errors import BadRequest, NotFound, ServiceBusy
-from api.ogc import check_params
+from api.errors import BadRequest, Forbidden, NotFound, ServiceBusy, Unauthorized
+from api.ogc import check_params, esc, wants_html
+from api.pages import ROLE_LABELS, inject, page, root_path
 from maps.base import STATIC_PREFIX
 from maps.builds import BuildGate, BuildsBusy
 from maps.offline import asset_path, render_html
@@ -46,8 +48,8 @@ from maps.sources import (
 if TYPE_CHECKING:
     from api.service import AnalysisService
 
-__all__ = ["MAP_ROLES", "OVERVIEW_LAYERS", "analysis_inputs", "build_gate", "install",
-           "map_options", "router", "visible_layers"]
+__all__ = ["MAP_INFO", "MAP_ROLES", "OVERVIEW_LAYERS", "MapEntry", "MapIndex", "analysis_inputs",
+           "build_gate", "install", "map_options", "router", "visible_layers"]
 
 log = logging.getLogger("riskmap.api")
 
@@ -60,6 +62,104 @@ MAP_ROLES: dict[str, frozenset[str]] = {
     "fire": frozenset({"fire"}),
     "overview": frozenset({"planner"}),
 }
+
+# Title and one-line description of each map page (zh · en), in the order of the /maps index;
+# ("police", True) is the public notice (/maps/police?publish=true), open to everybody.
+MAP_INFO: dict[tuple[str, bool], tuple[str, str]] = {
+    ("planner", False): ("规划管线安全图 · Planner pipeline map",
+                         "管道占压、间距不足与高后果区 · pipeline occupancy, setback shortfalls "
+                         "and high-consequence areas"),
+    ("police", False): ("危化品运输路线图 · Police hazmat route map",
+                        "危化品车辆路线、禁行区与路线规划 · hazmat routes, restricted zones "
+                        "and route planning"),
+    ("fire", False): ("消防通道与救援覆盖图 · Fire access and coverage map",
+                      "消防通道、消火栓与 5 分钟可达范围 · fire lanes, hydrants and 5-minute "
+                      "reach"),
+    ("overview", False): ("区域安全总览 · District safety overview",
+                          "各类隐患与整改情况 · all findings and their rectification"),
+    ("police", True): ("危化品车辆通行公告 · Public hazmat route notice",
+                       "公众可见的通行路线与禁行区域 · published routes and restricted zones, "
+                       "for everybody"),
+}
+
+
+class MapEntry(BaseModel):
+    """One map page of the index."""
+
+    name: str
+    publish: bool = Field(description="the public notice view of the police map")
+    title: str
+    description: str
+    href: str
+    roles: list[str] = Field(description="roles that may open it (admin opens all); "
+                             "'*' for everybody")
+    allowed: bool = Field(description="whether the caller may open it")
+
+
+class MapIndex(BaseModel):
+    """The map pages, and which of them the caller may open."""
+
+    role: str
+    maps: list[MapEntry]
+
+
+def _map_href(root: str, name: str, publish: bool) -> str:
+    return f"{root}/maps/{name}" + ("?publish=true" if publish else "")
+
+
+def _map_index(request: Request, principal: Principal) -> MapIndex:
+    root = root_path(request)
+    out = []
+    for (name, publish), (title, desc) in MAP_INFO.items():
+        if name not in MAP_NAMES:
+            continue
+        roles = ["*"] if publish else sorted(MAP_ROLES[name] | {"admin"})
+        out.append(MapEntry(name=name, publish=publish, title=title, description=desc,
+                            href=_map_href(root, name, publish), roles=roles,
+                            allowed=publish or can_read(principal, MAP_ROLES[name])))
+    return MapIndex(role=principal.role, maps=out)
+
+
+@router.get("/maps", response_model=MapIndex, operation_id="getMapIndex",
+            summary="The map pages, and which of them the caller may open",
+            responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}, 400: {},
+                       401: {}})
+def map_index(request: Request) -> Any:
+    check_params(request, ())
+    principal = get_principal(request)
+    index = _map_index(request, principal)
+    if not wants_html(request):
+        return index
+    root = root_path(request)
+    rows = []
+    for e in index.maps:
+        if e.allowed:
+            rows.append(f'<li class="riskmap-map" data-map="{esc(e.name)}" data-publish='
+                        f'"{str(e.publish).lower()}"><a href="{esc(e.href)}">{esc(e.title)}</a>'
+                        f"<br><small>{esc(e.description)}</small></li>")
+        else:
+            need = "、".join(f"{ROLE_LABELS.get(r, r)} {r}" for r in e.roles if r != "admin")
+            nxt = esc(e.href).replace("?", "%3F").replace("=", "%3D")
+            rows.append(f'<li class="riskmap-locked" data-map="{esc(e.name)}" data-publish='
+                        f'"{str(e.publish).lower()}">{esc(e.title)}<br><small>需要角色 needs '
+                        f'role: {esc(need)} · <a href="{root}/signin?next={nxt}">登录 sign '
+                        "in</a></small></li>")
+    body = f'<ul class="riskmap-maps">{"".join(rows)}</ul>'
+    return page("地图 Maps", body, principal, request=request)
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser navigating (Accept names text/html): sent to sign in rather than a JSON 401."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _signin_redirect(request: Request) -> RedirectResponse:
+    from urllib.parse import quote
+
+    root = root_path(request)
+    here = root + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{root}/signin?next={quote(here, safe='/')}", status_code=303)
+
 
 # Store layers with a low-zoom density overview (GET /maps/density/{layer}).
 OVERVIEW_LAYERS = ("buildings", "hydrants", "roads")
@@ -113,8 +213,13 @@ def get_map(request: Request, name: str) -> Response:
     if publish and name != "police":
         raise BadRequest("publish=true is only offered for the police map")
     principal = get_principal(request)
-    roles = frozenset({"public"}) | MAP_ROLES[name] if publish else MAP_ROLES[name]
-    require_read(principal, roles, f"map {name}")
+    if not publish:  # the public notice is for everybody, whatever the anonymous role
+        try:
+            require_read(principal, MAP_ROLES[name], f"map {name}")
+        except (Unauthorized, Forbidden):
+            if _wants_page(request):
+                return _signin_redirect(request)
+            raise
     basemap = q.get("basemap")
     lang = q.get("lang")
     if lang not in (None, "zh", "en"):
@@ -132,6 +237,10 @@ def get_map(request: Request, name: str) -> Response:
 
     visible = visible_layers(principal, name, publish=publish)
     date = service.district.now().date().isoformat() if name == "police" else None
+    if publish:  # refused (409) like the printed notice while a route fails the route check
+        from api.routers.notice import notice_links, publish_guard, publish_texts
+
+        publish_guard(request)
     key = (name, publish, visible, repr(options), str(getattr(store, "url", id(store))),
            layers_version(store), service.rules_version, date)
 
@@ -142,7 +251,8 @@ def get_map(request: Request, name: str) -> Response:
         layers.update(extra)
         kwargs: dict[str, Any] = {}
         if name == "police":
-            kwargs = {"publish": publish, "route_url": f"{root}/routes", "date": date}
+            kwargs = {"publish": publish, "route_url": f"{root}/routes", "date": date,
+                      **(publish_texts(request) if publish else {})}
         m = build(name, layers, findings, options=options, **kwargs)
         return render_html(m, mode="served", static_prefix=root + STATIC_PREFIX)
 
@@ -151,6 +261,9 @@ def get_map(request: Request, name: str) -> Response:
     except BuildsBusy as exc:
         log.warning("map %s refused: %s", name, exc)
         raise ServiceBusy(str(exc), retry_after_s=exc.retry_after_s) from None
+    html = inject(html, title=MAP_INFO[(name, publish)][0], principal=principal, request=request)
+    if publish:
+        html = notice_links(html, root)
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
