@@ -20,7 +20,9 @@ COMMAND_MODULES = (
     "api.commands.db",
     "api.commands.maps",
     "api.commands.routes",
+    "api.commands.publish",
     "api.commands.registry",
+    "api.commands.protection",
 )
 
 

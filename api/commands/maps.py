@@ -2,8 +2,10 @@
 
 ``.html`` is one standalone file (assets inlined; large layers reduced to the features that
 findings refer to, with a note saying what was left out). ``.pdf`` / ``.png`` render the page
-in headless Chromium (Debian ``chromium``) — e.g. the police publish view for the notice:
-``riskmap map police --publish --out routes.pdf``.
+in headless Chromium (Debian ``chromium``), except the police publish view: ``riskmap map
+police --publish --out routes.pdf|png`` prints the public notice sheet (A4/A3, the same as
+``riskmap publish notice``). Publishing (any format) first runs the route check: a published
+route with a critical finding is refused (exit 2) unless ``--override "reason"`` is given.
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
     add_district(p)
     p.add_argument("--authority", default=None, help="publish view: issuing authority")
     p.add_argument("--notice", default=None, help="publish view: notice number")
-    p.add_argument("--date", default=None, help="publish view: date (default today)")
+    p.add_argument("--date", default=None, help="publish view (HTML): date (default the "
+                   "district's today; the printed notice always prints the district's today)")
+    p.add_argument("--tz", metavar="ZONE", default=None,
+                   help="publish view: district time zone of its date (default "
+                        "$RISKMAP_TIMEZONE or Asia/Shanghai)")
+    from api.commands.publish import add_notice_options
+
+    add_notice_options(p, with_text=False)
     p.set_defaults(func=run)
 
 
@@ -58,7 +67,17 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"riskmap map: --out {out.name!r}: expected .html, .pdf or .png")
     if args.publish and args.name != "police":
         raise SystemExit("riskmap map: --publish is only offered for the police map")
+    if args.override is not None and not args.publish:
+        raise SystemExit("riskmap map: --override is only offered with --publish")
+    if args.publish and suffix in (".pdf", ".png"):
+        from api.commands.publish import write_notice
+
+        return write_notice(args, out)  # the print layout, after the route check
     svc = service(args)  # a bad --rules / $RISKMAP_RULES is named before anything runs
+    if args.publish:
+        from api.runs.notice import require_publishable
+
+        require_publishable(svc, override=args.override)
     store = svc.store
     settings = Settings(store=args.store, rules=svc.district.rules)
     options = map_options(settings, mode="standalone", basemap=args.basemap, lang=args.lang)
@@ -74,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
     layers.update(extra)
     kwargs: dict = {}
     if args.name == "police":
-        kwargs = {"publish": args.publish, "authority": args.authority, "notice": args.notice,
+        notice = (args.notice or settings.notice_no or "未编号 / no number") if args.publish \
+            else args.notice  # never a zone's notice text
+        kwargs = {"publish": args.publish,
+                  "authority": args.authority or settings.notice_authority, "notice": notice,
                   "date": args.date or svc.district.now().date().isoformat(),
                   "route_url": None}
     m = build(args.name, layers, findings, options=options, **kwargs)
