@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from layers.errors import RiskmapError, StoreBusy, StoreError
 
 __all__ = [
+    "ATTACHMENT_KEYS",
     "BUSY_TIMEOUT_ENV",
     "DEFAULT_BUSY_TIMEOUT",
     "DETECTIONS",
@@ -54,6 +55,7 @@ __all__ = [
     "RecordNotFound",
     "Registry",
     "RegistryError",
+    "RegistryTx",
     "rectification_stats",
     "resolve_busy_timeout",
 ]
@@ -104,12 +106,15 @@ def monitoring_stats(store: Any, today: dt.date) -> dict[str, Any] | None:
 HAZARD_FIELDS: tuple[str, ...] = (
     "hazard_id", "analysis", "kind", "severity", "layer", "feature_id", "other_layer",
     "other_id", "rule_id", "rule_source", "station", "message_zh", "message_en", "lon", "lat",
-    "owner_role", "status", "detection", "department", "deadline", "measures", "notes",
-    "attachments", "first_detected", "last_detected", "created_at", "updated_at",
+    "owner_role", "status", "detection", "department", "responsible", "deadline", "measures",
+    "notes", "attachments", "first_detected", "last_detected", "created_at", "updated_at",
     "rectified_at", "closed_at",
 )  # fmt: skip
-EDITABLE_FIELDS: tuple[str, ...] = ("department", "deadline", "measures", "notes",
-                                    "attachments", "severity")
+EDITABLE_FIELDS: tuple[str, ...] = ("department", "responsible", "deadline", "measures",
+                                    "notes", "attachments", "severity")
+# Keys an attachment reference may carry (uploaded files add id, size, sha256, who, when).
+ATTACHMENT_KEYS: tuple[str, ...] = ("name", "href", "type", "id", "size", "sha256",
+                                    "uploaded_at", "uploaded_by")
 MEASURE_FIELDS: tuple[str, ...] = ("measure_id", "title", "department", "kind", "status",
                                    "deadline", "description", "hazard_ids", "owner_role",
                                    "created_at", "updated_at")
@@ -122,7 +127,8 @@ CREATE TABLE IF NOT EXISTS registry_hazards (
   layer TEXT, feature_id TEXT, other_layer TEXT, other_id TEXT, rule_id TEXT, rule_source TEXT,
   station TEXT, message_zh TEXT, message_en TEXT, lon REAL, lat REAL,
   owner_role TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'identified',
-  detection TEXT NOT NULL DEFAULT 'detected', department TEXT, deadline TEXT, measures TEXT,
+  detection TEXT NOT NULL DEFAULT 'detected', department TEXT, responsible TEXT,
+  deadline TEXT, measures TEXT,
   notes TEXT, attachments TEXT NOT NULL DEFAULT '[]', first_detected TEXT, last_detected TEXT,
   created_at TEXT NOT NULL, updated_at TEXT NOT NULL, rectified_at TEXT, closed_at TEXT,
   version INTEGER NOT NULL DEFAULT 1);
@@ -260,7 +266,7 @@ def _check_attachments(value: object) -> str:
             a = {"href": a}
         if not isinstance(a, dict) or not isinstance(a.get("href"), str) or not a["href"]:
             raise RegistryError(f"attachments[{i}] needs an 'href' (a reference, not a file)")
-        out.append({k: str(v) for k, v in a.items() if k in ("name", "href", "type")})
+        out.append({k: str(v) for k, v in a.items() if k in ATTACHMENT_KEYS})
     return json.dumps(out, ensure_ascii=False)
 
 
@@ -276,6 +282,8 @@ def _record(cur: sqlite3.Cursor, row: Sequence[Any]) -> dict[str, Any]:
     """A hazard or measure row; a store from before versions existed reads as version 1."""
     d = _row_dict(cur, row)
     d.setdefault("version", 1)
+    if "hazard_id" in d:
+        d.setdefault("responsible", None)  # a store from before the column existed
     return d
 
 
@@ -392,6 +400,9 @@ class Registry:
         for t in _VERSIONED:
             if "version" not in {r[1] for r in con.execute(f"PRAGMA table_info({t})")}:
                 con.execute(f"ALTER TABLE {t} ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+        if "responsible" not in {r[1] for r in con.execute(
+                "PRAGMA table_info(registry_hazards)")}:
+            con.execute("ALTER TABLE registry_hazards ADD COLUMN responsible TEXT")
 
     @staticmethod
     def _exists(con: sqlite3.Connection) -> bool:
@@ -527,48 +538,60 @@ class Registry:
         severity); EditConflict when ``expected_version`` is stale, IllegalTransition when the
         hazard is closed (销号: its record is final)."""
         with self._write() as con:
-            before = self._hazard_for_change(con, hazard_id, expected_version)
-            _check_editable(hazard_id, before)
-            now = _now()
-            self._apply_fields(con, hazard_id, fields, now)
-            after = self._get_hazard(con, hazard_id)
-            assert after is not None
-            self._audit(con, actor, "update", "hazard", hazard_id, before, after, now)
-            return after
+            return self._update_on(con, hazard_id, fields, actor=actor,
+                                   expected_version=expected_version)
+
+    def _update_on(self, con: sqlite3.Connection, hazard_id: str, fields: Mapping[str, Any],
+                   *, actor: Actor, expected_version: int | None, action: str = "update"
+                   ) -> dict[str, Any]:
+        before = self._hazard_for_change(con, hazard_id, expected_version)
+        _check_editable(hazard_id, before)
+        now = _now()
+        self._apply_fields(con, hazard_id, fields, now)
+        after = self._get_hazard(con, hazard_id)
+        assert after is not None
+        self._audit(con, actor, action, "hazard", hazard_id, before, after, now)
+        return after
 
     def transition(self, hazard_id: str, to: str, *, actor: Actor, note: str | None = None,
                    expected_version: int | None = None) -> dict[str, Any]:
         """Move a hazard to status ``to``; IllegalTransition when the workflow forbids it,
         EditConflict when ``expected_version`` is stale."""
+        with self._write() as con:
+            return self._transition_on(con, hazard_id, to, actor=actor, note=note,
+                                       expected_version=expected_version)
+
+    def _transition_on(self, con: sqlite3.Connection, hazard_id: str, to: str, *,
+                       actor: Actor, note: str | None, expected_version: int | None
+                       ) -> dict[str, Any]:
         if to not in STATUSES:
             raise RegistryError(f"status {to!r} is unknown; expected one of "
                                 + ", ".join(STATUSES))
-        with self._write() as con:
-            before = self._hazard_for_change(con, hazard_id, expected_version)
-            cur = before["status"]
-            if to not in TRANSITIONS[cur]:
-                allowed = ", ".join(TRANSITIONS[cur]) or "none (closed)"
-                raise IllegalTransition(f"hazard {hazard_id!r} is {cur}; it cannot become {to} "
-                                        f"(allowed next: {allowed})")
-            now = _now()
-            extra = ""
-            if to == "rectified":
-                extra = ", rectified_at = :now"
-            elif to == "rectifying" and cur == "rectified":
-                extra = ", rectified_at = NULL"
-            elif to == "closed":
-                extra = ", closed_at = :now"
-            notes = before.get("notes")
-            if note:
-                notes = (notes + "\n" if notes else "") + f"[{now} {actor.who}] {note}"
-            con.execute("UPDATE registry_hazards SET status = :to, updated_at = :now, "
-                        f"notes = :notes, version = version + 1{extra} WHERE hazard_id = :id",
-                        {"to": to, "now": now, "id": hazard_id, "notes": notes})
-            after = self._get_hazard(con, hazard_id)
-            assert after is not None
-            self._audit(con, actor, f"status:{cur}->{to}", "hazard", hazard_id, before, after,
-                        now)
-            return after
+        before = self._hazard_for_change(con, hazard_id, expected_version)
+        cur = before["status"]
+        if to not in TRANSITIONS[cur]:
+            allowed = ", ".join(TRANSITIONS[cur]) or "none (closed)"
+            raise IllegalTransition(f"hazard {hazard_id!r} is {cur}; it cannot become {to} "
+                                    f"(allowed next: {allowed})")
+        now = _now()
+        extra = ""
+        if to == "rectified":
+            extra = ", rectified_at = :now"
+        elif to == "rectifying" and cur == "rectified":
+            extra = ", rectified_at = NULL"
+        elif to == "closed":
+            extra = ", closed_at = :now"
+        notes = before.get("notes")
+        if note:
+            notes = (notes + "\n" if notes else "") + f"[{now} {actor.who}] {note}"
+        con.execute("UPDATE registry_hazards SET status = :to, updated_at = :now, "
+                    f"notes = :notes, version = version + 1{extra} WHERE hazard_id = :id",
+                    {"to": to, "now": now, "id": hazard_id, "notes": notes})
+        after = self._get_hazard(con, hazard_id)
+        assert after is not None
+        self._audit(con, actor, f"status:{cur}->{to}", "hazard", hazard_id, before, after,
+                    now)
+        return after
 
     @classmethod
     def _mark(cls, con: sqlite3.Connection, recs: Sequence[Mapping[str, Any]],
@@ -656,26 +679,41 @@ class Registry:
                     actor: Actor, expected_version: int | None = None) -> dict[str, Any]:
         """Create (version 1) or update a measure; EditConflict when ``expected_version`` is
         stale (0: the measure must not exist yet)."""
-        vals = _check_measure_fields(fields)
         with self._write() as con:
-            now = _now()
-            before = self._get(con, "registry_measures", "measure_id", measure_id)
-            _check_version("measure", measure_id, before, expected_version)
-            if before is None:
-                if not vals.get("title"):
-                    raise RegistryError("a new measure needs a 'title'")
-                con.execute("INSERT INTO registry_measures (measure_id, title, owner_role, "
-                            "created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, 0)",
-                            (measure_id, vals["title"], owner_role, now, now))
-            sets = [f'"{k}" = ?' for k in vals]
-            con.execute(f"UPDATE registry_measures SET {', '.join([*sets, 'updated_at = ?'])}, "
-                        "version = version + 1 WHERE measure_id = ?",
-                        [*vals.values(), now, measure_id])
-            after = self._get(con, "registry_measures", "measure_id", measure_id)
-            self._audit(con, actor, "create" if before is None else "update", "measure",
-                        measure_id, before, after, now)
-            assert after is not None
-            return after
+            return self._put_measure_on(con, measure_id, fields, owner_role=owner_role,
+                                        actor=actor, expected_version=expected_version)
+
+    def _put_measure_on(self, con: sqlite3.Connection, measure_id: str,
+                        fields: Mapping[str, Any], *, owner_role: str, actor: Actor,
+                        expected_version: int | None) -> dict[str, Any]:
+        vals = _check_measure_fields(fields)
+        now = _now()
+        before = self._get(con, "registry_measures", "measure_id", measure_id)
+        _check_version("measure", measure_id, before, expected_version)
+        if before is None:
+            if not vals.get("title"):
+                raise RegistryError("a new measure needs a 'title'")
+            con.execute("INSERT INTO registry_measures (measure_id, title, owner_role, "
+                        "created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, 0)",
+                        (measure_id, vals["title"], owner_role, now, now))
+        sets = [f'"{k}" = ?' for k in vals]
+        con.execute(f"UPDATE registry_measures SET {', '.join([*sets, 'updated_at = ?'])}, "
+                    "version = version + 1 WHERE measure_id = ?",
+                    [*vals.values(), now, measure_id])
+        after = self._get(con, "registry_measures", "measure_id", measure_id)
+        self._audit(con, actor, "create" if before is None else "update", "measure",
+                    measure_id, before, after, now)
+        assert after is not None
+        return after
+
+    # -- several changes in one transaction -------------------------------------------------
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[RegistryTx]:
+        """One write transaction for several changes (all or nothing): the yielded
+        :class:`RegistryTx` reads and changes records inside it; an exception raised in the
+        block rolls every change back."""
+        with self._write() as con:
+            yield _GpkgTx(self, con)
 
     # -- audit and stats ---------------------------------------------------------------------
     def audit(self, *, record_id: str | None = None, limit: int = 100, offset: int = 0
@@ -706,6 +744,63 @@ class Registry:
             "SELECT kind, COALESCE(department, ''), substr(first_detected, 1, 4), status, "
             "detection FROM registry_hazards").fetchall() if self._exists(con) else [])
         return rectification_stats(rows, today=today)
+
+
+class RegistryTx:
+    """The changes possible inside :meth:`Registry.batch` (and ``PgRegistry.batch``): the
+    same contracts as the registry's own methods, all in the batch's one transaction."""
+
+    def hazard(self, hazard_id: str) -> dict[str, Any] | None:
+        """The hazard as it is inside the transaction (None when absent)."""
+        raise NotImplementedError
+
+    def measure(self, measure_id: str) -> dict[str, Any] | None:
+        """The measure as it is inside the transaction (None when absent)."""
+        raise NotImplementedError
+
+    def update(self, hazard_id: str, fields: Mapping[str, Any], *, actor: Actor,
+               expected_version: int | None = None, action: str = "update"
+               ) -> dict[str, Any]:
+        """As :meth:`Registry.update` (``action`` is the audit log's)."""
+        raise NotImplementedError
+
+    def transition(self, hazard_id: str, to: str, *, actor: Actor, note: str | None = None,
+                   expected_version: int | None = None) -> dict[str, Any]:
+        """As :meth:`Registry.transition`."""
+        raise NotImplementedError
+
+    def put_measure(self, measure_id: str, fields: Mapping[str, Any], *, owner_role: str,
+                    actor: Actor, expected_version: int | None = None) -> dict[str, Any]:
+        """As :meth:`Registry.put_measure`."""
+        raise NotImplementedError
+
+
+class _GpkgTx(RegistryTx):
+    def __init__(self, reg: Registry, con: sqlite3.Connection) -> None:
+        self.reg = reg
+        self.con = con
+
+    def hazard(self, hazard_id: str) -> dict[str, Any] | None:
+        return self.reg._get_hazard(self.con, hazard_id)
+
+    def measure(self, measure_id: str) -> dict[str, Any] | None:
+        return self.reg._get(self.con, "registry_measures", "measure_id", measure_id)
+
+    def update(self, hazard_id: str, fields: Mapping[str, Any], *, actor: Actor,
+               expected_version: int | None = None, action: str = "update"
+               ) -> dict[str, Any]:
+        return self.reg._update_on(self.con, hazard_id, fields, actor=actor,
+                                   expected_version=expected_version, action=action)
+
+    def transition(self, hazard_id: str, to: str, *, actor: Actor, note: str | None = None,
+                   expected_version: int | None = None) -> dict[str, Any]:
+        return self.reg._transition_on(self.con, hazard_id, to, actor=actor, note=note,
+                                       expected_version=expected_version)
+
+    def put_measure(self, measure_id: str, fields: Mapping[str, Any], *, owner_role: str,
+                    actor: Actor, expected_version: int | None = None) -> dict[str, Any]:
+        return self.reg._put_measure_on(self.con, measure_id, fields, owner_role=owner_role,
+                                        actor=actor, expected_version=expected_version)
 
 
 def rectification_stats(rows: list[tuple[Any, ...]], *, today: dt.date) -> dict[str, Any]:

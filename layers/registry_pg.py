@@ -38,6 +38,7 @@ from layers.registry import (
     IllegalTransition,
     RecordNotFound,
     RegistryError,
+    RegistryTx,
     _check_editable,
     _check_hazard_field,
     _check_measure_fields,
@@ -211,55 +212,66 @@ class PgRegistry:
                expected_version: int | None = None) -> dict[str, Any]:
         """Change editable fields; EditConflict when ``expected_version`` is stale."""
         with self._cursor(write=True) as cur:
-            before = self._get(cur, "registry_hazards", "hazard_id", hazard_id, lock=True)
-            if before is None:
-                raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
-            _check_version("hazard", hazard_id, before, expected_version)
-            _check_editable(hazard_id, before)
-            now = _now()
-            self._apply_fields(cur, hazard_id, fields, now)
-            after = self._get(cur, "registry_hazards", "hazard_id", hazard_id)
-            self._audit(cur, actor, "update", "hazard", hazard_id, before, after, now)
-            assert after is not None
-            return after
+            return self._update_on(cur, hazard_id, fields, actor=actor,
+                                   expected_version=expected_version)
+
+    def _update_on(self, cur: Any, hazard_id: str, fields: Mapping[str, Any], *,
+                   actor: Actor, expected_version: int | None, action: str = "update"
+                   ) -> dict[str, Any]:
+        before = self._get(cur, "registry_hazards", "hazard_id", hazard_id, lock=True)
+        if before is None:
+            raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
+        _check_version("hazard", hazard_id, before, expected_version)
+        _check_editable(hazard_id, before)
+        now = _now()
+        self._apply_fields(cur, hazard_id, fields, now)
+        after = self._get(cur, "registry_hazards", "hazard_id", hazard_id)
+        self._audit(cur, actor, action, "hazard", hazard_id, before, after, now)
+        assert after is not None
+        return after
 
     def transition(self, hazard_id: str, to: str, *, actor: Actor, note: str | None = None,
                    expected_version: int | None = None) -> dict[str, Any]:
         """Move a hazard to status ``to``; IllegalTransition when the workflow forbids it,
         EditConflict when ``expected_version`` is stale."""
+        with self._cursor(write=True) as cur:
+            return self._transition_on(cur, hazard_id, to, actor=actor, note=note,
+                                       expected_version=expected_version)
+
+    def _transition_on(self, cur: Any, hazard_id: str, to: str, *, actor: Actor,
+                       note: str | None, expected_version: int | None) -> dict[str, Any]:
         if to not in STATUSES:
             raise RegistryError(f"status {to!r} is unknown; expected one of "
                                 + ", ".join(STATUSES))
-        with self._cursor(write=True) as cur:
-            before = self._get(cur, "registry_hazards", "hazard_id", hazard_id, lock=True)
-            if before is None:
-                raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
-            _check_version("hazard", hazard_id, before, expected_version)
-            current = before["status"]
-            if to not in TRANSITIONS[current]:
-                allowed = ", ".join(TRANSITIONS[current]) or "none (closed)"
-                raise IllegalTransition(f"hazard {hazard_id!r} is {current}; it cannot become "
-                                        f"{to} (allowed next: {allowed})")
-            now = _now()
-            extra = ""
-            if to == "rectified":
-                extra = ", rectified_at = %(now)s"
-            elif to == "rectifying" and current == "rectified":
-                extra = ", rectified_at = NULL"
-            elif to == "closed":
-                extra = ", closed_at = %(now)s"
-            notes = before.get("notes")
-            if note:
-                notes = ((notes + "\n") if notes else "") + f"[{now} {actor.who}] {note}"
-            cur.execute("UPDATE registry_hazards SET status = %(to)s, updated_at = %(now)s, "
-                        f"notes = %(notes)s, version = version + 1{extra} "
-                        "WHERE hazard_id = %(id)s",
-                        {"to": to, "now": now, "id": hazard_id, "notes": notes})
-            after = self._get(cur, "registry_hazards", "hazard_id", hazard_id)
-            self._audit(cur, actor, f"status:{current}->{to}", "hazard", hazard_id, before,
-                        after, now)
-            assert after is not None
-            return after
+        before = self._get(cur, "registry_hazards", "hazard_id", hazard_id, lock=True)
+        if before is None:
+            raise RecordNotFound(f"no hazard {hazard_id!r} in the registry")
+        _check_version("hazard", hazard_id, before, expected_version)
+        current = before["status"]
+        if to not in TRANSITIONS[current]:
+            allowed = ", ".join(TRANSITIONS[current]) or "none (closed)"
+            raise IllegalTransition(f"hazard {hazard_id!r} is {current}; it cannot become "
+                                    f"{to} (allowed next: {allowed})")
+        now = _now()
+        extra = ""
+        if to == "rectified":
+            extra = ", rectified_at = %(now)s"
+        elif to == "rectifying" and current == "rectified":
+            extra = ", rectified_at = NULL"
+        elif to == "closed":
+            extra = ", closed_at = %(now)s"
+        notes = before.get("notes")
+        if note:
+            notes = ((notes + "\n") if notes else "") + f"[{now} {actor.who}] {note}"
+        cur.execute("UPDATE registry_hazards SET status = %(to)s, updated_at = %(now)s, "
+                    f"notes = %(notes)s, version = version + 1{extra} "
+                    "WHERE hazard_id = %(id)s",
+                    {"to": to, "now": now, "id": hazard_id, "notes": notes})
+        after = self._get(cur, "registry_hazards", "hazard_id", hazard_id)
+        self._audit(cur, actor, f"status:{current}->{to}", "hazard", hazard_id, before,
+                    after, now)
+        assert after is not None
+        return after
 
     def sync(self, analysis: str, findings: Sequence[Mapping[str, Any]], *, owner_role: str,
              actor: Actor, register_new: bool = True) -> dict[str, int]:
@@ -328,32 +340,46 @@ class PgRegistry:
                     actor: Actor, expected_version: int | None = None) -> dict[str, Any]:
         """Create (version 1) or update a measure; EditConflict when ``expected_version`` is
         stale (0: the measure must not exist yet)."""
-        vals = _check_measure_fields(fields)
         with self._cursor(write=True) as cur:
-            now = _now()
-            if not vals.get("title"):
-                cur.execute("SELECT 1 FROM registry_measures WHERE measure_id = %s",
-                            (measure_id,))
-                if cur.fetchone() is None:
-                    raise RegistryError("a new measure needs a 'title'")
-            cur.execute("INSERT INTO registry_measures (measure_id, title, owner_role, "
-                        "created_at, updated_at, version) VALUES (%s, %s, %s, %s, %s, 0) "
-                        "ON CONFLICT (measure_id) DO NOTHING",
-                        (measure_id, vals.get("title") or "", owner_role, now, now))
-            created = bool(cur.rowcount)
-            before = self._get(cur, "registry_measures", "measure_id", measure_id, lock=True)
-            assert before is not None
-            _check_version("measure", measure_id, None if created else before,
-                           expected_version)
-            sets = [f'"{k}" = %s' + ("::jsonb" if k == "hazard_ids" else "") for k in vals]
-            cur.execute(f"UPDATE registry_measures SET {', '.join([*sets, 'updated_at = %s'])}"
-                        ", version = version + 1 WHERE measure_id = %s",
-                        [*vals.values(), now, measure_id])
-            after = self._get(cur, "registry_measures", "measure_id", measure_id)
-            self._audit(cur, actor, "create" if created else "update", "measure", measure_id,
-                        None if created else before, after, now)
-            assert after is not None
-            return after
+            return self._put_measure_on(cur, measure_id, fields, owner_role=owner_role,
+                                        actor=actor, expected_version=expected_version)
+
+    def _put_measure_on(self, cur: Any, measure_id: str, fields: Mapping[str, Any], *,
+                        owner_role: str, actor: Actor, expected_version: int | None
+                        ) -> dict[str, Any]:
+        vals = _check_measure_fields(fields)
+        now = _now()
+        if not vals.get("title"):
+            cur.execute("SELECT 1 FROM registry_measures WHERE measure_id = %s",
+                        (measure_id,))
+            if cur.fetchone() is None:
+                raise RegistryError("a new measure needs a 'title'")
+        cur.execute("INSERT INTO registry_measures (measure_id, title, owner_role, "
+                    "created_at, updated_at, version) VALUES (%s, %s, %s, %s, %s, 0) "
+                    "ON CONFLICT (measure_id) DO NOTHING",
+                    (measure_id, vals.get("title") or "", owner_role, now, now))
+        created = bool(cur.rowcount)
+        before = self._get(cur, "registry_measures", "measure_id", measure_id, lock=True)
+        assert before is not None
+        _check_version("measure", measure_id, None if created else before,
+                       expected_version)
+        sets = [f'"{k}" = %s' + ("::jsonb" if k == "hazard_ids" else "") for k in vals]
+        cur.execute(f"UPDATE registry_measures SET {', '.join([*sets, 'updated_at = %s'])}"
+                    ", version = version + 1 WHERE measure_id = %s",
+                    [*vals.values(), now, measure_id])
+        after = self._get(cur, "registry_measures", "measure_id", measure_id)
+        self._audit(cur, actor, "create" if created else "update", "measure", measure_id,
+                    None if created else before, after, now)
+        assert after is not None
+        return after
+
+    # -- several changes in one transaction -------------------------------------------------
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[RegistryTx]:
+        """One transaction for several changes (all or nothing), as
+        :meth:`layers.registry.Registry.batch`; each record read is locked (FOR UPDATE)."""
+        with self._cursor(write=True) as cur:
+            yield _PgTx(self, cur)
 
     # -- audit and stats ---------------------------------------------------------------------
     def audit(self, *, record_id: str | None = None, limit: int = 100, offset: int = 0
@@ -379,3 +405,32 @@ class PgRegistry:
                     for r in cur.fetchall()]
 
         return rectification_stats(rows, today=today)
+
+
+class _PgTx(RegistryTx):
+    def __init__(self, reg: PgRegistry, cur: Any) -> None:
+        self.reg = reg
+        self.cur = cur
+
+    def hazard(self, hazard_id: str) -> dict[str, Any] | None:
+        return self.reg._get(self.cur, "registry_hazards", "hazard_id", hazard_id, lock=True)
+
+    def measure(self, measure_id: str) -> dict[str, Any] | None:
+        return self.reg._get(self.cur, "registry_measures", "measure_id", measure_id,
+                             lock=True)
+
+    def update(self, hazard_id: str, fields: Mapping[str, Any], *, actor: Actor,
+               expected_version: int | None = None, action: str = "update"
+               ) -> dict[str, Any]:
+        return self.reg._update_on(self.cur, hazard_id, fields, actor=actor,
+                                   expected_version=expected_version, action=action)
+
+    def transition(self, hazard_id: str, to: str, *, actor: Actor, note: str | None = None,
+                   expected_version: int | None = None) -> dict[str, Any]:
+        return self.reg._transition_on(self.cur, hazard_id, to, actor=actor, note=note,
+                                       expected_version=expected_version)
+
+    def put_measure(self, measure_id: str, fields: Mapping[str, Any], *, owner_role: str,
+                    actor: Actor, expected_version: int | None = None) -> dict[str, Any]:
+        return self.reg._put_measure_on(self.cur, measure_id, fields, owner_role=owner_role,
+                                        actor=actor, expected_version=expected_version)
