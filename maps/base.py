@@ -33,6 +33,7 @@ from maps.html import script_json
 
 __all__ = [
     "BASEMAPS",
+    "CLUSTER_MAX_ZOOM",
     "FINDING_FIELDS",
     "KIND_LABELS",
     "SEVERITY_CLASSES",
@@ -259,6 +260,10 @@ class LayerSpec:
     min_zoom: int | None = None
     note: Text | None = None
     radius_field: str | None = None  # points drawn as circles of this many metres
+    label: str | None = None  # property drawn as a label along lines (road names)
+    label_min_zoom: int = 16  # labels from this zoom
+    cluster: int | None = None  # up to this zoom, clustered markers shadow the features
+    link: tuple[str, Text] | None = None  # popup link: (URL template with {field}, label)
 
     def columns(self) -> list[str]:
         """Properties the browser needs (everything else is dropped before embedding)."""
@@ -273,12 +278,19 @@ class LayerSpec:
             cols.append(self.style_by[0])
         if self.radius_field and self.radius_field not in cols:
             cols.append(self.radius_field)
+        if self.label and self.label not in cols:
+            cols.append(self.label)
+        if self.link is not None:
+            cols += [k for k in _url_fields(self.link[0]) if k not in cols]
         if self.sentence:
             cols += [c for c in ("message_zh", "message_en") if c not in cols]
         return cols
 
 
 # ----------------------------------------------------------------------------- findings
+# Findings are shadowed by clustered markers up to this zoom (the district view is ~13).
+CLUSTER_MAX_ZOOM = 15
+
 SEVERITY_CLASSES = (
     ("critical", "#67001f", "严重", "critical"),
     ("high", "#d6604d", "高", "high"),
@@ -349,8 +361,10 @@ def findings_spec(
     by: Literal["severity", "shortfall"] = "severity",
     kind: Literal["point", "line", "polygon"] = "polygon",
     extra_fields: Sequence[Field] = (),
+    cluster: int | None = CLUSTER_MAX_ZOOM,
 ) -> LayerSpec:
-    """Spec of a findings layer (common schema): coloured by severity or by shortfall."""
+    """Spec of a findings layer (common schema): coloured by severity or by shortfall;
+    clustered markers up to zoom ``cluster`` (None: never) keep them visible zoomed out."""
     classify: Categorical | Graduated
     if by == "shortfall":
         classify = Graduated("shortfall_m", (0.0, 0.5, 1.0, 2.0, 5.0, float("inf")),
@@ -363,7 +377,7 @@ def findings_spec(
                             "strokeFixed": kind == "polygon"},
                      classify=classify, fields=(*FINDING_FIELDS, *extra_fields),
                      popup_title="feature_id", sentence=True, tooltip="finding_id",
-                     search=("finding_id", "feature_id"))
+                     search=("finding_id", "feature_id"), cluster=cluster)
 
 
 def layer_ids_in_findings(findings: Iterable[gpd.GeoDataFrame | None], layer: str) -> set[str]:
@@ -487,11 +501,19 @@ class RiskMapElement(MacroElement):
             "legend": spec.legend, "tooltip": spec.tooltip, "search": list(spec.search),
             "note": spec.note, "radiusField": spec.radius_field,
         }
+        if spec.label:
+            js["labelField"], js["labelMinZoom"] = spec.label, spec.label_min_zoom
+        if spec.cluster is not None:
+            js["cluster"] = {"maxZoom": spec.cluster}
         if spec.fields or spec.sentence:
             js["popup"] = {"title": spec.popup_title,
                            "sentence": {"zh": "message_zh", "en": "message_en"} if spec.sentence
                            else None,
                            "fields": [f.to_js() for f in spec.fields]}
+            if spec.link is not None:
+                url = spec.link[0]
+                js["popup"]["link"] = {"url": o.api_base + url if url.startswith("/") else url,
+                                       "label": spec.link[1]}
         if spec.style_by is not None:
             js["styleBy"] = {"field": spec.style_by[0],
                              "values": {str(k): dict(v) for k, v in spec.style_by[1].items()}}
@@ -515,7 +537,16 @@ class RiskMapElement(MacroElement):
         else:
             total = max(len(data), int(data.attrs.get("riskmap_total", 0)))
             gdf = _lonlat(data)
-            if total > o.inline_max:
+            around = data.attrs.get("riskmap_around_m")
+            if total > o.inline_max and around:  # e.g. the roads around the findings
+                left = total - len(gdf)
+                self.omitted[spec.id] = left
+                note = text(f"仅含问题周边 {around:g} m 内的 {len(gdf):,} / {total:,} 个要素"
+                            f"（其余 {left:,} 个未导出，请使用在线地图）",
+                            f"only the {len(gdf):,} of {total:,} features within {around:g} m "
+                            f"of a finding; {left:,} left out (use the served map)")
+                js["note"] = _join_note(spec.note, note)
+            elif total > o.inline_max:
                 ids = keep_ids or set()
                 gdf = gdf[gdf["id"].astype(str).isin(ids)] if "id" in gdf.columns else gdf.iloc[:0]
                 left = total - len(gdf)
@@ -544,6 +575,29 @@ class RiskMapElement(MacroElement):
             "columns": list(columns) if columns else None,
             "rows": [{"cells": [c if isinstance(c, dict) else str(c) for c in cells],
                       "status": status} for cells, status in rows]})
+
+    def set_findings_list(self, layers: Sequence[str] | None = None, *,
+                          status: str | None = None,
+                          status_labels: Mapping[str, Text] | None = None,
+                          title: Text | None = None, position: str = "bottomleft",
+                          enabled: bool = True) -> None:
+        """The findings list panel (on by default for every inline layer of the ``findings``
+        group): which ``layers`` it lists, the ``status`` property to filter on (e.g.
+        ``registry_status``) with its labels, its title and corner; ``enabled=False`` drops it.
+        """
+        if not enabled:
+            self.config["findingsList"] = False
+            return
+        cfg: dict[str, Any] = {"position": position}
+        if layers is not None:
+            cfg["layers"] = list(layers)
+        if status:
+            cfg["status"] = status
+        if status_labels:
+            cfg["statusLabels"] = dict(status_labels)
+        if title:
+            cfg["title"] = title
+        self.config["findingsList"] = cfg
 
     def set_route_form(self, url: str, *, depart_at: str | None = None) -> None:
         self.config["routeForm"] = {"url": url, "departAt": depart_at, "alternatives": 3}
@@ -590,6 +644,13 @@ class RiskMapElement(MacroElement):
         return script_json(out)
 
 
+def _url_fields(url: str) -> list[str]:
+    """Property names a popup link template fills (``/registry/hazards/{finding_id}``)."""
+    import re
+
+    return re.findall(r"\{([A-Za-z0-9_]+)\}", url)
+
+
 def _join_note(a: Text | None, b: Text) -> Text:
     if not a:
         return b
@@ -608,8 +669,10 @@ def make_map(options: MapOptions, *, title: Text | None = None,
     m = folium.Map(location=None, zoom_start=13, tiles=None, prefer_canvas=True,
                    control_scale=True, max_zoom=bm.max_zoom if urls else 22)
     m.default_js = [("leaflet", f"{STATIC_PREFIX}/leaflet/leaflet.js"),
+                    ("markercluster", f"{STATIC_PREFIX}/markercluster/leaflet.markercluster.js"),
                     ("riskmap", f"{STATIC_PREFIX}/riskmap/riskmap.js")]
     m.default_css = [("leaflet_css", f"{STATIC_PREFIX}/leaflet/leaflet.css"),
+                     ("markercluster_css", f"{STATIC_PREFIX}/markercluster/MarkerCluster.css"),
                      ("riskmap_css", f"{STATIC_PREFIX}/riskmap/riskmap.css")]
     for url in urls:
         folium.TileLayer(tiles=url, attr=bm.attribution or "tiles", name=bm.label["zh"],

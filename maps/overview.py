@@ -13,13 +13,16 @@ import pandas as pd
 from maps.base import Categorical, Field, MapOptions, findings_spec, make_map, text
 from maps.compose import FindingsInput, LayerInput, add, concat_findings, get, group
 from maps.fire import REACH_KINDS, add_reach_layers, lane_qualification
-from maps.planner import COVERAGE_TARGETS
+from maps.planner import COVERAGE_TARGETS, coverage_share, fmt_share
 from maps.styles import spec, with_pressure_class
 
-__all__ = ["REGISTRY_STATUSES", "build_overview", "progress_rows"]
+__all__ = ["HAZARD_URL", "REGISTRY_STATUSES", "build_overview", "progress_rows"]
+
+# The hazard page a finding's popup links to (relative to the app).
+HAZARD_URL = "/registry/hazards/{hazard_id}"
 
 REGISTRY_STATUSES = (
-    ("identified", "#d7191c", "已识别", "identified"),
+    ("identified", "#d7191c", "待整改", "open"),
     ("rectifying", "#fdae61", "整改中", "rectifying"),
     ("rectified", "#a6d96a", "已整改", "rectified"),
     ("verified", "#1a9641", "已验收", "verified"),
@@ -41,8 +44,13 @@ def progress_rows(registry: pd.DataFrame | None, coverage_overall: float | None,
         if len(sel):
             done = float(sel["status"].astype(str).isin(_DONE).mean())
             rows.append(([text("占压及安全距离不足隐患整改率", "occupancy/setback hazards rectified"),
-                          f"{done:.0%}", text("2022年底 100%", "100 % by end-2022")],
+                          f"{fmt_share(done)} ({int(sel['status'].astype(str).isin(_DONE).sum())}"
+                          f"/{len(sel)})", text("2022年底 100 %", "100 % by end-2022")],
                          "ok" if done >= 1.0 else "bad"))
+        all_done = float(reg["status"].astype(str).isin(_DONE).mean())
+        rows.append(([text("隐患整改率（全部）", "all hazards rectified"),
+                      f"{fmt_share(all_done)} ({int(reg['status'].astype(str).isin(_DONE).sum())}"
+                      f"/{len(reg)})", ""], None))
         counts = reg["status"].astype(str).value_counts()
         for value, _c, zh, en in REGISTRY_STATUSES:
             if value in counts:
@@ -51,7 +59,7 @@ def progress_rows(registry: pd.DataFrame | None, coverage_overall: float | None,
         for y, t in COVERAGE_TARGETS:
             if year is None or y <= max(year, COVERAGE_TARGETS[-1][0]):
                 rows.append(([text(f"高后果区视频监控覆盖率（{y}目标）", f"HCA video cover ({y} target)"),
-                              f"{coverage_overall:.0%}", f"{t:.0%}"],
+                              fmt_share(coverage_overall), fmt_share(t)],
                              "ok" if coverage_overall >= t - 1e-9 else "bad"))
     return rows
 
@@ -71,7 +79,8 @@ def build_overview(
     m, app = make_map(options, title=text("区域安全风险总览", "District safety overview"))
     fnd = concat_findings(findings)
     flist = [fnd]
-    for name in ("buildings", "roads", "sites", "compounds", "cameras", "hydrants"):
+    add(app, spec("roads"), get(layers, "roads"), flist)  # the offline base, on
+    for name in ("buildings", "sites", "compounds", "cameras", "hydrants"):
         add(app, spec(name, visible=False), get(layers, name), flist)
     pipes = get(layers, "pipelines")
     if isinstance(pipes, gpd.GeoDataFrame):
@@ -87,9 +96,11 @@ def build_overview(
     add(app, spec("fire_stations"), get(layers, "fire_stations"), flist)
 
     mon = get(layers, "monitoring_coverage")
-    if coverage_overall is None and isinstance(mon, gpd.GeoDataFrame) and \
-            {"covered_m", "length_m"} <= set(mon.columns) and float(mon["length_m"].sum()) > 0:
-        coverage_overall = float(mon["covered_m"].sum()) / float(mon["length_m"].sum())
+    if coverage_overall is None and isinstance(mon, gpd.GeoDataFrame):
+        coverage_overall = coverage_share(mon)
+    if registry is None:
+        reg = layers.get("registry")
+        registry = reg if isinstance(reg, pd.DataFrame) and len(reg) else None
     if fnd is not None:  # buildings beyond fire reach: own layers (tens of thousands)
         reach = fnd["kind"].isin([k for k, *_ in REACH_KINDS])
         add_reach_layers(app, fnd[reach] if reach.any() else None, visible=False)
@@ -100,12 +111,15 @@ def build_overview(
         if registry is not None and len(registry) and "finding_id" in registry.columns:
             st = registry.drop_duplicates("finding_id").set_index("finding_id")["status"]
             f["registry_status"] = f["finding_id"].map(st).fillna("unregistered")
+            f["hazard_id"] = f["finding_id"].where(f["registry_status"] != "unregistered")
+            labels = {v: text(zh, en) for v, _c, zh, en in REGISTRY_STATUSES}
             fs = findings_spec("findings", extra_fields=(
-                Field("registry_status", "登记状态", "registry status",
-                      enum={v: text(zh, en) for v, _c, zh, en in REGISTRY_STATUSES}),))
+                Field("registry_status", "登记状态", "registry status", enum=labels),))
             from dataclasses import replace
             fs = replace(fs, classify=Categorical("registry_status", REGISTRY_STATUSES,
-                                                  title=text("隐患清单状态", "registry status")))
+                                                  title=text("隐患清单状态", "registry status")),
+                         link=(HAZARD_URL, text("隐患详情与整改记录", "hazard record")))
+            app.set_findings_list(status="registry_status", status_labels=labels)
         else:
             fs = findings_spec("findings")
         app.add_layer(fs, f)

@@ -9,10 +9,15 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import folium
 import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
 
 from geo.crs import STORAGE_CRS, analysis_crs
 from maps.base import (
@@ -28,7 +33,8 @@ from maps.base import (
 from maps.compose import FindingsInput, LayerInput, add, concat_findings, get, group, select_kinds
 from maps.styles import spec, with_pressure_class
 
-__all__ = ["COVERAGE_TARGETS", "build_planner", "corridor_polygons"]
+__all__ = ["COVERAGE_TARGETS", "build_planner", "corridor_polygons", "coverage_share",
+           "fmt_share", "setback_lines"]
 
 # Plan targets for video monitoring of people-dense HCAs (share of HCA length covered).
 COVERAGE_TARGETS = ((2020, 0.30), (2021, 0.70), (2022, 1.00))
@@ -61,12 +67,86 @@ def corridor_polygons(pipelines: gpd.GeoDataFrame, *, half_width_m: float = 5.0,
     return out.to_crs(STORAGE_CRS)
 
 
+def coverage_share(monitoring: gpd.GeoDataFrame | None) -> float | None:
+    """The district's one video-coverage figure: covered length / length of the people-dense
+    HCAs (``monitoring_coverage`` rows), as the ``hca_monitoring`` finding computes it."""
+    if monitoring is None or not {"covered_m", "length_m"} <= set(monitoring.columns):
+        return None
+    total = float(monitoring["length_m"].sum())
+    return float(monitoring["covered_m"].sum()) / total if total > 0 else None
+
+
+def fmt_share(share: float) -> str:
+    """A share as every map and panel prints it: one decimal, never rounded up to a target
+    it misses (0.9974 → "99.7 %", 0.99996 → "99.9 %", 1.0 → "100 %")."""
+    pct = np.floor(share * 1000 + 1e-9) / 10
+    return f"{pct:.0f} %" if pct == round(pct) else f"{pct:.1f} %"
+
+
+def _clause(source: str) -> str:
+    """"GB 50253-2003(2006) 4.1.5 埋地…" → "GB 50253 §4.1.5"; "GB 50028-2006 表6.3.3-1 …" →
+    "GB 50028 表6.3.3-1"."""
+    m = re.match(r"\s*([A-Z]+(?:/T)?\s*\d+)(?:[-—]\d{4})?(?:\(\d{4}\))?\s*([^\s(]\S*)?", source)
+    if not m:
+        return source.split(" ")[0] if source else ""
+    std, clause = m.group(1), m.group(2) or ""
+    if clause and clause[0].isdigit():
+        clause = "§" + clause
+    return f"{std} {clause}".strip()
+
+
+def setback_lines(pipelines: gpd.GeoDataFrame, rules: Sequence[Any]) -> gpd.GeoDataFrame:
+    """Display lines (lon/lat) at each pipeline's required setbacks, both sides.
+
+    One pair of lines per pipeline and applicable setback row (the rows the check applies:
+    :func:`geo.pipelines._setback_rows`), at ``required_m`` + OD/2 from the centre line (the
+    rule's clear distance is from the pipe wall), labelled "间距 15m（GB 50253 §4.1.5）".
+    For drawing only; the check measures exact distances.
+    """
+    from geo.pipelines import _setback_rows
+
+    cols = ["id", "pipeline_id", "rule_id", "required_m", "offset_m", "label_zh", "label_en",
+            "rule_source", "building_uses"]
+    if len(pipelines) == 0 or not rules:
+        return gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=STORAGE_CRS)
+    proj = pipelines.to_crs(analysis_crs(pipelines))
+    recs: list[dict[str, Any]] = []
+    geoms: list[Any] = []
+    for pipe, geom in zip(proj.drop(columns=proj.geometry.name).to_dict("records"),
+                          proj.geometry, strict=True):
+        if geom is None or geom.is_empty or pd.isna(pipe.get("pressure_mpa")):
+            continue
+        od = float(pipe.get("diameter_mm") or 0.0) / 2000.0
+        for r in _setback_rows(pipe, rules):
+            req = float(r["required_m"])
+            off = req + od
+            sides = [shapely.offset_curve(geom, d, join_style="round") for d in (off, -off)]
+            clause = _clause(str(r.get("source", "")))
+            uses = r.get("building_uses")
+            recs.append({"id": f"{pipe['id']}:{r['id']}", "pipeline_id": pipe["id"],
+                         "rule_id": r["id"], "required_m": req, "offset_m": round(off, 3),
+                         "label_zh": f"间距 {req:g}m（{clause}）",
+                         "label_en": f"setback {req:g} m ({clause})",
+                         "rule_source": r.get("source"),
+                         "building_uses": ", ".join(uses) if uses else None})
+            geoms.append(shapely.union_all(sides))
+    out = gpd.GeoDataFrame(pd.DataFrame(recs, columns=cols), geometry=geoms, crs=proj.crs)
+    return out.to_crs(STORAGE_CRS)
+
+
+def _default_setback_rules() -> tuple[Any, ...]:
+    from layers.rules import load_rules
+
+    return load_rules("pipelines").rows("setback")
+
+
 def build_planner(
     layers: Mapping[str, LayerInput],
     findings: FindingsInput = None,
     *,
     options: MapOptions | None = None,
     coverage_overall: float | None = None,
+    setback_rules: Sequence[Any] | None = None,
 ) -> folium.Map:
     """The planner map.
 
@@ -77,13 +157,16 @@ def build_planner(
     when that is not passed).
     ``findings``: common-schema frames (occupancy, setback, HCA diff …). ``coverage_overall``:
     share of people-dense HCA length under camera coverage, shown against the plan targets.
+    ``setback_rules``: the active setback rows of the check (default: the shipped
+    ``pipelines`` table) — each pipeline's required setback lines are drawn from them.
     """
     options = options or MapOptions()
     m, app = make_map(options, title=text("油气管道安全规划图", "Pipeline safety — planner map"))
     fnd = concat_findings(findings)
     flist = [fnd]
 
-    # context
+    # context: the road network with names is the offline base
+    add(app, spec("roads"), get(layers, "roads"), flist)
     add(app, spec("buildings", visible=True), get(layers, "buildings"), flist)
     add(app, spec("sites"), get(layers, "sites"), flist)
 
@@ -103,6 +186,23 @@ def build_planner(
                                                 "Protection Law Art. 30); OD/2 + zone for urban gas")),
             corridor, flist)
     add(app, spec("pipelines"), pipes, flist)
+    if isinstance(pipes, gpd.GeoDataFrame):
+        rows = _default_setback_rules() if setback_rules is None else setback_rules
+        lines = setback_lines(pipes, rows)
+        if len(lines):
+            app.add_layer(LayerSpec(
+                "setback_lines", "规定安全间距线", "Required setback lines", "pipelines", "line",
+                style={"color": "#6a51a3", "weight": 1.2, "opacity": 0.85, "dashArray": "5 4"},
+                fields=(Field("pipeline_id", "管道", "pipeline"),
+                        Field("required_m", "规定净距", "required clear distance", "m", 1),
+                        Field("offset_m", "距中心线", "from the centre line", "m", 2),
+                        Field("building_uses", "适用建筑", "applies to"),
+                        Field("rule_source", "依据条款", "rule source")),
+                popup_title="label_zh", tooltip="label_zh", label="label_zh", label_min_zoom=16,
+                search=(),
+                note=text("按检查所用规则表（管道类别、压力级制、壁厚）的规定净距，自管壁起算",
+                          "clear distances of the rule table the check uses (pipeline class, "
+                          "pressure class, wall), from the pipe wall")), lines)
 
     # HCAs and location classes
     loc = get(layers, "location_classes")
@@ -143,7 +243,7 @@ def build_planner(
                                      "identified by GB 32167-2015; dashed: registered HCAs")),
             computed, flist)
     add(app, spec("hca"), get(layers, "hca"), flist)
-    add(app, spec("cameras"), get(layers, "cameras"), flist)
+    add(app, spec("cameras", visible=False), get(layers, "cameras"), flist)
 
     # findings: occupancy (fixed red) and setbacks by shortfall; the rest by severity
     occ = select_kinds(fnd, {"occupancy"})
@@ -182,11 +282,10 @@ def build_planner(
                                    Field("length_m", "长度", "length", "m", 0),
                                    Field("cameras", "摄像机", "cameras", digits=0)),
                            popup_title="hca_id", search=("hca_id",), visible=False), mon, flist)
-        if coverage_overall is None and {"covered_m", "length_m"} <= set(mon.columns):
-            total = float(mon["length_m"].sum())
-            coverage_overall = float(mon["covered_m"].sum()) / total if total > 0 else None
+        if coverage_overall is None:
+            coverage_overall = coverage_share(mon)
     if coverage_overall is not None:
-        rows = [((str(y), f"{t:.0%}", f"{coverage_overall:.1%}"),
+        rows = [((str(y), fmt_share(t), fmt_share(coverage_overall)),
                  "ok" if coverage_overall >= t - 1e-9 else "bad") for y, t in COVERAGE_TARGETS]
         app.add_panel("coverage", text("人员密集型高后果区视频监控覆盖率", "Video coverage of people-dense HCAs"),
                       rows, columns=[text("年度", "year"), text("目标", "target"),

@@ -15,15 +15,18 @@ from typing import Any
 import folium
 import geopandas as gpd
 import numpy as np
+import pandas as pd
+import shapely
 
+from geo.crs import analysis_crs
 from maps.base import MapOptions, RemoteSource
 from maps.compose import concat_findings
 
-__all__ = ["BUILDERS", "MAP_LAYERS", "MAP_NAMES", "MIN_CELL_M", "PUBLISH_LAYERS", "build",
-           "density_grid", "map_options", "read_findings", "read_layers"]
+__all__ = ["AROUND_FINDINGS_M", "BUILDERS", "MAP_LAYERS", "MAP_NAMES", "MIN_CELL_M", "PUBLISH_LAYERS", "build",
+           "density_grid", "map_options", "read_findings", "read_layers", "read_registry"]
 
 MAP_LAYERS: dict[str, tuple[str, ...]] = {
-    "planner": ("pipelines", "buildings", "sites", "hca", "cameras"),
+    "planner": ("pipelines", "buildings", "sites", "hca", "cameras", "roads"),
     "police": ("restricted_zones", "hazmat_routes", "roads", "sites"),
     "fire": ("fire_stations", "fire_lanes", "hydrants", "compounds", "buildings", "roads"),
     "overview": ("pipelines", "buildings", "sites", "hca", "cameras", "roads", "restricted_zones",
@@ -33,6 +36,10 @@ MAP_NAMES = tuple(MAP_LAYERS)
 # The police map's public notice view (publish=true) draws only these (published routes,
 # restricted zones, roads closed to hazmat vehicles).
 PUBLISH_LAYERS: tuple[str, ...] = ("restricted_zones", "hazmat_routes", "roads")
+
+# Large layers a standalone export keeps around the findings (not only the features findings
+# refer to): the road network, within this many metres of a finding, as the base map.
+AROUND_FINDINGS_M: dict[str, float] = {"roads": 400.0, "hydrants": 150.0}  # fire map: see maps.fire.hydrants_near
 
 # Smallest side of a density cell (GET /maps/density/{layer}): a count per cell must not place
 # single features (a hydrant, a building) more closely than a block.
@@ -91,10 +98,59 @@ def read_layers(store: Any, name: str, *, options: MapOptions,
             if options.mode == "served":
                 out[layer] = RemoteSource(f"{options.api_base}/collections/{layer}/items", n)
                 continue
+            if layer in AROUND_FINDINGS_M:
+                out[layer] = _read_around(store, layer, findings, n, AROUND_FINDINGS_M[layer])
+                continue
             out[layer] = _read_referenced(store, layer, findings, n)
             continue
         out[layer] = store.read(layer)
+    if name == "overview":
+        reg = read_registry(store)
+        if reg is not None:
+            out["registry"] = reg  # type: ignore[assignment]
     return out
+
+
+def read_registry(store: Any) -> pd.DataFrame | None:
+    """The hazard registry's ``finding_id`` (= hazard id), ``status``, ``kind`` and
+    ``detection`` (None when the store has no registry or it is empty)."""
+    from layers.registry_pg import registry_for
+
+    try:
+        recs, total = registry_for(store).hazards(limit=1_000_000)
+    except Exception:  # a store without registry tables: the overview shows "unregistered"
+        return None
+    if not total:
+        return None
+    df = pd.DataFrame(recs)
+    df = df.rename(columns={"hazard_id": "finding_id"})
+    keep = [c for c in ("finding_id", "status", "kind", "detection", "severity") if c in df]
+    return df[keep]
+
+
+def _read_around(store: Any, layer: str, findings: gpd.GeoDataFrame | None, total: int,
+                 distance_m: float) -> gpd.GeoDataFrame:
+    """Features of a large layer within ``distance_m`` of a finding (the base map of a
+    standalone export); all of them are kept (``riskmap_scope``)."""
+    if findings is None or len(findings) == 0:
+        gdf = store.read(layer, bbox=(0.0, 0.0, 0.0, 0.0)).iloc[:0]
+    else:
+        f = findings.to_crs(4490) if findings.crs is not None else findings
+        f = f[f.geometry.notna() & ~f.geometry.is_empty]
+        deg = distance_m / 111_000.0
+        minx, miny, maxx, maxy = f.total_bounds
+        gdf = store.read(layer, bbox=(minx - 2 * deg, miny - 2 * deg, maxx + 2 * deg,
+                                      maxy + 2 * deg))
+        if len(gdf) and len(f):
+            proj = analysis_crs(f)
+            tree = shapely.STRtree(f.to_crs(proj).geometry.values)
+            hit = tree.query(gdf.to_crs(proj).geometry.values, predicate="dwithin",
+                             distance=distance_m)[0]
+            gdf = gdf.iloc[np.unique(hit)]
+    gdf = gdf.copy()
+    gdf.attrs["riskmap_total"] = total
+    gdf.attrs["riskmap_around_m"] = distance_m
+    return gdf
 
 
 def _read_referenced(store: Any, layer: str, findings: gpd.GeoDataFrame | None,

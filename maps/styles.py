@@ -50,6 +50,13 @@ PRESSURE_CLASS_LABELS: dict[str, tuple[str, str, float]] = {
 
 _F = Field
 
+# Road line weights by class (the base map: wider for the through roads).
+ROAD_STYLE: dict[str, dict[str, Any]] = {
+    "expressway": {"weight": 4, "color": "#8c8c8c"}, "national": {"weight": 3.5, "color": "#8c8c8c"},
+    "provincial": {"weight": 3, "color": "#8c8c8c"}, "arterial": {"weight": 3},
+    "collector": {"weight": 2}, "local": {"weight": 1.5}, "service": {"weight": 1},
+}
+
 
 def _enum(layer: str, field: str, labels: dict[str, tuple[str, str]]) -> dict[str, Any]:
     return {k: text(*labels.get(k, (k, k))) for k in (SCHEMAS[layer][field].enum or ())}
@@ -106,16 +113,19 @@ SPECS: dict[str, LayerSpec] = {
         collection="hca"),
     "cameras": LayerSpec(
         "cameras", "视频监控", "Cameras", "monitoring", "point",
-        style={"color": "#238b45", "weight": 1, "fillColor": "#74c476", "fillOpacity": 0.15, "radius": 4},
+        style={"color": "#74c476", "weight": 0.5, "opacity": 0.6, "fillColor": "#a1d99b",
+               "fillOpacity": 0.06, "radius": 4},
         fields=(_F("range_m", "监控范围", "range", "m", 0),), radius_field="range_m",
         collection="cameras"),
     "roads": LayerSpec(
-        "roads", "道路", "Roads", "context", "line", style={"color": "#969696", "weight": 1.5},
+        "roads", "道路", "Roads", "context", "line", style={"color": "#9e9e9e", "weight": 1.5},
+        style_by=("road_class", ROAD_STYLE),
         fields=(_F("name", "名称", "name"), _F("road_class", "等级", "class"),
                 _F("hazmat", "危化品通行", "hazmat"), _F("speed_kmh", "限速", "speed", "km/h", 0),
                 _F("width_m", "宽度", "width", "m", 1), _F("bridge", "桥梁", "bridge"),
                 _F("tunnel", "隧道", "tunnel")),
-        collection="roads", min_zoom=13),
+        tooltip="name", label="name", label_min_zoom=15, collection="roads", min_zoom=13,
+        overview=True),
     "restricted_zones": LayerSpec(
         "restricted_zones", "限行禁行区域", "Restricted zones", "routes", "polygon",
         style={"weight": 2, "fillOpacity": 0.25},

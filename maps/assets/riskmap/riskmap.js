@@ -197,6 +197,7 @@
       }
     });
     if (rows) { h += '<table>' + rows + '</table>'; }
+    h += popupLink(p.link, props, lang);
     return h + '</div>';
   }
 
@@ -227,6 +228,7 @@
     if (c.lang) { this._addLangSwitch(); }
     (cfg.panels || []).forEach(function (p) { self._addPanel(p); });
     if (cfg.routeForm) { this._addRouteForm(cfg.routeForm); }
+    this._initShared();
     if (cfg.bounds) {
       var b = cfg.bounds;  // [minx, miny, maxx, maxy] lon/lat, already shifted when gcj
       map.fitBounds([[b[1], b[0]], [b[3], b[2]]], {padding: [10, 10]});
@@ -273,6 +275,7 @@
     if (lazy) {
       g.on('click', function (e) {
         var l = e.layer;
+        if (self.clickModeActive()) { return; }  // the click goes to the map (measure, route point)
         if (l && !l.getPopup() && self._bindPopup(spec, l)) { l.openPopup(e.latlng); }
       });
       g.on('mouseover', function (e) {
@@ -286,7 +289,10 @@
     var self = this, f = layer.feature;
     if (!spec.popup || !f || layer.getPopup()) { return false; }
     layer.bindPopup(function () { return popupHtml(spec, f.properties || {}, self.lang); },
-      {maxWidth: 360});
+      self._popupOptions());
+    // in a map click mode (measure, route points) a click on the feature is a click on the map
+    layer.off('click', layer._openPopup, layer);
+    layer.on('click', function (e) { if (!self.clickModeActive()) { layer._openPopup(e); } });
     return true;
   };
   App.prototype._bindTooltip = function (spec, layer) {
@@ -472,7 +478,6 @@
         var head = el('div', 'riskmap-box-title', div);
         head.textContent = self.t(UI.layers);
         var body = el('div', 'riskmap-layers-body', div);
-        head.onclick = function () { L.DomUtil.hasClass(div, 'collapsed') ? L.DomUtil.removeClass(div, 'collapsed') : L.DomUtil.addClass(div, 'collapsed'); };
         (cfg.groups || []).forEach(function (g) {
           var ids = (cfg.layers || []).filter(function (s) { return s.group === g.id; });
           if (!ids.length) { return; }
@@ -492,6 +497,7 @@
               self.layers[spec.id].key = null;
               self._refreshRemote();
               if (self.legend) { self.legend.render(); }
+              if (self._sharedRefresh) { self._sharedRefresh(); }
             });
           });
         });
@@ -761,7 +767,8 @@
         if (state.line) { map.removeLayer(state.line); state.line = null; }
         if (state.poly) { map.removeLayer(state.poly); state.poly = null; }
         L.DomUtil[state.on ? 'addClass' : 'removeClass'](this.a, 'active');
-        map.getContainer().style.cursor = state.on ? 'crosshair' : '';
+        if (state.on) { self.setClickMode('measure', addPoint, function () { if (state.on) { ctl.toggle(); } }); }
+        else { self.clearClickMode('measure'); }
         if (state.on) { map.doubleClickZoom.disable(); } else { map.doubleClickZoom.enable(); }
         this.out.style.display = state.on ? 'block' : 'none';
         this.update();
@@ -780,7 +787,7 @@
     var ctl = new Ctl();
     ctl.addTo(map);
     this.controls.push(ctl);
-    map.on('click', function (e) {
+    function addPoint(e) {
       if (!state.on) { return; }
       state.pts.push(e.latlng);
       if (!state.line) { state.line = L.polyline([], {color: '#d00', weight: 2, dashArray: '4 4', interactive: false}).addTo(map); }
@@ -791,7 +798,7 @@
       }
       ctl.update();
       map.closePopup();
-    });
+    }
     map.on('dblclick', function () { if (state.on) { state.on = true; ctl.toggle(); ctl.out.style.display = 'block'; } });
     this.measure = {state: state, control: ctl};
   };
@@ -1101,6 +1108,421 @@
     c.setAttribute('data-refused', String(parts.refused.length));
   };
   function fmtLen(m) { return m >= 1000 ? fmtNum(m / 1000, 2) + ' km' : fmtNum(m, 0) + ' m'; }
+
+  // ================================================================ shared map features
+  // Road names along lines, clustered findings, the findings list, the map click mode,
+  // collapsible boxes and popups kept clear of the controls. Every audience map gets them
+  // from RiskMap.init; see docs/dev/MAPS.md for the calls other scripts may use.
+  var SHARED_UI = {
+    findings: {zh: '问题清单', en: 'Findings list'},
+    allKinds: {zh: '全部类型', en: 'all kinds'},
+    allSeverities: {zh: '全部等级', en: 'all severities'},
+    allStatuses: {zh: '全部状态', en: 'all statuses'},
+    filter: {zh: '筛选编号、对象或描述…', en: 'filter id, feature or text…'},
+    countOf: {zh: '{n} / {m} 条', en: '{n} of {m}'},
+    more: {zh: '另有 {n} 条，请缩小筛选', en: '{n} more; narrow the filter'}
+  };
+  function fill(s, vars) {
+    Object.keys(vars || {}).forEach(function (k) { s = s.split('{' + k + '}').join(String(vars[k])); });
+    return s;
+  }
+  // "<a href>" of a popup: url template with {field} filled from the feature (URL-encoded).
+  function popupLink(link, props, lang) {
+    if (!link || !link.url) { return ''; }
+    var missing = false;
+    var url = link.url.replace(/\{([A-Za-z0-9_]+)\}/g, function (m, k) {
+      var v = props[k];
+      if (v === null || v === undefined || v === '') { missing = true; return ''; }
+      return encodeURIComponent(String(v));
+    });
+    if (missing) { return ''; }
+    return '<div class="riskmap-popup-link"><a href="' + esc(url) + '">' + esc(tr(link.label, lang)) + '</a></div>';
+  }
+  function flatLatLngs(lls, out) {
+    out = out || [];
+    if (!lls || !lls.length) { return out; }
+    if (lls[0] && typeof lls[0].lat === 'number') { out.push(lls); return out; }
+    lls.forEach(function (x) { flatLatLngs(x, out); });
+    return out;
+  }
+  function layerCenter(l) {
+    if (l.getLatLng) { return l.getLatLng(); }
+    if (l.getBounds) { var b = l.getBounds(); return b.isValid() ? b.getCenter() : null; }
+    return null;
+  }
+  // rank of a feature's class: 0 = most severe (first categorical class / last graduated)
+  function classRank(cls, props) {
+    if (!cls) { return 99; }
+    var v = props ? props[cls.field] : undefined;
+    if (cls.type === 'categorical') {
+      for (var i = 0; i < cls.classes.length; i++) {
+        if (String(cls.classes[i].value) === String(v)) { return i; }
+      }
+      return cls.classes.length;
+    }
+    if (cls.type === 'graduated' && typeof v === 'number' && isFinite(v)) {
+      for (var j = 0; j < cls.colors.length; j++) {
+        if (v < cls.breaks[j + 1]) { return cls.colors.length - 1 - j; }
+      }
+      return 0;
+    }
+    return 99;
+  }
+
+  App.prototype._initShared = function () {
+    var self = this, map = this.map, c = map.getContainer();
+    this.clickMode = null;
+    map.on('click', function (e) {
+      var m = self.clickMode;
+      if (m && m.onClick) { m.onClick(e); }
+    });
+    this._initLabels();
+    this._initClusters();
+    if (!this.cfg.publish && this.cfg.findingsList !== false) { this._addFindingsList(this.cfg.findingsList || {}); }
+    this._initCollapsible();
+    map.on('popupopen', function (e) { self._placePopup(e.popup); });
+    map.on('popupclose', function () { L.DomUtil.removeClass(c, 'riskmap-popup-open'); });
+    var pending = null;
+    this._sharedRefresh = function () {  // labels and clusters follow the view and the layer list
+      if (pending) { return; }
+      pending = global.setTimeout(function () { pending = null; self._renderLabels(); self._updateClusters(); }, 30);
+    };
+    map.on('zoomend moveend', this._sharedRefresh);
+    map.whenReady(function () { self._renderLabels(); self._updateClusters(); });  // once a view is set
+  };
+
+  // --- map click mode: one owner of map clicks at a time --------------------------------------
+  // While a mode is set, a click anywhere — on the map or on a feature — goes to its onClick
+  // with the clicked latlng and no popup opens. The measure tool uses it; the route form's
+  // origin/destination picking counts as a mode too.
+  App.prototype.setClickMode = function (name, onClick, onExit) {
+    var old = this.clickMode, c = this.map.getContainer();
+    this.clickMode = null;
+    if (old && old.name !== name && old.onExit) { old.onExit(); }
+    this.clickMode = name ? {name: name, onClick: onClick, onExit: onExit} : null;
+    c.style.cursor = name ? 'crosshair' : '';
+    if (name) { c.setAttribute('data-click-mode', name); this.map.closePopup(); }
+    else { c.removeAttribute('data-click-mode'); }
+  };
+  App.prototype.clearClickMode = function (name) {
+    if (this.clickMode && (!name || this.clickMode.name === name)) { this.setClickMode(null); }
+  };
+  App.prototype.clickModeActive = function () {
+    return !!(this.clickMode || (this.routeState && this.routeState.pick));
+  };
+
+  // --- labels along lines (road names) ---------------------------------------------------------
+  // A layer spec with `labelField` (a property) gets, from zoom `labelMinZoom`, one label per name
+  // in view, on that name's longest on-screen segment, turned along it; at most 120 labels.
+  App.prototype._initLabels = function () {
+    var map = this.map;
+    if (!map.getPane('riskmap-labels')) {
+      var pane = map.createPane('riskmap-labels');
+      pane.style.zIndex = 460;
+      pane.style.pointerEvents = 'none';
+    }
+    this.labelLayer = L.layerGroup().addTo(map);
+  };
+  App.prototype._renderLabels = function () {
+    var self = this, map = this.map, z = map.getZoom(), view = map.getBounds();
+    this.labelLayer.clearLayers();
+    var n = 0;
+    Object.keys(this.layers).forEach(function (id) {
+      var e = self.layers[id], spec = e.spec;
+      if (!spec.labelField || !map.hasLayer(e.layer) || z < (spec.labelMinZoom || 16)) { return; }
+      var best = Object.create(null);
+      e.layer.eachLayer(function (l) {
+        var p = (l.feature && l.feature.properties) || {}, name = p[spec.labelField];
+        if (name === null || name === undefined || name === '' || !l.getLatLngs) { return; }
+        if (!view.intersects(l.getBounds())) { return; }
+        flatLatLngs(l.getLatLngs()).forEach(function (part) {
+          for (var i = 1; i < part.length; i++) {
+            var a = map.latLngToContainerPoint(part[i - 1]), b = map.latLngToContainerPoint(part[i]);
+            var len = a.distanceTo(b);
+            var mid = L.latLng((part[i - 1].lat + part[i].lat) / 2, (part[i - 1].lng + part[i].lng) / 2);
+            if (!view.contains(mid)) { continue; }
+            var cur = own(best, String(name));
+            if (!cur || len > cur.len) {
+              var ang = Math.atan2(b.y - a.y, b.x - a.x) * 180 / Math.PI;
+              if (ang > 90) { ang -= 180; } else if (ang < -90) { ang += 180; }
+              best[String(name)] = {len: len, at: mid, ang: ang};
+            }
+          }
+        });
+      });
+      Object.keys(best).sort(function (a, b) { return best[b].len - best[a].len; }).forEach(function (name) {
+        var b = best[name];
+        if (n >= 120 || b.len < 30) { return; }
+        n += 1;
+        L.marker(b.at, {interactive: false, keyboard: false, pane: 'riskmap-labels',
+          icon: L.divIcon({className: 'riskmap-label', iconSize: null,
+            html: '<span style="transform: translate(-50%, -50%) rotate(' + b.ang.toFixed(1) + 'deg)">' +
+              esc(name) + '</span>'})}).addTo(self.labelLayer);
+      });
+    });
+    map.getContainer().setAttribute('data-labels', String(n));
+  };
+
+  // --- clustered findings --------------------------------------------------------------------
+  // A layer spec with `cluster: {maxZoom}` is shadowed, up to that zoom, by markers at each
+  // feature's centre, clustered (vendored Leaflet.markercluster) and coloured by the most severe
+  // class inside; a marker click zooms to the feature and opens its popup.
+  App.prototype._initClusters = function () {
+    var self = this;
+    this.clusters = {};
+    if (!L.markerClusterGroup) { return; }
+    if (!isFinite(this.map.getMaxZoom())) { this.map.options.maxZoom = 22; }  // clusters need one
+    Object.keys(this.layers).forEach(function (id) {
+      var e = self.layers[id];
+      if (e.spec.cluster && !e.spec.remote) { self._makeCluster(e); }
+    });
+  };
+  App.prototype._makeCluster = function (entry) {
+    var self = this, spec = entry.spec;
+    var worst = function (markers) {
+      var r = 99, color = '#888888';
+      markers.forEach(function (m) { if (m.options.rank < r) { r = m.options.rank; color = m.options.color; } });
+      return color;
+    };
+    var cg = L.markerClusterGroup({
+      maxClusterRadius: 45, showCoverageOnHover: false, spiderfyOnMaxZoom: false,
+      zoomToBoundsOnClick: true, removeOutsideVisibleBounds: true, animate: false,
+      iconCreateFunction: function (cl) {
+        var kids = cl.getAllChildMarkers(), n = cl.getChildCount();
+        var size = n < 10 ? 28 : (n < 100 ? 34 : 40);
+        return L.divIcon({className: 'riskmap-cluster', iconSize: [size, size],
+          html: '<div style="background:' + worst(kids) + '"><span>' + n + '</span></div>'});
+      }
+    });
+    var n = 0;
+    entry.layer.eachLayer(function (l) {
+      var at = layerCenter(l);
+      if (!at) { return; }
+      var p = (l.feature && l.feature.properties) || {};
+      var color = classColor(spec.classify, p) || (spec.style || {}).color || '#d7301f';
+      var m = L.marker(at, {rank: classRank(spec.classify, p), color: color, keyboard: false,
+        icon: L.divIcon({className: 'riskmap-cluster riskmap-cluster-one', iconSize: [16, 16],
+          html: '<div style="background:' + color + '"></div>'})});
+      m.on('click', function () { self._show(l); });
+      if (spec.tooltip && p[spec.tooltip] !== undefined && p[spec.tooltip] !== null) {
+        m.bindTooltip(esc(p[spec.tooltip]), {direction: 'top'});
+      }
+      cg.addLayer(m);
+      n += 1;
+    });
+    this.clusters[spec.id] = {group: cg, maxZoom: spec.cluster.maxZoom || 15, n: n};
+  };
+  App.prototype._updateClusters = function () {
+    var self = this, map = this.map, z = map.getZoom(), shown = 0;
+    Object.keys(this.clusters || {}).forEach(function (id) {
+      var c = self.clusters[id], e = self.layers[id];
+      var want = map.hasLayer(e.layer) && z <= c.maxZoom;
+      if (want && !map.hasLayer(c.group)) { c.group.addTo(map); }
+      if (!want && map.hasLayer(c.group)) { map.removeLayer(c.group); }
+      if (want) { shown += c.n; }
+    });
+    map.getContainer().setAttribute('data-clustered', String(shown));
+  };
+
+  // --- findings list -------------------------------------------------------------------------
+  // cfg.findingsList (false: none): {layers: [ids] (default: every inline layer of the
+  // 'findings' group), kind, severity, status (property names; status only when given),
+  // statusLabels, title, position}. Rows filter by kind, severity, status and text, and a
+  // click zooms to the finding and opens its popup.
+  App.prototype._addFindingsList = function (opt) {
+    var self = this, map = this.map;
+    var ids = opt.layers || (this.cfg.layers || []).filter(function (s) {
+      return s.group === 'findings' && !s.remote;
+    }).map(function (s) { return s.id; });
+    ids = ids.filter(function (id) { return self.layers[id] && !self.layers[id].spec.remote; });
+    var kindF = opt.kind || 'kind', sevF = opt.severity || 'severity', stF = opt.status || null;
+    var rows = [];
+    ids.forEach(function (id) {
+      var e = self.layers[id];
+      e.layer.eachLayer(function (l) {
+        var p = (l.feature && l.feature.properties) || {};
+        rows.push({layer: l, entry: e, p: p});
+      });
+    });
+    if (!rows.length) { return; }
+    var fieldEnum = function (key) {
+      for (var i = 0; i < ids.length; i++) {
+        var fs = ((self.layers[ids[i]].spec.popup || {}).fields) || [];
+        for (var j = 0; j < fs.length; j++) { if (fs[j].key === key && fs[j].enum) { return fs[j].enum; } }
+      }
+      return opt.statusLabels && key === stF ? opt.statusLabels : null;
+    };
+    var values = function (key) {
+      var seen = Object.create(null), out = [];
+      rows.forEach(function (r) {
+        var v = r.p[key];
+        if (v !== null && v !== undefined && v !== '' && !seen[v]) { seen[v] = 1; out.push(String(v)); }
+      });
+      return out.sort();
+    };
+    var state = {kind: '', severity: '', status: '', q: ''};
+    this.findingsList = {rows: rows, state: state};
+    var Ctl = L.Control.extend({
+      options: {position: opt.position || 'bottomleft'},
+      onAdd: function () {
+        var div = el('div', 'riskmap-findings riskmap-box');
+        div.setAttribute('data-panel', 'findings');
+        L.DomEvent.disableClickPropagation(div);
+        L.DomEvent.disableScrollPropagation(div);
+        this.div = div;
+        this.render();
+        return div;
+      },
+      render: function () {
+        var d = this.div, ctl = this;
+        d.innerHTML = '';
+        this.head = el('div', 'riskmap-box-title', d);
+        var body = el('div', 'riskmap-findings-body', d);
+        var bar = el('div', 'riskmap-findings-filters', body);
+        var select = function (key, field, allLabel) {
+          var vs = values(field);
+          if (vs.length < 1) { return; }
+          var s = el('select', '', bar);
+          s.name = key;
+          var o0 = el('option', '', s); o0.value = ''; o0.textContent = self.t(allLabel);
+          var en = fieldEnum(field);
+          vs.forEach(function (v) {
+            var o = el('option', '', s);
+            o.value = v;
+            o.textContent = en && own(en, v) ? self.t(own(en, v)) : v;
+          });
+          s.value = state[key];
+          L.DomEvent.on(s, 'change', function () { state[key] = s.value; ctl.fill(); });
+        };
+        select('kind', kindF, SHARED_UI.allKinds);
+        select('severity', sevF, SHARED_UI.allSeverities);
+        if (stF) { select('status', stF, SHARED_UI.allStatuses); }
+        var q = el('input', '', bar);
+        q.type = 'search'; q.name = 'q'; q.placeholder = self.t(SHARED_UI.filter); q.value = state.q;
+        L.DomEvent.on(q, 'input', function () { state.q = q.value; ctl.fill(); });
+        this.count = el('div', 'riskmap-findings-count', body);
+        this.list = el('div', 'riskmap-findings-list', body);
+        this.fill();
+      },
+      fill: function () {
+        var list = this.list, q = state.q.trim().toLowerCase(), shown = 0, match = 0;
+        list.innerHTML = '';
+        var kEnum = fieldEnum(kindF);
+        rows.forEach(function (r) {
+          var p = r.p;
+          if (state.kind && String(p[kindF]) !== state.kind) { return; }
+          if (state.severity && String(p[sevF]) !== state.severity) { return; }
+          if (state.status && String(p[stF]) !== state.status) { return; }
+          if (q) {
+            var hay = [p.finding_id, p.feature_id, p.other_id, p[tr({zh: 'message_zh', en: 'message_en'}, self.lang)]]
+              .join(' ').toLowerCase();
+            if (hay.indexOf(q) < 0) { return; }
+          }
+          match += 1;
+          if (shown >= 200) { return; }
+          shown += 1;
+          var a = el('a', 'riskmap-findings-row', list);
+          a.href = '#';
+          a.setAttribute('data-finding', String(p.finding_id || p.feature_id || ''));
+          var sw = el('span', 'riskmap-swatch riskmap-swatch-point', a);
+          sw.style.background = classColor(r.entry.spec.classify, p) || '#888';
+          var kind = kEnum && own(kEnum, String(p[kindF])) ? self.t(own(kEnum, String(p[kindF]))) : (p[kindF] || '');
+          el('span', 'riskmap-findings-kind', a).textContent = kind;
+          el('span', 'riskmap-findings-id', a).textContent = ' ' + (p.feature_id || p.finding_id || '') +
+            (p.station ? ' ' + p.station : '');
+          L.DomEvent.on(a, 'click', function (ev) {
+            L.DomEvent.preventDefault(ev);
+            if (!map.hasLayer(r.entry.layer)) {
+              r.entry.layer.addTo(map);
+              if (self.layerControl) { self.layerControl.render(); }
+              if (self.legend) { self.legend.render(); }
+            }
+            if (self._phone()) { L.DomUtil.addClass(ctl.div, 'collapsed'); }
+            self._show(r.layer);
+          });
+        });
+        if (match > shown) {
+          el('div', 'riskmap-legend-note', list).textContent = fill(self.t(SHARED_UI.more), {n: match - shown});
+        }
+        this.head.textContent = self.t(opt.title || SHARED_UI.findings) + ' (' + rows.length + ')';
+        this.count.textContent = fill(self.t(SHARED_UI.countOf), {n: match, m: rows.length});
+        this.div.setAttribute('data-count', String(match));
+      }
+    });
+    this.findingsControl = new Ctl();
+    this.findingsControl.addTo(map);
+    this.controls.push(this.findingsControl);
+  };
+
+  // --- collapsible boxes, phone layout, popups clear of the controls -------------------------
+  App.prototype._phone = function () {
+    var c = this.map.getContainer();
+    return c.clientWidth < 640 || c.clientHeight < 560;
+  };
+  // A box with a title collapses to its title on a click on it; on a phone every box but the
+  // map title starts collapsed. Other scripts call app.makeCollapsible(div) for their boxes.
+  App.prototype.makeCollapsible = function (div, collapsed) {
+    if (L.DomUtil.hasClass(div, 'riskmap-collapsible')) { return; }
+    L.DomUtil.addClass(div, 'riskmap-collapsible');
+    if (collapsed === undefined ? this._phone() : collapsed) { L.DomUtil.addClass(div, 'collapsed'); }
+  };
+  App.prototype._initCollapsible = function () {
+    var self = this, c = this.map.getContainer();
+    if (this._phone()) { L.DomUtil.addClass(c, 'riskmap-phone'); }
+    var boxes = c.querySelectorAll('.leaflet-control.riskmap-box');
+    Array.prototype.forEach.call(boxes, function (b) {
+      if (b.querySelector('.riskmap-box-title') && !L.DomUtil.hasClass(b, 'riskmap-title') &&
+          !L.DomUtil.hasClass(b, 'riskmap-publish-header')) { self.makeCollapsible(b); }
+    });
+    L.DomEvent.on(c, 'click', function (ev) {
+      var t = ev.target && ev.target.closest ? ev.target.closest('.riskmap-box-title') : null;
+      var box = t ? t.closest('.riskmap-collapsible') : null;
+      if (!box) { return; }
+      if (L.DomUtil.hasClass(box, 'collapsed')) { L.DomUtil.removeClass(box, 'collapsed'); }
+      else { L.DomUtil.addClass(box, 'collapsed'); }
+    });
+  };
+  App.prototype._popupOptions = function () {
+    var c = this.map.getContainer();
+    return {maxWidth: Math.min(360, Math.max(200, c.clientWidth - 60)),
+      maxHeight: Math.max(160, Math.round(c.clientHeight * 0.55)), autoPanPadding: [12, 12]};
+  };
+  // Pan the opened popup clear of the control corners (on a phone the lower boxes step aside
+  // while a popup is open).
+  App.prototype._placePopup = function (popup) {
+    var c = this.map.getContainer();
+    if (this._phone()) { L.DomUtil.addClass(c, 'riskmap-popup-open'); }
+    var r = c.getBoundingClientRect();
+    var h = function (sel) {
+      var e = c.querySelector(sel);
+      if (!e) { return 0; }
+      var m = 0;
+      Array.prototype.forEach.call(e.children, function (k) {
+        var b = k.getBoundingClientRect();
+        if (b.height > 0 && b.width > 0) { m = Math.max(m, sel.indexOf('top') > 0 ? b.bottom - r.top : r.bottom - b.top); }
+      });
+      return m;
+    };
+    var top = Math.max(h('.leaflet-top.leaflet-left'), h('.leaflet-top.leaflet-right'));
+    var bottom = Math.max(h('.leaflet-bottom.leaflet-left'), h('.leaflet-bottom.leaflet-right'));
+    if (top + bottom > r.height * 0.6) { top = Math.min(top, r.height * 0.3); bottom = Math.min(bottom, r.height * 0.15); }
+    popup.options.autoPanPaddingTopLeft = L.point(12, top + 8);
+    popup.options.autoPanPaddingBottomRight = L.point(12, bottom + 8);
+    popup.options.autoPan = true;
+    if (popup._adjustPan) { popup._adjustPan(); }
+  };
+  // Share of the map covered by controls (sampled on a 24 x 24 grid); for tests and checks.
+  App.prototype.coveredFraction = function () {
+    var c = this.map.getContainer(), r = c.getBoundingClientRect(), n = 24, hit = 0;
+    for (var i = 0; i < n; i++) {
+      for (var j = 0; j < n; j++) {
+        var x = r.left + (i + 0.5) * r.width / n, y = r.top + (j + 0.5) * r.height / n;
+        var e = global.document.elementFromPoint(x, y);
+        if (e && e.closest && e.closest('.leaflet-control')) { hit += 1; }
+      }
+    }
+    return hit / (n * n);
+  };
 
   global.RiskMap = {
     init: function (map, cfg) {
