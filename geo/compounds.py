@@ -132,8 +132,9 @@ def compound_report(
     ``low_m``, ``obstructed_m``, ``dead_end_m``, ``unqualified_lanes_m``, ``unmarked_m``,
     ``spacing_gap_m``, ``faulty_hydrants``, ``hydrant_gaps`` (buildings beyond the hydrant
     radius), ``nearest_station`` and ``nearest_station_s`` (the first engine to arrive), the
-    deficits, ``risk_score``, ``rank``, ``measures`` (Chinese) / ``measures_en`` (lists of
-    texts) and the polygon.
+    deficits, ``risk_score`` with each factor's part (``score_engine``, ``score_micro``,
+    ``score_hydrant``, ``score_lanes``, ``score_station``), ``rank``, ``measures``
+    (Chinese) / ``measures_en`` (lists of texts) and the polygon.
     """
     require_projected(compounds, "compounds")
     require_projected(buildings, "buildings")
@@ -301,8 +302,12 @@ def compound_report(
             np.clip((st_time - rules.station_reach_s) / rules.station_reach_s, 0.0, 1.0), 1.0),
     }
     cols.update(deficits)
-    score = 100.0 * sum(wi * d for wi, d in zip(w, deficits.values(), strict=True))
+    parts = {k.replace("deficit_", "score_"): 100.0 * wi * d
+             for wi, (k, d) in zip(w, deficits.items(), strict=True)}
+    score = sum(parts.values())
     cols["risk_score"] = np.round(score, 2)
+    # each factor's share of the score (they add up to risk_score before rounding)
+    cols.update({k: np.round(v, 2) for k, v in parts.items()})
 
     # measures
     mz: list[list[str]] = [[] for _ in range(nc)]

@@ -10,11 +10,18 @@ from collections.abc import Mapping
 import folium
 import geopandas as gpd
 
-from maps.base import MapOptions, findings_spec, make_map, text
+from maps.base import STATIC_PREFIX, MapOptions, findings_spec, make_map, text
 from maps.compose import FindingsInput, LayerInput, add, concat_findings, get, group, select_kinds
 from maps.styles import spec
 
-__all__ = ["build_police"]
+__all__ = ["POLICE_JS", "ROUTE_ALTERNATIVES", "build_police", "zone_table"]
+
+# The police map's own browser code (route form, zone labels), loaded after riskmap.js.
+POLICE_JS = ("riskmap_police", f"{STATIC_PREFIX}/riskmap/police.js")
+# Alternatives the route form asks for by default (POST /routes takes 1-5).
+ROUTE_ALTERNATIVES = 3
+# Zone labels (id and hours) from this zoom; tooltips at every zoom.
+ZONE_LABEL_MIN_ZOOM = 14
 
 
 def build_police(
@@ -41,6 +48,7 @@ def build_police(
     roads = get(layers, "roads")
     title = text("危险化学品运输车辆通行路线及限行区域", "Hazardous-chemical vehicle routes and restricted zones")
     m, app = make_map(options, title=title)
+    m.default_js = [*m.default_js, POLICE_JS]
     fnd = None if publish else concat_findings(findings)
     flist = [fnd]
 
@@ -55,7 +63,8 @@ def build_police(
                                    "Hazmat vehicles must keep to the published routes and hours "
                                    "and must not enter forbidden zones."))
     else:
-        add(app, spec("roads", visible=True), roads, flist)
+        # roads with their names (tooltips) under everything
+        add(app, spec("roads", visible=True, tooltip="name"), roads, flist)
         add(app, spec("sites", visible=False), get(layers, "sites"), flist)
 
     add(app, spec("restricted_zones"), zones, flist)
@@ -74,9 +83,27 @@ def build_police(
             group(app, "findings")
             app.add_layer(findings_spec("route_findings", zh="路线核查问题", en="Route-check findings",
                                         kind="line"), rc)
-        if route_url:
-            app.set_route_form(route_url, depart_at=None)
+    # police.js: zone tooltips/labels with hours; the route form unless publishing
+    app.config["police"] = {"url": None if publish else route_url, "departAt": None,
+                            "alternatives": ROUTE_ALTERNATIVES, "zones": zone_table(zones),
+                            "labelMinZoom": ZONE_LABEL_MIN_ZOOM}
     return m
+
+
+def zone_table(zones: object) -> list[dict[str, str]]:
+    """Id, name, rule and hours of each restricted zone, for the route form (permit zones,
+    zone names in reasons) and the zone labels; hours "" = all day."""
+    if not isinstance(zones, gpd.GeoDataFrame) or "id" not in zones.columns:
+        return []
+    cols = {c: (zones[c] if c in zones.columns else None) for c in ("name", "rule", "hours")}
+    out = []
+    for i, zid in enumerate(zones["id"].astype(str)):
+        row = {"id": zid}
+        for c, col in cols.items():
+            v = None if col is None else col.iloc[i]
+            row[c] = "" if v is None or (isinstance(v, float) and v != v) else str(v)
+        out.append(row)
+    return out
 
 
 def _first(gdf: object, column: str) -> str | None:
