@@ -20,6 +20,10 @@ OSM files (``.osm.pbf``, ``.osm``) give one of three layers, chosen by ``target`
   ``pressure`` (bar unless a unit is given) → ``pressure_mpa``, ``diameter`` (mm unless a
   unit is given) → ``diameter_mm``. OSM rarely has pressure and diameter: such features fail
   validation naming the field, until the user supplies them (``--map``).
+- ``construction_sites`` from areas (closed ways, multipolygons) tagged
+  ``landuse=construction`` or ``construction=*``: ``construction`` → ``work`` (road and
+  highway values → road, railway, canal, pipeline/cable → cable … else other;
+  ``building=construction`` → building), ``status`` active; permits are not in OSM.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ DEFAULT_MAX_BYTES = 2 * 1024**3
 FORMATS = ("GeoJSON (.geojson, .json)", "GeoPackage (.gpkg)", "zipped Shapefile (.zip, .shp)",
            "CSV with a WKT column or lon/lat columns (.csv)", "OSM PBF (.osm.pbf, .osm)",
            "KML (.kml)", "FlatGeobuf (.fgb)")
-OSM_LAYERS = ("roads", "buildings", "pipelines")
+OSM_LAYERS = ("roads", "buildings", "pipelines", "construction_sites")
 
 _WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkt_geom", "shape")
 _LON_COLUMNS = ("lon", "lng", "long", "longitude", "x", "经度", "东经", "point_x", "x_coord",
@@ -537,7 +541,9 @@ def _read_osm(
     if crs is not None and not CRS.from_user_input(crs).equals(CRS.from_epsg(4326)):
         raise CRSError(f"{p}: OSM data is WGS 84 (EPSG:4326); --crs {crs} does not apply")
     try:
-        rows = _osm_buildings(p, osmium) if kind == "buildings" else _osm_ways(p, osmium, kind)
+        rows = (_osm_buildings(p, osmium) if kind == "buildings"
+                else _osm_construction(p, osmium) if kind == "construction_sites"
+                else _osm_ways(p, osmium, kind))
     except (RuntimeError, OSError) as exc:
         if "out of order" in str(exc):
             raise InputFileError(
@@ -562,6 +568,7 @@ _OSM_WHAT = {
     "buildings": "building=* ways or multipolygons",
     "pipelines": "man_made=pipeline ways carrying oil, gas or other hydrocarbons (water, sewage "
                  "and heat pipelines are left out)",
+    "construction_sites": "landuse=construction or construction=* areas",
 }
 
 _MOTOR_HIGHWAYS = {
@@ -798,6 +805,60 @@ def _osm_ways(p: Path, osmium: Any, kind: str) -> tuple[list[dict[str, object]],
         rec[READ_CLIPPED] = problem is not None and "missing from the extract" in problem
         if rec.pop("_reverse", False) and wkb is not None:
             wkb = shapely.to_wkb(shapely.reverse(shapely.from_wkb(wkb)))
+        records.append(rec)
+        wkbs.append(wkb)
+    return records, wkbs
+
+
+_CONSTRUCTION_WORK = {
+    **dict.fromkeys(("motorway", "trunk", "primary", "secondary", "tertiary", "unclassified",
+                     "residential", "service", "road", "highway", "living_street",
+                     "motorway_link", "trunk_link", "primary_link", "secondary_link",
+                     "tertiary_link", "footway", "cycleway", "path", "track", "parking"),
+                    "road"),
+    **dict.fromkeys(("railway", "rail", "light_rail", "subway", "tram", "narrow_gauge"),
+                    "railway"),
+    **dict.fromkeys(("building", "house", "residential_building", "apartments", "commercial",
+                     "industrial", "retail", "school", "hospital", "office", "warehouse",
+                     "yes"), "building"),
+    **dict.fromkeys(("canal", "ditch", "drain", "waterway"), "canal"),
+    **dict.fromkeys(("cable", "pipeline", "telecom"), "cable"),
+    **dict.fromkeys(("power", "line", "minor_line", "power_line"), "power_line"),
+    **dict.fromkeys(("quarry", "mining", "mine"), "mining"),
+}  # fmt: skip
+
+
+def _construction_record(tags: Mapping[str, str]) -> dict[str, object] | None:
+    if tags.get("landuse") != "construction" and "construction" not in tags:
+        return None
+    value = tags.get("construction", "").lower()
+    work = _CONSTRUCTION_WORK.get(value)
+    if work is None:
+        work = "building" if tags.get("building") not in (None, "no") else "other"
+    return {"name": tags.get("name:zh") or tags.get("name"), "work": work,
+            "status": "active", "construction": value or None,
+            "operator": tags.get("operator")}
+
+
+def _osm_construction(p: Path, osmium: Any) -> tuple[list[dict[str, object]], list[Any]]:
+    """Construction areas: closed ways and multipolygon relations (others are not sites)."""
+    fab = osmium.geom.WKBFactory()
+    records: list[dict[str, object]] = []
+    wkbs: list[Any] = []
+    keys = osmium.filter.KeyFilter("landuse", "construction")
+    proc = osmium.FileProcessor(str(p)).with_areas(keys).with_filter(keys)
+    for obj in proc:
+        if not obj.is_area():
+            continue
+        rec = _construction_record({t.k: t.v for t in obj.tags})
+        if rec is None:
+            continue
+        rec["id"] = f"w{obj.orig_id()}" if obj.from_way() else f"r{obj.orig_id()}"
+        try:
+            wkb = fab.create_multipolygon(obj)
+        except Exception as exc:  # pragma: no cover - the assembler already checked it
+            rec[READ_PROBLEM] = f"{rec['id']}: area could not be built ({exc})"
+            wkb = None
         records.append(rec)
         wkbs.append(wkb)
     return records, wkbs

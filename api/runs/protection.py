@@ -265,7 +265,8 @@ def parse_positions(records: Sequence[Mapping[str, Any]], *, crs: object = None,
         refused[i] = True
         got = None if got is None or (isinstance(got, float) and math.isnan(got)) else got
         rejected.append({"row": int(i), "machine_id": mid.iat[i], "field": fld,
-                         "received": got if isinstance(got, (int, float, str)) else str(got),
+                         "received": (got if got is None or isinstance(got, (int, float, str))
+                                      else str(got)),
                          "expected": expected})
     ok = ~refused
     return PositionBatch(

@@ -110,3 +110,44 @@ def test_sign_needs_a_point(tmp_path: Path) -> None:
         import_file(store, "warning_signs", _write(tmp_path / "s.geojson", bad))
     assert str(err.value.problems[0]).startswith(
         "layer 'warning_signs', feature 'S-1': geometry is ")
+
+
+DATA = Path(__file__).parents[1] / "data"
+
+
+def test_osm_construction_areas_and_pipelines_import(tmp_path: Path) -> None:
+    store = GeoPackageStore(tmp_path / "d.gpkg")
+    import_file(store, "construction_sites", DATA / "construction.osm")
+    got = store.read("construction_sites")
+    # closed ways only: the highway=construction line w104 is not a site
+    assert got["id"].tolist() == ["w101", "w102", "w103"]
+    assert got["work"].tolist() == ["road", "building", "other"]
+    assert got["status"].tolist() == ["active"] * 3
+    assert got["name"].tolist()[::2] == ["Road works", "工地"]
+    assert got.geometry.geom_type.tolist() == ["MultiPolygon"] * 3  # as osmium builds areas
+    import_file(store, "pipelines", DATA / "construction.osm")
+    pipes = store.read("pipelines")  # the water pipeline w202 is left out
+    assert pipes[["id", "medium", "kind", "pressure_mpa", "diameter_mm"]].values.tolist() == [
+        ["w201", "natural_gas", "long_distance", 6.3, 610.0]]
+
+
+def test_postgis_store_takes_the_new_layers(tmp_path: Path) -> None:
+    from tests.layers.postgis_support import postgis_url, scratch_schema
+
+    url = postgis_url()  # skips without a test server
+    from layers.postgis import PostGISStore
+
+    gpkg = GeoPackageStore(tmp_path / "d.gpkg")
+    import_file(gpkg, "construction_sites", DATA / "construction.osm")
+    import_file(gpkg, "pipeline_facilities", _write(tmp_path / "f.geojson", _fc([
+        ({"id": "F-1", "kind": "valve"}, _pt(117.25, 34.80)),
+        ({"id": "F-3", "kind": "tunnel"},
+         {"type": "LineString", "coordinates": [[117.25, 34.81], [117.25, 34.812]]})])))
+    with scratch_schema(url) as u:
+        pg = PostGISStore(u)
+        pg.write({n: gpkg.read(n) for n in ("construction_sites", "pipeline_facilities")})
+        for n in ("construction_sites", "pipeline_facilities"):
+            a, b = pg.read(n), gpkg.read(n)
+            assert a["id"].tolist() == b["id"].tolist()
+            assert a.geometry.geom_equals_exact(b.geometry, 1e-9).all()
+        assert pg.read("pipeline_facilities")["kind"].tolist() == ["valve", "tunnel"]

@@ -215,7 +215,7 @@ def test_osm_needs_an_osm_layer() -> None:
     with pytest.raises(InputFileError) as info:
         read_file(DATA / "district.osm.pbf", target="hydrants")
     assert str(info.value) == (f"{DATA / 'district.osm.pbf'}: OSM files provide the layers "
-                               "roads, buildings, pipelines; got 'hydrants'")
+                               "roads, buildings, pipelines, construction_sites; got 'hydrants'")
 
 
 @pytest.mark.parametrize(("fn", "text", "want"), [
