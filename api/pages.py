@@ -20,6 +20,8 @@ before sign-in existed keeps working. No external asset is referenced.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import Request
@@ -56,10 +58,14 @@ ROLEBAR_CSS = (
     ".riskmap-rolebar-who{margin-left:auto}"
     # on a map page the bar floats over the map, top centre, above Leaflet's controls
     ".riskmap-rolebar.riskmap-rolebar-map{position:fixed;top:0;left:50%;transform:translateX(-50%);"
-    "z-index:1200;max-width:calc(100% - 130px);border:1px solid #c5ccd4;border-top:0;"
+    "z-index:1200;max-width:calc(100% - 130px);box-sizing:border-box;border:1px solid #c5ccd4;"
+    "border-top:0;"
     "border-radius:0 0 6px 6px;background:rgba(255,255,255,.92);padding:2px 8px;font-size:12px;"
     "white-space:nowrap;overflow:hidden;text-overflow:ellipsis;display:block}"
     ".riskmap-rolebar-map .riskmap-rolebar-nav{display:none}"
+    ".riskmap-rolebar-map .riskmap-rolebar-name{display:inline-block;max-width:9em;"
+    "overflow:hidden;text-overflow:ellipsis;vertical-align:bottom}"
+    "@media (max-width:480px){.riskmap-rolebar-map .riskmap-en{display:none}}"
 )
 
 PAGE_CSS = (
@@ -133,31 +139,51 @@ def _current(request: Request) -> str:
     return path
 
 
+def _paths(routes: Iterable[Any], prefix: str = "") -> Iterator[str]:
+    for r in routes:
+        path = getattr(r, "path", None)
+        if isinstance(path, str):
+            yield prefix + path
+        inner = getattr(r, "original_router", None)  # FastAPI's included routers
+        if inner is not None:
+            ctx = getattr(r, "include_context", None)
+            yield from _paths(inner.routes, prefix + str(getattr(ctx, "prefix", "") or ""))
+
+
 def has_route(request: Request, path: str) -> bool:
     """True when the app serves ``path`` (e.g. ``/registry``, added by another router)."""
-    return any(getattr(r, "path", None) == path for r in request.app.routes)
+    paths = getattr(request.app.state, "riskmap_paths", None)
+    if paths is None:
+        paths = request.app.state.riskmap_paths = frozenset(_paths(request.app.routes))
+    return path in paths
 
 
 def role_bar(principal: Principal, *, request: Request, on_map: bool = False) -> str:
     """The bar naming the caller and its role, with sign-out (signed in by the session) or
     sign-in; ``on_map`` floats it over a full-screen map."""
     root = root_path(request)
-    label = f"{ROLE_LABELS.get(principal.role, principal.role)} {principal.role}"
+    # English words of the map's bar are dropped on a phone (.riskmap-en)
+    label = (f"{ROLE_LABELS.get(principal.role, principal.role)}"
+             f'<span class="riskmap-en"> {esc(principal.role)}</span>')
+    signed = "" if on_map else "已登录 signed in as "  # a map's floating bar is compact
     if principal.session:
         session = request_session(request)
         token = csrf_token(request.app.state.settings, session) if session is not None else ""
-        who = (f'已登录 signed in as <b class="riskmap-rolebar-name">{esc(principal.name)}</b> '
-               f'({esc(label)}) · <form method="post" action="{root}/signout">'
+        who = (f'{signed}<b class="riskmap-rolebar-name">{esc(principal.name)}</b> '
+               f'({label}) · <form method="post" action="{root}/signout">'
                f'<input type="hidden" name="{CSRF_FIELD}" value="{esc(token)}">'
-               '<button type="submit" class="riskmap-signout">退出 sign out</button></form>')
+               '<button type="submit" class="riskmap-signout">退出'
+               '<span class="riskmap-en"> sign out</span></button></form>')
     elif principal.authenticated:  # a header key: nothing to sign out of
         who = (f'API key <b class="riskmap-rolebar-name">{esc(principal.name)}</b> '
-               f'({esc(label)})')
+               f"({label})")
     else:
-        anon = "" if principal.role == "public" else f" (anonymous: {esc(label)})"
+        anon = "" if principal.role == "public" else (
+            f" ({label})" if on_map else f" (anonymous: {label})")
         nxt = quote(_current(request), safe="/")
-        who = (f"未登录 not signed in{anon} · "
-               f'<a class="riskmap-signin" href="{root}/signin?next={nxt}">登录 sign in</a>')
+        who = (f"未登录{'' if on_map else ' not signed in'}{anon} · "
+               f'<a class="riskmap-signin" href="{root}/signin?next={nxt}">登录'
+               '<span class="riskmap-en"> sign in</span></a>')
     nav = [(f"{root}/", "首页 Home"), (f"{root}/maps", "地图 Maps")]
     if has_route(request, "/registry"):
         nav.append((f"{root}/registry", "隐患台账 Registry"))

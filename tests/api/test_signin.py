@@ -239,8 +239,8 @@ def test_role_bar_names_the_session(c):
     _signin(c, "police")
     html = c.get("/", headers={"Accept": "text/html"}).text
     assert ('data-role="police" data-name="police-user" data-signed-in="true"') in html
-    assert "已登录 signed in as <b class=\"riskmap-rolebar-name\">police-user</b> (交警 police)" \
-        in html
+    assert ('已登录 signed in as <b class="riskmap-rolebar-name">police-user</b> (交警'
+            '<span class="riskmap-en"> police</span>)') in html
     assert f'name="csrf_token" value="{_csrf(c)}"' in html
 
 
@@ -302,7 +302,7 @@ def test_public_notice_and_raised_anonymous_role(store):
         assert "<title>危化品车辆通行公告 · Public hazmat route notice — riskmap</title>" in r.text
         assert r.text.count("<title>") == 1
         assert 'class="riskmap-rolebar riskmap-rolebar-map"' in r.text
-        assert "(anonymous: 规划 planner)" in r.text
+        assert '未登录 (规划<span class="riskmap-en"> planner</span>) · ' in r.text  # compact
         r = c.get("/maps/planner", headers={"Accept": "text/html"})
         assert r.status_code == 200
         assert "<title>规划管线安全图 · Planner pipeline map — riskmap</title>" in r.text
