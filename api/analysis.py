@@ -238,3 +238,42 @@ for _d in (
                 layers=_FIRE_LAYERS),
 ):
     register(_d)
+
+
+# issue 16 part B: HCA warning signs, patrol paths, statutory inspection (api.runs.patrol)
+def _patrol_run(svc: AnalysisService) -> Any:
+    from api.runs.patrol import patrol_run
+
+    return patrol_run(svc)
+
+
+def _inspection_run(svc: AnalysisService) -> Any:
+    from api.runs.patrol import inspection_run
+
+    return inspection_run(svc)
+
+
+_PATROL_MODULES = ("api.runs.patrol", "geo.patrol", "geo.hca")
+_PATROL_LAYERS = ("pipelines", "warning_signs", "patrol_paths")
+for _d in (
+    AnalysisDef("patrol_findings", "HCA warning-sign and patrol-path gaps / 警示标识与巡护通道缺口",
+                "Stretches of HCAs without a warning sign in good order within the spacing, and "
+                "stretches of pipelines without a passable patrol path within reach (plan "
+                "targets 2020 鲁宁线, 2022 all lines), as chainage ranges.",
+                _PATROL_MODULES, _PLANNERS, _part(_patrol_run, "findings"),
+                layers=_PATROL_LAYERS),
+    AnalysisDef("patrol_coverage", "Patrol-path coverage / 巡护通道覆盖",
+                "Per pipeline: the share of its length within reach of a passable patrol path.",
+                _PATROL_MODULES, _PLANNERS, _part(_patrol_run, "patrol_coverage"),
+                findings=False, layers=_PATROL_LAYERS),
+    AnalysisDef("sign_coverage", "HCA warning-sign coverage / 高后果区警示标识覆盖",
+                "Per HCA stretch: the share of its length signed within the spacing.",
+                _PATROL_MODULES, _PLANNERS, _part(_patrol_run, "sign_coverage"),
+                findings=False, layers=_PATROL_LAYERS),
+    AnalysisDef("inspection_findings", "Statutory inspection findings / 法定检验逾期",
+                "Pipelines in service overdue for statutory inspection (next_inspection_due "
+                "past, or last_inspection older than the interval) or without any record, on "
+                "the district's date.", ("api.runs.patrol", "geo.inspection"), _PLANNERS,
+                _part(_inspection_run, "findings"), layers=("pipelines",)),
+):
+    register(_d)

@@ -40,10 +40,10 @@ __all__ = [
 log = logging.getLogger("riskmap.api")
 
 # Always included, in this order.
-ROUTERS = ("landing", "conformance", "collections", "analysis", "registry", "registry_pages",
-           "imports", "session")
+ROUTERS = ("landing", "conformance", "collections", "analysis", "registry", "imports",
+           "session")
 # Included when the module exists (added by other parts of the project).
-OPTIONAL_ROUTERS = ("maps", "notice")
+OPTIONAL_ROUTERS = ("maps", "notice", "changes")
 
 
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

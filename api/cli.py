@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "api.commands.routes",
     "api.commands.publish",
     "api.commands.registry",
+    "api.commands.patrol",
+    "api.commands.snapshots",
     "api.commands.protection",
 )
 

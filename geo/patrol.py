@@ -169,10 +169,21 @@ def _signs(
     gg, ga, gz = _complement(g, mlo, mhi, a, z, n)
     keep = gz - ga > float(min_gap_m)
     gg, ga, gz = gg[keep], ga[keep], gz[keep]
-    gaps = pd.DataFrame({"k": gg, "hca_id": st["hca_id"].to_numpy()[gg],
-                         "pipeline_id": st["pipeline_id"].to_numpy()[gg],
+    gaps = pd.DataFrame({"k": gg, "pipeline_id": st["pipeline_id"].to_numpy()[gg],
                          "chainage_from_m": np.round(ga, 3), "chainage_to_m": np.round(gz, 3),
                          "gap_m": np.round(gz - ga, 3)})
+    # the HCAs (as given, before uniting) each gap lies in
+    seg = pd.DataFrame(hca_segments)[["hca_id", "pipeline_id", "chainage_from_m",
+                                      "chainage_to_m"]].astype({"pipeline_id": str})
+    hit = gaps.reset_index(names="gap")[["gap", "pipeline_id", "chainage_from_m",
+                                         "chainage_to_m"]].merge(seg, on="pipeline_id",
+                                                                 suffixes=("", "_h"))
+    lo_h = hit[["chainage_from_m_h", "chainage_to_m_h"]].astype(float).min(axis=1)
+    hi_h = hit[["chainage_from_m_h", "chainage_to_m_h"]].astype(float).max(axis=1)
+    hit = hit[(lo_h < hit["chainage_to_m"]) & (hi_h > hit["chainage_from_m"])]
+    members = hit.groupby("gap")["hca_id"].agg(lambda s: "+".join(sorted(set(s.astype(str)))))
+    gaps.insert(1, "hca_id", pd.Series(members.reindex(np.arange(len(gaps))).to_numpy(),
+                                       dtype=object))
     # signs on record but not in order (damaged, missing …) inside each gap
     bad = sc[~sc["status"].isin(list(ok_status))]
     gp = gaps.reset_index(names="gap").merge(bad, on="pipeline_id")
@@ -235,6 +246,7 @@ def sign_gaps(
     GeoDataFrame: ``hca_id``, ``pipeline_id``, ``chainage_from_m``, ``chainage_to_m``,
     ``gap_m``, ``station_from``, ``station_to``, ``signs_not_ok`` (ids and statuses of the
     signs on record in the gap that are not in order); geometry = the centre line of the gap.
+    ``hca_id`` names the given HCAs the gap lies in (sorted, ``+``-joined).
     """
     _st, gaps, _sc = _signs(hca_segments, signs, pipelines, spacing_m=spacing_m,
                             max_offset_m=max_offset_m, ok_status=ok_status, min_gap_m=min_gap_m)
@@ -245,7 +257,10 @@ def sign_gaps(
 def sign_gap_findings(gaps: gpd.GeoDataFrame, *, rule: Mapping[str, Any],
                       rule_source: str | None = None) -> gpd.GeoDataFrame:
     """``hca_sign_gap`` findings (one per gap) of :func:`sign_gaps` under the
-    ``warning_signs`` rule row (``id``, ``source``, ``spacing_m``, ``severity``)."""
+    ``warning_signs`` rule row (``id``, ``source``, ``spacing_m``, ``severity``).
+
+    ``finding_id`` is ``hca_sign_gap:<pipeline>:<from>-<to>`` (stable while the gap stays);
+    ``feature_id`` the HCAs it lies in."""
     crs = gaps.crs
     if gaps.empty:
         return empty_findings(crs)
@@ -257,6 +272,7 @@ def sign_gap_findings(gaps: gpd.GeoDataFrame, *, rule: Mapping[str, Any],
     df["other_id"] = [f"{a:.1f}-{b:.1f}" for a, b in zip(df["chainage_from_m"],
                                                          df["chainage_to_m"], strict=True)]
     df["layer"], df["other_layer"] = "hca", "warning_signs"
+    df["gap_key"] = df["pipeline_id"].astype(str)
     df["severity"] = str(rule.get("severity", "medium"))
     df["rule_id"], df["rule_source"], df["spacing_m"] = str(rule["id"]), src, spacing
     df["station"] = df["station_from"]
@@ -273,9 +289,9 @@ def sign_gap_findings(gaps: gpd.GeoDataFrame, *, rule: Mapping[str, Any],
         for h, p, sa, sb, g, b in zip(df["hca_id"], df["pipeline_id"], df["station_from"],
                                      df["station_to"], df["gap_m"], df["signs_not_ok"],
                                      strict=True)]
-    return make_findings(df.drop(columns=["hca_id"]), kind="hca_sign_gap",
-                         geometry=gaps.geometry, crs=crs,
-                         id_columns=["feature_id", "other_id"])
+    out = make_findings(df.drop(columns=["hca_id"]), kind="hca_sign_gap",
+                        geometry=gaps.geometry, crs=crs, id_columns=["gap_key", "other_id"])
+    return out.drop(columns=["gap_key"])
 
 
 # --- patrol paths ----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from layers.demo._blocks import T, block_buildings, block_types, households
 from layers.demo._fire import build_compounds, build_stations, lane_nodes
 from layers.demo._geom import ids, pieces, rects
 from layers.demo._hazmat import build_routes, build_zones
+from layers.demo._patrol import build_paths, build_signs, plant_inspections
 from layers.demo._pipelines import (
     build_cameras,
     build_hca,
@@ -232,6 +233,10 @@ def build_demo(*, seed: int = 42, scale: float = 1.0) -> DemoDistrict:
     roads = build_roads(grid, lane_nodes())
     hydrants, gap_ids = build_hydrants(roads, grid, rng)
     pipes = build_pipelines(grid)
+    patrol_cases = plant_inspections(pipes)
+    signs, sign_cases = build_signs(pipes)
+    paths, path_cases = build_paths(pipes)
+    patrol_cases += sign_cases + path_cases
     planted = plant_buildings(pipes, grid)
     school, campus, hca_case = unregistered_school()
 
@@ -295,6 +300,8 @@ def build_demo(*, seed: int = 42, scale: float = 1.0) -> DemoDistrict:
         "fire_stations": _gdf(stations, "fire_stations", _points(stations)),
         "hydrants": _gdf(hydrants[["id", "status"]], "hydrants", _points(hydrants)),
         "compounds": _gdf(compounds, "compounds"),
+        "warning_signs": _gdf(signs, "warning_signs"),
+        "patrol_paths": _gdf(paths, "patrol_paths"),
     }
     for name in LAYER_NAMES:  # a layer no demo module builds (yet) is stored empty
         if name not in layers:
@@ -302,7 +309,7 @@ def build_demo(*, seed: int = 42, scale: float = 1.0) -> DemoDistrict:
                                             geometry=gpd.GeoSeries([], crs=ANALYSIS_EPSG))
     layers = {name: layers[name] for name in LAYER_NAMES}
 
-    cases: list[dict[str, Any]] = [*pl_cases, hca_case, *route_cases, *fire_cases]
+    cases: list[dict[str, Any]] = [*pl_cases, hca_case, *route_cases, *fire_cases, *patrol_cases]
     road_len = float(shapely.length(road_geometries(roads[roads["id"].isin(gap_ids)])).sum())
     cases.append({"case": "hydrant_gap", "layer": "roads", "id": gap_ids[0], "ids": gap_ids,
                   "expect": "finding", "length_m": round(road_len, 3),

@@ -70,8 +70,9 @@ def test_one_missing_sign_leaves_a_gap_of_one_spacing() -> None:
         "length_m": [500.0, 200.0], "signed_m": [400.0, 0.0], "share": [0.8, 0.0],
         "signs_ok": [4, 0]}
     f = sign_gap_findings(gaps, rule=SIGN_RULE)
-    assert f["finding_id"].tolist() == ["hca_sign_gap:HCA-1+P:100-500:400.0-500.0",
-                                        "hca_sign_gap:HCA-Q:0.0-200.0"]
+    assert f["finding_id"].tolist() == ["hca_sign_gap:P:400.0-500.0",
+                                        "hca_sign_gap:Q:0.0-200.0"]
+    assert f["feature_id"].tolist() == ["HCA-1+P:100-500", "HCA-Q"]
     assert f["message_en"].iloc[0] == (
         "HCA HCA-1+P:100-500 (pipeline P) has no warning sign in good order along 100.0 m from "
         "K0+400.0 to K0+500.0 (signs at most 100 m apart); signs there: S4 (missing). Rule: "
