@@ -73,14 +73,20 @@ def summary_table(findings: pd.DataFrame, *, by: str = "other_id", by_label: str
         return "no findings"
     sev = [s for s in SEVERITIES if s in set(findings["severity"])]
     ct = pd.crosstab(findings["kind"], findings["severity"]).reindex(columns=sev, fill_value=0)
-    rows = [[k, *ct.loc[k].tolist(), int(ct.loc[k].sum())] for k in ct.index]
+    rows = _rows(ct)
     rows.append(["total", *ct.sum().tolist(), int(ct.values.sum())])
     first = _table(["kind", *sev, "total"], rows)
     kinds = sorted(set(findings["kind"]))
     bt = pd.crosstab(findings[by].astype(str), findings["kind"]).reindex(columns=kinds, fill_value=0)
-    rows2 = [[k, *bt.loc[k].tolist(), int(bt.loc[k].sum())] for k in bt.index]
-    second = _table([by_label, *kinds, "total"], rows2)
+    second = _table([by_label, *kinds, "total"], _rows(bt))
     return first + "\n\n" + second
+
+
+def _rows(counts: pd.DataFrame) -> list[list[object]]:
+    """``[label, *counts, total]`` per row of a crosstab, column-wise (no per-row lookups)."""
+    values = counts.to_numpy()
+    return [[k, *v, t] for k, v, t in zip(counts.index.tolist(), values.tolist(),
+                                          values.sum(axis=1).tolist(), strict=True)]
 
 
 # --- CLI -------------------------------------------------------------------------------------
@@ -93,15 +99,18 @@ def _check_out(path: str | None, flag: str = "--out") -> None:
 
 
 def _cmd_pipelines(args: argparse.Namespace) -> int:
-    from api.runs.pipelines import Progress
-    from layers.writers import write_findings
+    from api.runs.pipelines import Progress  # standard library only: the line comes first
 
     _check_out(args.out)
-    svc = service(args)
     stream = None if args.quiet else sys.stderr
+    prog = Progress(5, stream=stream)
+    if args.engine != "dask":
+        prog.step("loading")  # the first progress line, before geopandas & co. are imported
+    from layers.writers import write_findings
+
+    svc = service(args)
     if args.engine == "dask":
         return _cmd_dask(args, svc)
-    prog = Progress(4, stream=stream)
     run = svc.pipeline_check(pipeline_ids=args.pipeline, engine=args.engine, progress=prog)
     f = run.findings
     prog.step(f"writing {Path(args.out).name}")

@@ -6,6 +6,10 @@ through the store's spatial index), projects them to the analysis CRS of the pip
 calls the pure ``geo`` functions. Rules are a :class:`~layers.rules.RuleSet` (or a district
 rule file path, or None for the shipped tables). :mod:`api.service` calls these once per
 (store version, rules version) and caches the result.
+
+The module itself imports only the standard library (geopandas & co. are imported by the
+functions that use them), so ``riskmap check pipelines`` can show its first progress line
+before paying for them.
 """
 
 from __future__ import annotations
@@ -15,19 +19,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import geopandas as gpd
-import numpy as np
-import pandas as pd
-from pyproj import CRS
-
-from geo.crs import analysis_crs, to_analysis
-from geo.findings import empty_findings
 from layers.errors import InputFileError, missing_layer
-from layers.near import read_near
-from layers.rules import RuleSet, load_rules
-from layers.store import Store
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import numpy as np
+
+    from layers.rules import RuleSet
+    from layers.store import Store
 
 __all__ = [
     "RULE_FILES",
@@ -107,6 +108,8 @@ def _require(store: Store, needed_by: str) -> None:
 
 def load_pipeline_rules(rules: RuleSet | str | Path | None) -> RuleSet:
     """The pipeline/location-class/HCA rule tables, with the district file ``rules``."""
+    from layers.rules import RuleSet, load_rules
+
     if isinstance(rules, RuleSet):
         return rules
     return load_rules(*RULE_FILES, override=rules)
@@ -141,7 +144,12 @@ def run_pipeline_check(
 ) -> PipelineRun:
     """Occupancy and setback findings for the store's pipelines (``engine`` local or
     postgis)."""
+    from pyproj import CRS
+
+    from geo.crs import analysis_crs, to_analysis
+    from geo.findings import empty_findings
     from geo.pipelines import check_pipelines
+    from layers.near import read_near
 
     rs = load_pipeline_rules(rules)
     _require(store, "the pipeline check")
@@ -222,8 +230,16 @@ def run_hca(
     progress: Progress | None = None,
 ) -> HcaRun:
     """Location classes, HCA identification, registered-layer diff and monitoring coverage."""
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    from pyproj import CRS
+
+    from geo.crs import analysis_crs, to_analysis
+    from geo.findings import empty_findings
     from geo.hca import diff_hca, identify_hca, monitoring_coverage, monitoring_findings
     from geo.location_class import location_classes
+    from layers.near import read_near
 
     rs = load_pipeline_rules(rules)
     _require(store, "the HCA check")

@@ -103,7 +103,8 @@ def test_summary_table_and_progress(checked: dict[str, Any], tmp_path: Path,
     cap = capsys.readouterr()
     assert "kind" in cap.out and "occupancy" in cap.out and "P-OIL-01" in cap.out
     assert "P-GAS-01" not in cap.out
-    assert "4/4" in cap.err and "UNCONFIRMED" in cap.err
+    assert "5/5 done" in cap.err and "UNCONFIRMED" in cap.err
+    assert cap.err.startswith("\r[------------------------] 1/5 loading ")  # before the imports
 
 
 def test_district_rules_file_and_errors(checked: dict[str, Any], tmp_path: Path,
