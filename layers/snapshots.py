@@ -505,40 +505,67 @@ def feature_changes(
     gb, ga = before.geometry.name, after.geometry.name
     skip = {gb, ga, "id", *ignore}
     cols = sorted((set(before.columns) | set(after.columns)) - skip)
-    left = pd.DataFrame({"id": before["id"].astype(str).to_numpy(), "_g": before[gb].to_numpy()})
-    right = pd.DataFrame({"id": after["id"].astype(str).to_numpy(), "_g": after[ga].to_numpy()})
-    for c in cols:
-        left[c] = _canon(before[c]) if c in before else None
-        right[c] = _canon(after[c]) if c in after else None
-    m = left.merge(right, on="id", how="outer", suffixes=("_b", "_a"), indicator=True,
-                   sort=True)
-    both = (m["_merge"] == "both").to_numpy()
-    g_b, g_a = m["_g_b"].to_numpy(dtype=object), m["_g_a"].to_numpy(dtype=object)
-    moved = np.zeros(len(m))
-    if both.any():
-        a, b = g_b[both], g_a[both]
-        same = shapely.equals_exact(a, b, tolerance=tolerance_m)
-        d = np.zeros(len(a))
-        d[~same] = shapely.hausdorff_distance(a[~same], b[~same])
-        moved[both] = d
-    geom_changed = both & (moved > tolerance_m)
-    diff = np.zeros((len(m), len(cols) + 1), dtype=bool)
-    diff[:, 0] = geom_changed
+    idb = _ids(before, layer, "snapshot")
+    ida = _ids(after, layer, "store")
+    pos = pd.Index(ida).get_indexer(idb)  # after-row of each before-row, -1 = removed
+    bi = np.flatnonzero(pos >= 0)
+    ai = pos[bi]
+    added = np.ones(len(ida), dtype=bool)
+    added[ai] = False
+    rem = np.flatnonzero(pos < 0)
+    g_b = np.asarray(before[gb].values, dtype=object)
+    g_a = np.asarray(after[ga].values, dtype=object)
+    a, b = g_b[bi], g_a[ai]
+    same = shapely.equals_exact(a, b, tolerance=tolerance_m)
+    moved = np.zeros(len(bi))
+    moved[~same] = shapely.hausdorff_distance(a[~same], b[~same])
+    diff = np.zeros((len(bi), len(cols) + 1), dtype=bool)
+    diff[:, 0] = moved > tolerance_m
     for k, c in enumerate(cols, start=1):
-        x, y = m[f"{c}_b"].to_numpy(dtype=object), m[f"{c}_a"].to_numpy(dtype=object)
-        xn, yn = pd.isna(x), pd.isna(y)
-        diff[:, k] = both & ((xn != yn) | (~xn & ~yn & (x != y)))
-    names = np.array(["geometry", *cols], dtype=object) + ","
-    fields = pd.DataFrame(diff).dot(pd.Series(names)).str.rstrip(",") if len(m) else \
-        pd.Series([], dtype=object)
-    change = np.where(m["_merge"] == "left_only", "removed",
-                      np.where(m["_merge"] == "right_only", "added",
-                               np.where(diff.any(axis=1), "changed", "")))
-    keep = change != ""
-    out = pd.DataFrame({"layer": layer, "feature_id": m["id"].to_numpy()[keep],
-                        "change": change[keep],
-                        "fields": fields.to_numpy(dtype=object)[keep],
-                        "moved_m": np.round(moved[keep], 3)})
-    geom = np.where(change == "removed", g_b, g_a)[keep]
-    out = gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(geom, crs=after.crs), crs=after.crs)
-    return out.sort_values(["change", "feature_id"], kind="stable").reset_index(drop=True)
+        diff[:, k] = _differs(before[c].iloc[bi] if c in before else None,
+                              after[c].iloc[ai] if c in after else None, len(bi))
+    hit = np.flatnonzero(diff.any(axis=1))
+    names = np.array(["geometry", *cols], dtype=object)
+    fields = [",".join(names[row]) for row in diff[hit]]
+    out = pd.DataFrame({
+        "layer": layer,
+        "feature_id": np.r_[ida[added], idb[rem], idb[bi[hit]]].astype(object),
+        "change": ["added"] * int(added.sum()) + ["removed"] * len(rem) + ["changed"] * len(hit),
+        "fields": [""] * (int(added.sum()) + len(rem)) + fields,
+        "moved_m": np.round(np.r_[np.zeros(int(added.sum()) + len(rem)), moved[hit]], 3)})
+    geom = np.r_[g_a[added], g_b[rem], g_a[ai[hit]]]
+    res = gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(geom, crs=after.crs), crs=after.crs)
+    return res.sort_values(["change", "feature_id"], kind="stable").reset_index(drop=True)
+
+
+def _ids(g: gpd.GeoDataFrame, layer: str, what: str) -> np.ndarray:
+    ids = g["id"].astype(str).to_numpy(dtype=object)
+    dup = pd.Index(ids).duplicated()
+    if dup.any():
+        raise StoreError(f"layer {layer!r} ({what}): id {ids[dup][0]!r} appears more than once; "
+                         "changes are found by id")
+    return ids
+
+
+def _differs(x: pd.Series | None, y: pd.Series | None, n: int) -> np.ndarray:
+    """Row-wise: the values differ (null vs value differs; null vs null does not). Same
+    kinds compare natively; others as text (:func:`_canon`)."""
+    if x is None and y is None:
+        return np.zeros(n, dtype=bool)
+    if x is None or y is None:
+        present = y if x is None else x
+        assert present is not None
+        return ~present.isna().to_numpy()
+    xn, yn = x.isna().to_numpy(), y.isna().to_numpy()
+    num = pd.api.types.is_numeric_dtype
+    if num(x) and num(y) and not pd.api.types.is_bool_dtype(x) \
+            and not pd.api.types.is_bool_dtype(y):
+        xv = x.to_numpy(dtype=float, na_value=np.nan)
+        yv = y.to_numpy(dtype=float, na_value=np.nan)
+        eq = np.abs(xv - yv) <= 1e-9 * np.maximum(1.0, np.abs(xv))
+    elif x.dtype == y.dtype and not pd.api.types.is_object_dtype(x):
+        eq = (x.to_numpy(dtype=object) == y.to_numpy(dtype=object))
+    else:
+        eq = _canon(x) == _canon(y)
+    eq = np.asarray(eq, dtype=bool)
+    return (xn != yn) | (~xn & ~yn & ~eq)
