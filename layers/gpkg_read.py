@@ -53,12 +53,16 @@ _ARROW = {
 
 def read_layer(con: sqlite3.Connection, layer: str, *, bbox: Bbox | None = None,
                columns: Sequence[str] | None = None,
-               fids: Sequence[int] | np.ndarray | None = None) -> gpd.GeoDataFrame:
+               fids: Sequence[int] | np.ndarray | None = None,
+               boxes: np.ndarray | None = None) -> gpd.GeoDataFrame:
     """Features of ``layer`` in fid order, as ``pyogrio.read_dataframe`` returns them.
 
     ``bbox`` (in the layer's CRS) keeps the features intersecting it, found through the
     R-tree; ``fids`` keeps those features; ``columns`` keeps those attribute columns (table
-    order; unknown names ignored, as pyogrio does).
+    order; unknown names ignored, as pyogrio does). ``boxes`` ((n, 4) minx, miny, maxx, maxy
+    in the layer's CRS; the layer needs its R-tree) keeps the features whose R-tree box meets
+    any of them: the boxes go into a temporary table joined to the R-tree in the same query
+    (candidates only, no exact test).
     """
     t = _table(con, layer)
     cols = list(t.columns)
@@ -74,6 +78,18 @@ def read_layer(con: sqlite3.Connection, layer: str, *, bbox: Bbox | None = None,
         where.append(f"{_q(t.fid)} IN (SELECT id FROM {_q(t.rtree)} WHERE minx <= ? AND "
                      "maxx >= ? AND miny <= ? AND maxy >= ?)")
         args += [maxx, minx, maxy, miny]
+    if boxes is not None:
+        if t.rtree is None:
+            raise ValueError(f"layer {layer!r} has no R-tree; read it by bbox or fids")
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS riskmap_near_boxes "
+                    "(x0 REAL, y0 REAL, x1 REAL, y1 REAL)")
+        con.execute("DELETE FROM temp.riskmap_near_boxes")
+        con.executemany("INSERT INTO temp.riskmap_near_boxes VALUES (?, ?, ?, ?)",
+                        np.asarray(boxes, dtype=float).reshape(-1, 4).tolist())
+        # CROSS JOIN: one R-tree lookup per box; IN: each feature once, in fid order
+        where.append(f"{_q(t.fid)} IN (SELECT r.id FROM temp.riskmap_near_boxes q CROSS JOIN "
+                     f"{_q(t.rtree)} r WHERE r.maxx >= q.x0 AND r.minx <= q.x1 AND "
+                     "r.maxy >= q.y0 AND r.miny <= q.y1)")
     if fids is not None:
         where.append(f"{_q(t.fid)} IN (SELECT value FROM json_each(?))")
         args.append(json.dumps([int(f) for f in np.asarray(fids, dtype=np.int64).tolist()]))

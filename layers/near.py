@@ -106,19 +106,19 @@ def _gpkg_rtree(con: sqlite3.Connection, layer: str) -> tuple[str, str] | None:
     return (table, rtree) if ok else None
 
 
-def _gpkg_fids(path: str, layer: str, boxes: np.ndarray) -> np.ndarray | None:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
-        found = _gpkg_rtree(con, layer)
-        if found is None:
+def _gpkg_near(store: GeoPackageStore, layer: str, boxes: np.ndarray,
+               columns: list[str] | None) -> gpd.GeoDataFrame | None:
+    """The features whose R-tree box meets one of ``boxes``: one query, the boxes in a
+    temporary table joined to the layer's R-tree (None: no such layer or no R-tree)."""
+    from layers import gpkg_read
+
+    if not store.path.exists():
+        return None
+    with gpkg_read.snapshot(store.path) as con:
+        if _gpkg_rtree(con, layer) is None:
             return None
-        _, rtree = found
-        con.execute("CREATE TEMP TABLE riskmap_boxes (x0 REAL, y0 REAL, x1 REAL, y1 REAL)")
-        con.executemany("INSERT INTO riskmap_boxes VALUES (?, ?, ?, ?)", boxes.tolist())
-        q = (f'SELECT r.id FROM riskmap_boxes q CROSS JOIN "{rtree}" r '
-             "WHERE r.maxx >= q.x0 AND r.minx <= q.x1 AND r.maxy >= q.y0 AND r.miny <= q.y1")
-        rows = con.execute(q).fetchall()
-    # a feature near several boxes comes once per box: numpy dedups faster than DISTINCT
-    return np.unique(np.array(rows, dtype=np.int64).reshape(-1))
+        gdf = gpkg_read.read_layer(con, layer, boxes=boxes, columns=columns)
+    return gdf if gdf.crs is not None else gdf.set_crs(STORAGE_CRS)
 
 
 def _tiles(boxes: np.ndarray, cell: float) -> list[tuple[float, float, float, float]]:
@@ -155,11 +155,11 @@ def read_near(
     boxes = boxes_near(lines, radius_m, piece_m=piece_m)
     cols = list(columns) if columns is not None else None
     if isinstance(store, GeoPackageStore) and len(boxes):
-        fids = _gpkg_fids(str(store.path), layer, boxes)
-        if fids is not None:
-            # sqlite3, not GDAL: GDAL's own SQLite copy closing the file would drop the
-            # process's WAL locks (see layers/gpkg_read.py)
-            return store.read_fids(layer, fids, columns=cols).to_crs(crs)
+        # sqlite3, not GDAL: GDAL's own SQLite copy closing the file would drop the
+        # process's WAL locks (see layers/gpkg_read.py)
+        found = _gpkg_near(store, layer, boxes, cols)
+        if found is not None:
+            return found.to_crs(crs)
     if not len(boxes):
         return store.read(layer, crs=crs, columns=cols).iloc[:0]
     read_boxes = getattr(store, "read_boxes", None)

@@ -91,3 +91,28 @@ def test_boxes_are_stretches_of_line_and_cover_every_point_within_the_radius() -
     inside = ((lon[:, None] >= boxes[:, 0]) & (lon[:, None] <= boxes[:, 2])
               & (lat[:, None] >= boxes[:, 1]) & (lat[:, None] <= boxes[:, 3]))
     assert inside.any(axis=1).all()
+
+
+def test_box_join_reads_exactly_the_r_tree_candidates(tmp_path: Path) -> None:
+    """read_layer(boxes=): the features whose R-tree box meets a box, each once, in fid order
+    — the same frame as reading those fids (and read_near gives it in the lines' CRS)."""
+    import sqlite3
+
+    from layers import gpkg_read
+
+    store, b, lines = _store(tmp_path)
+    boxes = boxes_near(lines, 30.0)
+    with sqlite3.connect(store.path) as con:
+        want = sorted({r[0] for q in boxes.tolist() for r in con.execute(
+            "SELECT id FROM rtree_buildings_geom WHERE maxx >= ? AND minx <= ? AND maxy >= ? "
+            "AND miny <= ?", (q[0], q[2], q[1], q[3]))})
+    assert 0 < len(want) < len(b) // 10
+    with gpkg_read.snapshot(store.path) as con:
+        got = gpkg_read.read_layer(con, "buildings", boxes=boxes, columns=["id"])
+        by_fid = gpkg_read.read_layer(con, "buildings", fids=want, columns=["id"])
+        again = gpkg_read.read_layer(con, "buildings", boxes=boxes[:1], columns=["id"])
+    assert got.equals(by_fid) and len(got) == len(want)
+    assert got["id"].is_monotonic_increasing and got["id"].is_unique
+    assert set(again["id"]) < set(got["id"])  # the temporary table is refilled per read
+    near = read_near(store, "buildings", lines, 30.0, columns=["id"])
+    assert near["id"].tolist() == got["id"].tolist() and near.crs == lines.crs
