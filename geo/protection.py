@@ -43,6 +43,7 @@ from geo.protection_params import ProtectionRules, ZoneRule
 __all__ = [
     "PERMIT_STATES",
     "HeldSites",
+    "Hits",
     "ProtectionZones",
     "alert_texts",
     "check_construction",
@@ -60,6 +61,9 @@ _PIECE_M = 100.0
 _SKIP_PIPELINE_STATUS = ("abandoned",)
 _NO_DAY = np.iinfo(np.int64).min
 _ANY_DAY = np.iinfo(np.int64).max
+
+Hits = dict[str, np.ndarray]
+"""Columns of rule hits or alerts: equal-length arrays by name (no DataFrame on the hot path)."""
 
 _WORK_ZH = {
     "crossing": "穿跨越", "road": "道路", "railway": "铁路", "canal": "河渠", "power_line": "电力线路",
@@ -94,6 +98,7 @@ class ProtectionZones:
     ref: np.ndarray  # per element: index into the reference table
     segments: np.ndarray  # per element: x0, y0, dx, dy (pieces; NaN for facilities)
     thresholds: np.ndarray
+    reach: np.ndarray  # per reference: its largest threshold (-1: no rule applies)
     works: np.ndarray
     work_codes: dict[str, int]
     tree: shapely.STRtree
@@ -105,9 +110,9 @@ class ProtectionZones:
 
     def work_code(self, kinds: Sequence[object] | np.ndarray) -> np.ndarray:
         """Codes of work kinds (the last code for any kind no rule names)."""
-        other = len(self.work_codes)
-        s = pd.Series(np.asarray(kinds, dtype=object))
-        return s.map(self.work_codes).fillna(other).to_numpy(dtype=np.intp)
+        codes = pd.Index(list(self.work_codes)).get_indexer(np.asarray(kinds, dtype=object))
+        codes[codes < 0] = len(self.work_codes)
+        return codes.astype(np.intp)
 
 
 def _diameter(pipes: pd.DataFrame) -> np.ndarray:
@@ -203,25 +208,31 @@ def prepare_zones(
         rules=zrules, crs=pipelines.crs, pipeline_ids=pid, pipeline_refs=tuple(refs),
         facility_ids=fac["id"].astype(str).to_numpy(dtype=object), facility_kinds=fkind,
         facility_pipeline=fpipe, ref_geoms=ref_geoms, ref=ref, segments=seg,
-        thresholds=thresholds, works=works, work_codes=codes,
+        thresholds=thresholds, reach=grow, works=works, work_codes=codes,
         tree=shapely.STRtree(boxes), point_site_radius_m=rules.point_site_radius_m)
 
 
 # --- hits: (query, rule, reference, distance) ------------------------------------------------
 def _hits(zones: ProtectionZones, pairs: tuple[np.ndarray, np.ndarray], d: np.ndarray,
-          code: np.ndarray) -> pd.DataFrame:
+          code: np.ndarray) -> Hits:
     """Rule hits of candidate (query, element) pairs at distance ``d``: the minimum distance
-    per (query, rule, reference)."""
+    per (query, rule, reference), sorted by query, rule, reference."""
     q, e = pairs
     if len(q) == 0 or len(zones.rules) == 0:
-        return pd.DataFrame({"q": np.empty(0, np.intp), "rule": np.empty(0, np.intp),
-                             "ref": np.empty(0, np.intp), "distance_m": np.empty(0)})
+        return {"q": np.empty(0, np.intp), "rule": np.empty(0, np.intp),
+                "ref": np.empty(0, np.intp), "distance_m": np.empty(0)}
+    near = d <= zones.reach[zones.ref[e]] + _TOL_M  # within the widest zone of the reference
+    q, e, d = q[near], e[near], d[near]
     thr = zones.thresholds[zones.ref[e]]
     with np.errstate(invalid="ignore"):
         ok = (d[:, None] <= thr + _TOL_M) & zones.works[:, code[q]].T
     pi, rule = np.nonzero(ok)
-    df = pd.DataFrame({"q": q[pi], "rule": rule, "ref": zones.ref[e[pi]], "distance_m": d[pi]})
-    return df.groupby(["q", "rule", "ref"], as_index=False, sort=True)["distance_m"].min()
+    hq, href, hd = q[pi], zones.ref[e[pi]], d[pi]
+    o = np.lexsort((hd, href, rule, hq))
+    hq, rule, href, hd = hq[o], rule[o], href[o], hd[o]
+    first = np.ones(len(hq), dtype=bool)
+    first[1:] = (hq[1:] != hq[:-1]) | (rule[1:] != rule[:-1]) | (href[1:] != href[:-1])
+    return {"q": hq[first], "rule": rule[first], "ref": href[first], "distance_m": hd[first]}
 
 
 def _point_distances(zones: ProtectionZones, x: np.ndarray, y: np.ndarray, q: np.ndarray,
@@ -242,21 +253,35 @@ def _point_distances(zones: ProtectionZones, x: np.ndarray, y: np.ndarray, q: np
     return d
 
 
-def _best(hits: pd.DataFrame, zones: ProtectionZones, keep_action: np.ndarray | None = None
-          ) -> pd.DataFrame:
-    """Per query the worst hit: forbidden before permit, higher severity, nearer, rule order."""
-    if hits.empty:
-        return hits.assign(also=pd.Series(dtype=object))
+def _take(hits: Hits, keep: np.ndarray) -> Hits:
+    return {c: v[keep] for c, v in hits.items()}
+
+
+def _best(hits: Hits, zones: ProtectionZones, *, also: bool = True) -> Hits:
+    """Per query the worst hit: forbidden before permit, higher severity, nearer, rule order;
+    ``also`` adds the ids of every rule the query hit (``;``-joined, in that order)."""
+    cols = {c: hits[c] for c in ("q", "rule", "ref", "distance_m")}
+    if len(cols["q"]) == 0:
+        return {**cols, "also": np.empty(0, dtype=object)} if also else cols
     forb = np.array([r.action == "forbidden" for r in zones.rules])
     sev = np.array([SEVERITIES.index(r.severity) for r in zones.rules])
-    h = hits.assign(_f=~forb[hits["rule"].to_numpy()], _s=sev[hits["rule"].to_numpy()])
-    h = h.sort_values(["q", "_f", "_s", "distance_m", "rule", "ref"], kind="stable")
-    ids = np.array([r.id for r in zones.rules], dtype=object)
-    also = h.assign(rid=ids[h["rule"].to_numpy()]).groupby("q")["rid"].agg(
-        lambda s: ";".join(dict.fromkeys(s)))
-    best = h.drop_duplicates("q").drop(columns=["_f", "_s"]).reset_index(drop=True)
-    best["also"] = best["q"].map(also).to_numpy(dtype=object)
-    return best
+    q, rule = cols["q"], cols["rule"]
+    o = np.lexsort((cols["ref"], rule, cols["distance_m"], sev[rule], ~forb[rule], q))
+    s = {c: v[o] for c, v in cols.items()}
+    starts = np.flatnonzero(np.r_[True, s["q"][1:] != s["q"][:-1]])
+    out = {c: v[starts] for c, v in s.items()}
+    if also:
+        ids = np.array([r.id + ";" for r in zones.rules], dtype=object)
+        # each rule once per query, in the order above
+        key = s["q"].astype(np.int64) * len(zones.rules) + s["rule"]
+        _, first = np.unique(key, return_index=True)
+        keep = np.zeros(len(key), dtype=bool)
+        keep[first] = True
+        kq, kr = s["q"][keep], s["rule"][keep]
+        kstarts = np.flatnonzero(np.r_[True, kq[1:] != kq[:-1]])
+        joined = np.add.reduceat(ids[kr], kstarts) if len(kr) else np.empty(0, dtype=object)
+        out["also"] = np.array([t[:-1] for t in joined], dtype=object)
+    return out
 
 
 # --- permits ------------------------------------------------------------------------------------
@@ -384,15 +409,11 @@ def check_construction(
     hits = _hits(zones, (q, e), d, code)
     states = permit_states(sites.iloc[idx], on=on)
     forb = np.array([r.action == "forbidden" for r in zones.rules], dtype=bool)
-    if not hits.empty:
-        is_forb = forb[hits["rule"].to_numpy()]
-        hits = hits.loc[is_forb | (states[hits["q"].to_numpy()] != "valid")]
+    hits = _take(hits, forb[hits["rule"]] | (states[hits["q"]] != "valid"))
     best = _best(hits, zones)
-    if best.empty:
+    if len(best["q"]) == 0:
         return _empty(sites.crs)
-    q = best["q"].to_numpy()
-    rule = best["rule"].to_numpy()
-    ref = best["ref"].to_numpy()
+    q, rule, ref = best["q"], best["rule"], best["ref"]
     rows = sites.iloc[idx[q]]
     state = states[q]
     action = np.where(forb[rule], "forbidden", state)
@@ -401,13 +422,13 @@ def check_construction(
              "not_yet_valid": "construction_permit_not_yet_valid"}
     rzh, ren, layer, rid, pipe = _ref_texts(zones, ref, rule)
     lo, hi = _chainages(zones, g[q], pipe)
-    dist = best["distance_m"].to_numpy(dtype=float)
+    dist = best["distance_m"].astype(float)
     req = zones.thresholds[ref, rule]
     sid = rows["id"].astype(str).to_numpy(dtype=object)
     work = _col(rows, "work", len(rows))
     pno, pfrom, pto = (_col(rows, c, len(rows)) for c in ("permit_no", "permit_from", "permit_to"))
     zh, en = [], []
-    for k in range(len(best)):
+    for k in range(len(q)):
         z = zones.rules[rule[k]]
         w = str(work[k])
         head_zh = (f"第三方施工{sid[k]}({_WORK_ZH.get(w, w)})距{rzh[k]}{dist[k]:.2f}米,"
@@ -441,7 +462,7 @@ def check_construction(
         "confidence": [zones.rules[j].confidence for j in rule],
         "permit_no": pno, "permit_from": [_iso(v) for v in pfrom],
         "permit_to": [_iso(v) for v in pto], "permit_state": state, "on": on.isoformat(),
-        "rules_matched": best["also"].to_numpy(dtype=object),
+        "rules_matched": best["also"],
         "_kind": [kinds[a] for a in action],
     })
     out = []
@@ -514,7 +535,7 @@ def check_positions(
     y: np.ndarray,
     work: Sequence[object] | np.ndarray,
     day: np.ndarray,
-) -> pd.DataFrame:
+) -> Hits:
     """Alerts for machine positions (x, y in the zones' projected CRS; ``work`` the kind of
     work of each machine; ``day`` the day ordinal of each position in the district).
 
@@ -522,8 +543,8 @@ def check_positions(
     permit there and no site in ``held`` of the same work, active, permitted on that day, and
     containing the position (a point site: within ``point_site_radius_m``) covers it (high).
 
-    Returns one row per alerting position: ``position`` (index into the inputs), ``rule``,
-    ``ref``, ``distance_m``, ``required_m``, ``also`` (every rule id matched).
+    Returns arrays with one entry per alerting position: ``position`` (index into the
+    inputs), ``rule``, ``ref``, ``distance_m``, ``required_m``.
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -534,9 +555,9 @@ def check_positions(
     d = _point_distances(zones, x, y, q, e)
     hits = _hits(zones, (q, e), d, code)
     forb = np.array([r.action == "forbidden" for r in zones.rules], dtype=bool)
-    if not hits.empty:
-        need = ~forb[hits["rule"].to_numpy()]
-        askers = np.unique(hits["q"].to_numpy()[need])
+    if len(hits["q"]):
+        need = ~forb[hits["rule"]]
+        askers = np.unique(hits["q"][need])
         covered = np.zeros(len(x), dtype=bool)
         if len(askers) and len(held.areas):
             hq, hs = held.tree.query(pts[askers])
@@ -547,25 +568,24 @@ def check_positions(
             inside = shapely.contains_xy(held.areas[hs], x[pq], y[pq]) | shapely.intersects_xy(
                 held.areas[hs], x[pq], y[pq])
             covered[pq[inside]] = True
-        hits = hits.loc[~need | ~covered[hits["q"].to_numpy()]]
-    best = _best(hits, zones)
-    best = best.rename(columns={"q": "position"})
-    best["required_m"] = zones.thresholds[best["ref"].to_numpy(dtype=np.intp),
-                                          best["rule"].to_numpy(dtype=np.intp)]
-    return best.reset_index(drop=True)
+        hits = _take(hits, ~need | ~covered[hits["q"]])
+    best = _best(hits, zones, also=False)
+    return {"position": best["q"], "rule": best["rule"], "ref": best["ref"],
+            "distance_m": best["distance_m"],
+            "required_m": zones.thresholds[best["ref"], best["rule"]]}
 
 
-def alert_texts(zones: ProtectionZones, alerts: pd.DataFrame, machine: Sequence[object],
-                work: Sequence[object]) -> pd.DataFrame:
+def alert_texts(zones: ProtectionZones, alerts: Hits, machine: Sequence[object] | np.ndarray,
+                work: Sequence[object] | np.ndarray) -> Hits:
     """Columns describing each alert: severity, rule_id, rule_source, clause, other_layer,
     other_id, pipeline_id, message_zh, message_en (``machine``/``work`` per alert)."""
-    rule = alerts["rule"].to_numpy(dtype=np.intp)
-    ref = alerts["ref"].to_numpy(dtype=np.intp)
+    rule = alerts["rule"].astype(np.intp)
+    ref = alerts["ref"].astype(np.intp)
     rzh, ren, layer, rid, pipe = _ref_texts(zones, ref, rule)
-    dist = alerts["distance_m"].to_numpy(dtype=float)
-    req = alerts["required_m"].to_numpy(dtype=float)
+    dist = alerts["distance_m"].astype(float)
+    req = alerts["required_m"].astype(float)
     zh, en = [], []
-    for k in range(len(alerts)):
+    for k in range(len(rule)):
         z = zones.rules[rule[k]]
         w = str(work[k])
         m = machine[k]
@@ -580,11 +600,12 @@ def alert_texts(zones: ProtectionZones, alerts: pd.DataFrame, machine: Sequence[
             en.append(f"machine {m} ({w.replace('_', ' ')}) is {dist[k]:.1f} m from {ren[k]}, "
                       f"inside the {req[k]:g} m zone where it needs a permit ({z.clause}); "
                       "no permitted site covers it")
-    return pd.DataFrame({
-        "severity": [zones.rules[j].severity for j in rule],
-        "rule_id": [zones.rules[j].id for j in rule],
-        "rule_source": [zones.rules[j].source for j in rule],
-        "clause": [zones.rules[j].clause for j in rule],
+    rules = zones.rules
+    return {
+        "severity": np.array([rules[j].severity for j in rule], dtype=object),
+        "rule_id": np.array([rules[j].id for j in rule], dtype=object),
+        "rule_source": np.array([rules[j].source for j in rule], dtype=object),
+        "clause": np.array([rules[j].clause for j in rule], dtype=object),
         "other_layer": layer, "other_id": rid, "pipeline_id": pipe,
-        "message_zh": zh, "message_en": en,
-    })
+        "message_zh": np.array(zh, dtype=object), "message_en": np.array(en, dtype=object),
+    }

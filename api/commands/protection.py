@@ -101,14 +101,14 @@ def _cmd_protection(args: argparse.Namespace) -> int:
 
 
 def _cmd_positions(args: argparse.Namespace) -> int:
-    from api.runs.protection import check_records, read_positions
+    from api.runs.protection import alerts_geodataframe, check_records, read_positions
     from layers.writers import write_findings
 
     _check_out(args.out)
     records, crs = read_positions(args.positions)
     svc = service(args)
     alerts, batch = check_records(svc, records, crs=crs)
-    write_findings(alerts, args.out, layer="alerts")
+    write_findings(alerts_geodataframe(alerts), args.out, layer="alerts")
     for r in batch.rejected:
         got = "missing" if r["received"] is None else repr(r["received"])
         print(f"riskmap: row {r['row'] + 1} (machine {r['machine_id']}): {r['field']} is "

@@ -167,7 +167,7 @@ class PositionsOut(BaseModel):
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
-    recs: list[dict[str, Any]] = frame.drop(columns=frame.geometry.name).to_dict("records")
+    recs: list[dict[str, Any]] = frame.to_dict("records")
     for r in recs:
         if r.get("pipeline_id") != r.get("pipeline_id"):  # NaN
             r["pipeline_id"] = None

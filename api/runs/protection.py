@@ -11,9 +11,9 @@ the others are checked) and :func:`check_batch` turns the alerting ones into rec
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,7 @@ __all__ = [
     "MAX_POSITIONS",
     "PositionBatch",
     "ProtectionIndex",
+    "alerts_geodataframe",
     "build_index",
     "check_batch",
     "check_records",
@@ -162,7 +163,7 @@ def protection_findings(svc: AnalysisService, on: dt.date | None = None) -> gpd.
 
 
 def check_records(svc: AnalysisService, records: Sequence[Mapping[str, Any]], *,
-                  crs: object = None) -> tuple[gpd.GeoDataFrame, PositionBatch]:
+                  crs: object = None) -> tuple[pd.DataFrame, PositionBatch]:
     """Validate and check a batch of position records: (alerts, the parsed batch)."""
     index = protection_index(svc)
     batch = parse_positions(records, crs=crs, tz=svc.district.tz, names=index.names)
@@ -178,7 +179,8 @@ class PositionBatch:
     machine_id: np.ndarray
     kind: np.ndarray
     work: np.ndarray
-    time: pd.Series  # aware, in the district's zone
+    time: list[dt.datetime]  # aware, in the district's zone
+    day: np.ndarray  # day ordinal of each time in the district
     lon: np.ndarray
     lat: np.ndarray
     crs: str
@@ -188,7 +190,8 @@ class PositionBatch:
         return len(self.row)
 
 
-def _crs_of(text: object) -> tuple[CRS | None, str]:
+@functools.lru_cache(maxsize=64)
+def _crs_of(text: str | None) -> tuple[CRS | None, str]:
     """The CRS of a ``crs`` field (default EPSG:4326; ``GCJ-02`` accepted)."""
     if text is None or str(text).strip() == "":
         return CRS.from_epsg(4326), "EPSG:4326"
@@ -208,71 +211,94 @@ def _crs_of(text: object) -> tuple[CRS | None, str]:
     return crs, crs.to_string()
 
 
+_TIME_EXPECTED = ("an ISO 8601 time, e.g. 2026-12-07T09:30:00 (district time) or "
+                  "2026-12-07T01:30:00Z")
+
+
+def _degrees(v: Any, limit: float) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) and abs(f) <= limit else None
+
+
+def _time(v: Any, tz: dt.tzinfo) -> dt.datetime | None:
+    if not isinstance(v, str):
+        return None
+    t = v.strip()
+    if t.endswith(("Z", "z")):
+        t = t[:-1] + "+00:00"
+    try:
+        when = dt.datetime.fromisoformat(t)
+    except ValueError:
+        return None
+    return when.replace(tzinfo=tz) if when.tzinfo is None else when.astimezone(tz)
+
+
 def parse_positions(records: Sequence[Mapping[str, Any]], *, crs: object = None,
                     tz: dt.tzinfo, names: Mapping[str, str]) -> PositionBatch:
-    """Validate ``records`` (``machine_id``, ``kind``, ``time``, ``lon``, ``lat``), vectorised.
+    """Validate ``records`` (``machine_id``, ``kind``, ``time``, ``lon``, ``lat``).
 
     ``time`` is ISO 8601; without an offset it is read in ``tz`` (the district's zone).
     ``kind`` is a work kind (excavation, 开挖 …) or a machine name (excavator, 挖掘机 …).
     Rows with a problem are left out and listed in ``rejected`` (row, machine_id, field,
-    received, expected).
+    received, expected), every problem of a row named. One pass over the records (they
+    arrive as Python objects); the check itself is vectorised.
     """
     if len(records) > MAX_POSITIONS:
         raise InputFileError(f"{len(records)} positions in one batch; expected at most "
                              f"{MAX_POSITIONS}")
-    _, crs_name = _crs_of(crs)
-    df = pd.DataFrame.from_records(list(records), columns=["machine_id", "kind", "time", "lon",
-                                                           "lat"])
-    n = len(df)
-    problems: list[tuple[Any, str, Any, str]] = []
-
-    def text(col: str) -> pd.Series:
-        s = df[col].astype(object).where(df[col].notna(), None)
-        return s.map(lambda v: None if v is None else str(v).strip(), na_action="ignore")
-
-    mid = text("machine_id")
-    bad = mid.isna() | (mid == "")
-    problems += [(i, "machine_id", df["machine_id"].iat[i], "a machine id")
-                 for i in np.flatnonzero(bad.to_numpy())]
-    kind = text("kind")
-    work = kind.str.lower().map(names)
-    bad = work.isna().to_numpy()
-    problems += [(i, "kind", df["kind"].iat[i], "a work kind (" + ", ".join(CONSTRUCTION_WORKS)
-                  + ") or a machine name (excavator, 挖掘机, drill_rig, pile_driver …)")
-                 for i in np.flatnonzero(bad)]
-    lon = pd.to_numeric(df["lon"], errors="coerce").to_numpy(dtype=float)
-    lat = pd.to_numeric(df["lat"], errors="coerce").to_numpy(dtype=float)
-    for col, v, lim in (("lon", lon, 180.0), ("lat", lat, 90.0)):
-        bad = ~np.isfinite(v) | (np.abs(v) > lim)
-        problems += [(i, col, df[col].iat[i], f"a number of degrees in [-{lim:g}, {lim:g}]")
-                     for i in np.flatnonzero(bad)]
-    tt = text("time")
-    aware = tt.str.contains(r"(?:[zZ]|[+-]\d\d:?\d\d)$", regex=True, na=False).to_numpy()
-    times = pd.Series(pd.NaT, index=df.index, dtype=f"datetime64[ns, {tz}]")
-    if aware.any():
-        times[aware] = pd.to_datetime(tt[aware], errors="coerce", utc=True,
-                                      format="ISO8601").dt.tz_convert(tz)
-    naive = ~aware & tt.notna().to_numpy()
-    if naive.any():
-        local = pd.to_datetime(tt[naive], errors="coerce", format="ISO8601")
-        times[naive] = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-    bad = times.isna().to_numpy()
-    problems += [(i, "time", df["time"].iat[i], "an ISO 8601 time, e.g. 2026-12-07T09:30:00 "
-                  "(district time) or 2026-12-07T01:30:00Z") for i in np.flatnonzero(bad)]
-    refused = np.zeros(n, dtype=bool)
-    rejected = []
-    for i, fld, got, expected in sorted(problems, key=lambda p: (p[0], p[1])):
-        refused[i] = True
-        got = None if got is None or (isinstance(got, float) and math.isnan(got)) else got
-        rejected.append({"row": int(i), "machine_id": mid.iat[i], "field": fld,
-                         "received": (got if got is None or isinstance(got, (int, float, str))
-                                      else str(got)),
-                         "expected": expected})
-    ok = ~refused
+    _, crs_name = _crs_of(None if crs is None else str(crs))
+    rows: list[int] = []
+    mids: list[str] = []
+    kinds: list[str] = []
+    works: list[str] = []
+    times: list[dt.datetime] = []
+    lons: list[float] = []
+    lats: list[float] = []
+    rejected: list[dict[str, Any]] = []
+    kind_expected = ("a work kind (" + ", ".join(CONSTRUCTION_WORKS) + ") or a machine name "
+                     "(excavator, 挖掘机, drill_rig, pile_driver …)")
+    for i, r in enumerate(records):
+        raw_mid = r.get("machine_id")
+        mid = None if raw_mid is None else str(raw_mid).strip()
+        kind = r.get("kind")
+        kind = kind.strip() if isinstance(kind, str) else None
+        work = names.get(kind.lower()) if kind else None
+        lon = _degrees(r.get("lon"), 180.0)
+        lat = _degrees(r.get("lat"), 90.0)
+        when = _time(r.get("time"), tz)
+        bad = [(f, e) for f, ok, e in (
+            ("kind", work is not None, kind_expected),
+            ("lat", lat is not None, "a number of degrees in [-90, 90]"),
+            ("lon", lon is not None, "a number of degrees in [-180, 180]"),
+            ("machine_id", bool(mid), "a machine id"),
+            ("time", when is not None, _TIME_EXPECTED)) if not ok]
+        if bad:
+            for f, e in bad:
+                got = r.get(f)
+                if isinstance(got, float) and math.isnan(got):
+                    got = None
+                rejected.append({"row": i, "machine_id": mid or None, "field": f,
+                                 "received": (got if got is None or isinstance(
+                                     got, (int, float, str)) else str(got)),
+                                 "expected": e})
+            continue
+        rows.append(i)
+        mids.append(str(mid))
+        kinds.append(str(kind))
+        works.append(str(work))
+        times.append(when)  # type: ignore[arg-type]
+        lons.append(lon)  # type: ignore[arg-type]
+        lats.append(lat)  # type: ignore[arg-type]
     return PositionBatch(
-        row=np.flatnonzero(ok), machine_id=mid.to_numpy(dtype=object)[ok],
-        kind=kind.to_numpy(dtype=object)[ok], work=work.to_numpy(dtype=object)[ok],
-        time=times[ok].reset_index(drop=True), lon=lon[ok], lat=lat[ok], crs=crs_name,
+        row=np.array(rows, dtype=np.intp), machine_id=np.array(mids, dtype=object),
+        kind=np.array(kinds, dtype=object), work=np.array(works, dtype=object), time=times,
+        day=np.array([t.date().toordinal() for t in times], dtype=np.int64),
+        lon=np.array(lons, dtype=float), lat=np.array(lats, dtype=float), crs=crs_name,
         rejected=rejected)
 
 
@@ -291,35 +317,36 @@ def _xy(index: ProtectionIndex, batch: PositionBatch) -> tuple[np.ndarray, np.nd
     return np.asarray(x), np.asarray(y), np.asarray(slon), np.asarray(slat)
 
 
-def check_batch(index: ProtectionIndex, batch: PositionBatch) -> gpd.GeoDataFrame:
-    """Alerts of a validated batch: one record per alerting position (EPSG:4490 points),
-    columns :data:`ALERT_COLUMNS`, in the batch's order."""
+def check_batch(index: ProtectionIndex, batch: PositionBatch) -> pd.DataFrame:
+    """Alerts of a validated batch: one row per alerting position, columns
+    :data:`ALERT_COLUMNS` (``lon``/``lat`` in EPSG:4490), in the batch's order."""
+    if len(batch) == 0:
+        return pd.DataFrame({c: [] for c in ALERT_COLUMNS})
     x, y, lon, lat = _xy(index, batch)
-    local = batch.time.dt.tz_localize(None).to_numpy(dtype="datetime64[D]").astype(np.int64)
-    day = local + dt.date(1970, 1, 1).toordinal()
-    a = check_positions(index.zones, index.held, x=x, y=y, work=batch.work, day=day)
-    p = a["position"].to_numpy(dtype=np.intp)
+    a = check_positions(index.zones, index.held, x=x, y=y, work=batch.work, day=batch.day)
+    p = a["position"].astype(np.intp)
     texts = alert_texts(index.zones, a, batch.machine_id[p], batch.work[p])
-    times = batch.time.iloc[p].map(lambda t: t.isoformat()).to_numpy(dtype=object)
+    times = [batch.time[k].isoformat() for k in p.tolist()]
     mids = batch.machine_id[p]
-    out = pd.DataFrame({
+    return pd.DataFrame({
         "alert_id": [f"{m}@{t}" for m, t in zip(mids, times, strict=True)],
         "machine_id": mids, "kind": batch.kind[p], "work": batch.work[p], "time": times,
         "lon": np.round(lon[p], 7), "lat": np.round(lat[p], 7),
-        **{c: texts[c].to_numpy() for c in ("severity", "rule_id", "rule_source", "clause",
-                                            "other_layer", "other_id", "pipeline_id")},
-        "distance_m": np.round(a["distance_m"].to_numpy(dtype=float), 3),
-        "required_m": np.round(a["required_m"].to_numpy(dtype=float), 3),
-        "message_zh": texts["message_zh"].to_numpy(), "message_en": texts["message_en"].to_numpy(),
+        **{c: texts[c] for c in ("severity", "rule_id", "rule_source", "clause",
+                                 "other_layer", "other_id", "pipeline_id")},
+        "distance_m": np.round(a["distance_m"].astype(float), 3),
+        "required_m": np.round(a["required_m"].astype(float), 3),
+        "message_zh": texts["message_zh"], "message_en": texts["message_en"],
     })
-    return gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(out["lon"], out["lat"]),
+
+
+def alerts_geodataframe(alerts: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Alerts as EPSG:4490 points (to write them as a file)."""
+    return gpd.GeoDataFrame(alerts, geometry=gpd.points_from_xy(alerts["lon"], alerts["lat"]),
                             crs=STORAGE_CRS)
 
 
 # --- files ----------------------------------------------------------------------------------------
-_CSV_CRS = re.compile(r"^crs$", re.IGNORECASE)
-
-
 def read_positions(path: str | Path) -> tuple[list[dict[str, Any]], str | None]:
     """Records and stated CRS of a positions file: CSV (``machine_id,kind,time,lon,lat``
     and an optional ``crs`` column holding one value) or GeoJSON (Point features with
