@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import struct
+from typing import Any
 
 import geopandas as gpd
 import pytest
@@ -65,7 +66,7 @@ INFO = NoticeInfo(date="2026-12-07", authority="某市公安局交通警察支�
                   check_en="route check: 1 route(s), no critical finding")
 
 
-def _pdf(**kw: object) -> tuple[object, str]:
+def _pdf(**kw: object) -> tuple[Any, str]:
     args: dict[str, object] = {"roads": _roads(), "routes": _routes(), "zones": _zones(),
                                "info": INFO, **kw}
     data = render_notice(**args)  # type: ignore[arg-type]

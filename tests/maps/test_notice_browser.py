@@ -47,8 +47,8 @@ def served(demo_path: Path, tmp_path_factory: pytest.TempPathFactory
 
     path = tmp_path_factory.mktemp("notice") / "demo.gpkg"
     shutil.copyfile(demo_path, path)
-    settings = Settings(store=str(path),  # type: ignore[arg-type]
-                        api_keys=f"police:police-user:{POLICE_KEY}")
+    settings = Settings(store=str(path),
+                        api_keys=f"police:police-user:{POLICE_KEY}")  # type: ignore[arg-type]
     app = create_app(settings)
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
