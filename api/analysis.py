@@ -240,6 +240,21 @@ for _d in (
     register(_d)
 
 
+# issue 16 part A: third-party construction near pipelines (api.runs.protection)
+def _protection_run(svc: AnalysisService) -> gpd.GeoDataFrame:
+    from api.runs.protection import protection_findings
+
+    return protection_findings(svc)
+
+
+register(AnalysisDef(
+    "protection_findings", "Third-party construction near pipelines / 管道周边第三方施工",
+    "Construction sites doing forbidden works in a pipeline protection zone, or works needing a "
+    "permit they do not hold valid on the district's date (石油天然气管道保护法 Arts 30, 32, "
+    "33, 35).", ("api.runs.protection", "geo.protection"), _POLICE, _protection_run,
+    layers=("pipelines", "construction_sites")))
+
+
 # issue 16 part B: HCA warning signs, patrol paths, statutory inspection (api.runs.patrol)
 def _patrol_run(svc: AnalysisService) -> Any:
     from api.runs.patrol import patrol_run

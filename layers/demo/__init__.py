@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from layers.demo._pipelines import (
     plant_buildings,
     unregistered_school,
 )
+from layers.demo._protection import build_protection, positions_path, write_positions
 from layers.demo._roads import ROAD_COLUMNS, build_hydrants, build_roads, road_geometries
 from layers.errors import RiskmapError
 from layers.schema import LAYER_NAMES, SCHEMAS
@@ -81,6 +82,7 @@ class DemoDistrict:
 
     layers: dict[str, gpd.GeoDataFrame]
     manifest: dict[str, Any]
+    positions: list[dict[str, Any]] = field(default_factory=list)  # machine positions (local m)
 
 
 def manifest_path(out: str | os.PathLike[str]) -> Path:
@@ -233,6 +235,7 @@ def build_demo(*, seed: int = 42, scale: float = 1.0) -> DemoDistrict:
     roads = build_roads(grid, lane_nodes())
     hydrants, gap_ids = build_hydrants(roads, grid, rng)
     pipes = build_pipelines(grid)
+    csites, facilities, prot_cases, positions = build_protection(pipes, grid, seed=seed)
     patrol_cases = plant_inspections(pipes)
     signs, sign_cases = build_signs(pipes)
     paths, path_cases = build_paths(pipes)
@@ -300,6 +303,8 @@ def build_demo(*, seed: int = 42, scale: float = 1.0) -> DemoDistrict:
         "fire_stations": _gdf(stations, "fire_stations", _points(stations)),
         "hydrants": _gdf(hydrants[["id", "status"]], "hydrants", _points(hydrants)),
         "compounds": _gdf(compounds, "compounds"),
+        "construction_sites": _gdf(csites, "construction_sites"),
+        "pipeline_facilities": _gdf(facilities, "pipeline_facilities"),
         "warning_signs": _gdf(signs, "warning_signs"),
         "patrol_paths": _gdf(paths, "patrol_paths"),
     }
@@ -309,7 +314,8 @@ def build_demo(*, seed: int = 42, scale: float = 1.0) -> DemoDistrict:
                                             geometry=gpd.GeoSeries([], crs=ANALYSIS_EPSG))
     layers = {name: layers[name] for name in LAYER_NAMES}
 
-    cases: list[dict[str, Any]] = [*pl_cases, hca_case, *route_cases, *fire_cases, *patrol_cases]
+    cases: list[dict[str, Any]] = [*pl_cases, hca_case, *route_cases, *fire_cases,
+                                   *patrol_cases, *prot_cases]
     road_len = float(shapely.length(road_geometries(roads[roads["id"].isin(gap_ids)])).sum())
     cases.append({"case": "hydrant_gap", "layer": "roads", "id": gap_ids[0], "ids": gap_ids,
                   "expect": "finding", "length_m": round(road_len, 3),
@@ -341,7 +347,7 @@ def build_demo(*, seed: int = 42, scale: float = 1.0) -> DemoDistrict:
         "cases": cases,
         "timing": {"build_s": round(time.perf_counter() - t0, 3)},
     }  # fmt: skip
-    return DemoDistrict(layers=layers, manifest=manifest)
+    return DemoDistrict(layers=layers, manifest=manifest, positions=positions)
 
 
 def write_demo(
@@ -374,4 +380,5 @@ def write_demo(
     manifest["timing"] = {**manifest["timing"], "write_s": round(time.perf_counter() - t0, 3)}
     mp = manifest_path(out)
     mp.write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    write_positions(positions_path(out), demo.positions)
     return manifest

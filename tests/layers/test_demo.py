@@ -366,7 +366,8 @@ def test_cli_writes_gpkg_and_manifest(tmp_path, capsys):
     assert (m["seed"], m["scale"]) == (3, 0.05)
     assert "wrote" in capsys.readouterr().out
     # written through a temporary store renamed into place: nothing else is left behind
-    assert sorted(p.name for p in out.parent.iterdir()) == ["small.gpkg", "small.manifest.json"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "small.gpkg", "small.manifest.json", "small_positions.csv"]  # + machine positions
 
 
 def test_bad_scale_is_rejected():
