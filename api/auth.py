@@ -148,10 +148,23 @@ def read_session(settings: Settings, value: str | None, *, now: float) -> Sessio
     if not (isinstance(fp, str) and isinstance(nonce, str) and isinstance(issued, int)
             and isinstance(expires, int)) or not issued <= now < expires:
         return None
-    for key in settings.configured_keys():
-        if hmac.compare_digest(_fingerprint(settings, key), fp):
-            return Session(key=key, nonce=nonce, issued=issued, expires=expires)
-    return None
+    key = _by_fingerprint(settings).get(fp)  # the signature holds: fp is ours
+    return None if key is None else Session(key=key, nonce=nonce, issued=issued, expires=expires)
+
+
+_FINGERPRINTS: dict[int, tuple[Settings, dict[str, ApiKey]]] = {}
+
+
+def _by_fingerprint(settings: Settings) -> dict[str, ApiKey]:
+    """The configured keys by fingerprint (made once per settings object)."""
+    hit = _FINGERPRINTS.get(id(settings))
+    if hit is not None and hit[0] is settings:
+        return hit[1]
+    table = {_fingerprint(settings, k): k for k in settings.configured_keys()}
+    if len(_FINGERPRINTS) >= 16:
+        _FINGERPRINTS.pop(next(iter(_FINGERPRINTS)))
+    _FINGERPRINTS[id(settings)] = (settings, table)
+    return table
 
 
 def csrf_token(settings: Settings, session: Session) -> str:

@@ -9,6 +9,10 @@ plain keys are not kept. Two forms are accepted:
 Roles: ``public``, ``planner``, ``police``, ``fire``, ``admin``. There are no default keys: with
 none configured every request is anonymous (role ``anonymous_role``, default ``public``).
 
+Browser sessions (``POST /signin``, see :mod:`api.auth`): ``RISKMAP_SESSION_HOURS`` (default 12)
+and ``RISKMAP_SESSION_SECRET`` (32+ characters; unset: a random secret per process, so a restart
+signs everyone out and several workers do not share sign-ins).
+
 The district: ``RISKMAP_RULES`` (one rule file overriding rows of every shipped rule table) and
 ``RISKMAP_TIMEZONE`` (default ``Asia/Shanghai``), used by the API, the served maps and registry
 sync, and by the CLI as the default of ``--rules`` / ``--tz``.

@@ -18,7 +18,7 @@ from api.auth import Principal, can_read, get_principal
 from api.catalog import Catalog, CollectionDef
 from api.deps import get_store
 from api.features import ItemsQuery
-from api.ogc import Link, check_params, esc, href, html_page, wants_html
+from api.ogc import Link, check_params, esc, href, wants_html
 from api.pages import has_route, inject, page, root_path
 from api.routers.collections import get_catalog
 from layers.schema import SCHEMAS
@@ -193,7 +193,7 @@ def layers(request: Request, cat: Annotated[Catalog, Depends(get_catalog)],
     if wants_html(request):
         rows = "".join(f"<tr><td>{esc(s.name)}</td><td>{esc(s.title_zh)} {esc(s.title)}</td>"
                        f"<td>{s.count}</td><td>{esc(s.geometry_type)}</td></tr>" for s in out)
-        return html_page("Layers", "<table><tr><th>layer</th><th>title</th><th>features</th>"
-                         f"<th>geometry</th></tr>{rows}</table>")
+        return page("图层 Layers", "<table><tr><th>layer</th><th>title</th><th>features</th>"
+                    f"<th>geometry</th></tr>{rows}</table>", principal, request=request)
     return body
 

@@ -36,7 +36,7 @@ from layers.registry import (
 )
 from layers.store import Store
 
-__all__ = ["registry_of", "router"]
+__all__ = ["Hazard", "registry_of", "registry_stats", "router"]
 
 router = APIRouter(prefix="/registry", tags=["Hazard registry"])
 
@@ -95,6 +95,7 @@ class Hazard(BaseModel):
     status: Literal["identified", "rectifying", "rectified", "verified", "closed"]
     detection: Literal["detected", "no_longer_detected"]
     department: str | None = None
+    responsible: str | None = None
     deadline: str | None = None
     measures: str | None = None
     notes: str | None = None
@@ -120,6 +121,8 @@ class HazardFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     department: str | None = Field(None, max_length=200)
+    responsible: str | None = Field(None, max_length=200,
+                                    description="person responsible for the rectification")
     deadline: dt.date | None = None
     measures: str | None = Field(None, max_length=10_000)
     notes: str | None = Field(None, max_length=10_000)
@@ -393,7 +396,11 @@ def list_hazards(
 @router.get("/hazards/{hazard_id}", response_model=Hazard, operation_id="getHazard",
             summary="One hazard record (ETag: its version)", responses=_READ_RESPONSES)
 def get_hazard(request: Request, response: Response, hazard_id: HazardId, reg: RegistryDep,
-               principal: PrincipalDep) -> Hazard:
+               principal: PrincipalDep) -> Any:
+    if "text/html" in request.headers.get("accept", "").split(",")[0]:  # a browser: the page
+        from api.routers.registry_pages import hazard_page
+
+        return hazard_page(request, hazard_id, reg, principal)
     check_params(request, ())
     _staff(principal)
     rec = _visible_hazard(reg, principal, hazard_id)
@@ -569,7 +576,16 @@ def put_measure(request: Request, response: Response, measure_id: MeasureId,
                     "HCA video-monitoring coverage vs 30/70/100 %")
 def stats(request: Request, reg: RegistryDep) -> Stats:
     check_params(request, ())
+    s = registry_stats(request, reg)
+    mon = s.pop("monitoring")
+    return Stats(**s, monitoring=Monitoring(**mon) if mon is not None else None)
+
+
+def registry_stats(request: Request, reg: Registry) -> dict[str, Any]:
+    """The numbers of ``GET /registry/stats`` (rates by kind / department / year against the
+    plan's targets, ``monitoring``: HCA coverage) on the district's date — also the
+    dashboard's, page and PNG."""
     today = get_service(request).district.now().date()
     s = reg.rectification_stats(today=today)
-    mon = monitoring_stats(request.app.state.store, today)
-    return Stats(**s, monitoring=Monitoring(**mon) if mon is not None else None)
+    s["monitoring"] = monitoring_stats(request.app.state.store, today)
+    return s

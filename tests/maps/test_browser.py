@@ -266,7 +266,9 @@ def test_publish_view_and_pdf(server: str, browser: Any, tmp_path: Path) -> None
     page, w = _open(browser, f"{server}/maps/police?publish=true")
     assert page.locator(".riskmap-publish-header").count() == 1
     head = page.inner_text(".riskmap-publish-header")
-    assert "公交通〔2024〕12号" in head and "某市公安局交通警察支队" in head
+    # the number comes from RISKMAP_NOTICE_NO, never a zone's notice text (issue 14)
+    assert "未编号 / no number" in head and "某市公安局交通警察支队" in head
+    assert "公交通〔2024〕12号" not in head
     assert page.locator(".riskmap-route, .riskmap-layers input[data-layer=route_findings]").count() == 0
     assert page.locator(".riskmap-legend").count() == 1
     assert w.errors == [] and w.foreign(server) == []
