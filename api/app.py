@@ -40,8 +40,8 @@ __all__ = [
 log = logging.getLogger("riskmap.api")
 
 # Always included, in this order.
-ROUTERS = ("landing", "conformance", "collections", "analysis", "registry", "imports",
-           "session")
+ROUTERS = ("landing", "conformance", "collections", "analysis", "registry", "registry_pages",
+           "imports", "session")
 # Included when the module exists (added by other parts of the project).
 OPTIONAL_ROUTERS = ("maps", "notice", "changes")
 
