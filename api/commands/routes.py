@@ -9,7 +9,9 @@ the roads refused on the direct way (with the zone/rule/hours that refuse them).
 (``hazmat_routes``) against the zones, ``hazmat = no`` roads and the network.
 
 ``riskmap publish routes --store STORE --out FILE`` exports the published route set with the
-restricted zones and their hours (RFC 7946 GeoJSON, GeoPackage or CSV) for publication.
+restricted zones and their hours (RFC 7946 GeoJSON, GeoPackage or CSV) for publication; like
+``riskmap publish notice`` it is refused (exit 2) while a published route has a critical
+route-check finding, unless ``--override "reason"`` (written in the route's ``override`` field).
 
 ``--at`` is read in the district's time zone (``--tz``, $RISKMAP_TIMEZONE, default
 Asia/Shanghai) unless it carries an offset; without ``--at`` the route is judged *now* in the
@@ -24,7 +26,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from api.commands import add_district, group, note_absent, open_existing, service, stamp
+from api.commands import add_district, group, note_absent, service, stamp
 from api.commands.options import FINDING_FORMATS, OBJECTIVES
 from layers.errors import InputFileError
 
@@ -100,6 +102,10 @@ def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ig
                        "zone with its rule and hours, for publishing (GeoJSON RFC 7946).")
     q.add_argument("--store", required=True, help="store path (*.gpkg) or postgresql:// URL")
     q.add_argument("--out", required=True, type=Path, help="output: " + ", ".join(FINDING_FORMATS))
+    q.add_argument("--override", default=None, metavar="REASON",
+                   help="publish although a route has a critical route-check finding (refused "
+                        "otherwise); the reason is written in its 'override' field")
+    add_district(q)
     q.set_defaults(func=_cmd_publish)
 
 
@@ -169,7 +175,17 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     from layers.writers import write_findings
 
     _check_out(args.out)
-    out = published_routes(open_existing(args.store))
+    from api.runs.notice import require_publishable
+
+    svc = service(args)  # the route check first: a critical finding refuses (exit 2)
+    check = require_publishable(svc, override=args.override)
+    out = published_routes(svc.store)
+    if check.blockers:
+        hit = {b.route_id for b in check.blockers}
+        out["override"] = [" ".join(args.override.split()) if f == "route" and str(i) in hit
+                           else None for f, i in zip(out["feature"], out["id"], strict=True)]
+        for b in check.blockers:
+            print(f"warning: published by override: {b.short_en} / {b.short_zh}")
     write_findings(out, args.out, layer="published_routes")
     n_routes = int((out["feature"] == "route").sum())
     print(f"{n_routes} published route(s), {len(out) - n_routes} zone(s) written: {args.out}")

@@ -128,13 +128,22 @@ def test_check_routes_command(store, tmp_path, capsys):
     assert "1 finding(s)" in capsys.readouterr().out
 
 
-def test_publish_routes_command(store, tmp_path):
+def test_publish_routes_command(store, tmp_path, capsys):
     out = tmp_path / "published.geojson"
-    assert main(["publish", "routes", "--store", store.url, "--out", str(out)]) == 0
+    # HR-A runs through the forbidden zone Z-1 (07:00-09:00): refused, as the notice is
+    assert main(["publish", "routes", "--store", store.url, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "publishing refused: 1 route(s) to publish (HR-A)" in err
+    assert "route HR-A crosses forbidden zone Z-1 (水源地)" in err and not out.exists()
+    assert main(["publish", "routes", "--store", store.url, "--out", str(out),
+                 "--override", "night runs only"]) == 0
+    assert "warning: published by override: route HR-A crosses forbidden zone Z-1" \
+        in capsys.readouterr().out
     fc = json.loads(out.read_text(encoding="utf-8"))
-    props = [(f["properties"]["feature"], f["properties"]["id"], f["properties"]["hours_text"])
-             for f in fc["features"]]
-    assert props == [("route", "HR-A", "00:00-24:00"), ("zone", "Z-1", "07:00-09:00")]
+    props = [(f["properties"]["feature"], f["properties"]["id"], f["properties"]["hours_text"],
+              f["properties"]["override"]) for f in fc["features"]]
+    assert props == [("route", "HR-A", "00:00-24:00", "night runs only"),
+                     ("zone", "Z-1", "07:00-09:00", None)]
     assert published_routes(store).crs.to_epsg() == 4490
 
 
