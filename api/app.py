@@ -43,7 +43,7 @@ log = logging.getLogger("riskmap.api")
 ROUTERS = ("landing", "conformance", "collections", "analysis", "registry", "registry_pages",
            "imports", "session")
 # Included when the module exists (added by other parts of the project).
-OPTIONAL_ROUTERS = ("maps", "notice", "changes")
+OPTIONAL_ROUTERS = ("protection", "maps", "notice", "changes")  # protection before maps/{name}
 
 
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -233,9 +233,9 @@ def _time(v: Any, tz: dt.tzinfo) -> dt.datetime | None:
         t = t[:-1] + "+00:00"
     try:
         when = dt.datetime.fromisoformat(t)
-    except ValueError:
+        return when.replace(tzinfo=tz) if when.tzinfo is None else when.astimezone(tz)
+    except (ValueError, OverflowError):  # not ISO, or out of range once in the district's zone
         return None
-    return when.replace(tzinfo=tz) if when.tzinfo is None else when.astimezone(tz)
 
 
 def parse_positions(records: Sequence[Mapping[str, Any]], *, crs: object = None,
@@ -280,8 +280,8 @@ def parse_positions(records: Sequence[Mapping[str, Any]], *, crs: object = None,
         if bad:
             for f, e in bad:
                 got = r.get(f)
-                if isinstance(got, float) and math.isnan(got):
-                    got = None
+                if isinstance(got, float) and not math.isfinite(got):
+                    got = None if math.isnan(got) else str(got)  # JSON has no inf
                 rejected.append({"row": i, "machine_id": mid or None, "field": f,
                                  "received": (got if got is None or isinstance(
                                      got, (int, float, str)) else str(got)),
