@@ -679,7 +679,9 @@
   };
   App.prototype._show = function (l) {
     var map = this.map;
-    if (l.getBounds) { map.fitBounds(l.getBounds(), {maxZoom: 17}); } else { map.setView(l.getLatLng(), Math.max(map.getZoom(), 16)); }
+    // no animation: the popup opened next is panned clear of the controls from the final view
+    if (l.getBounds) { map.fitBounds(l.getBounds(), {maxZoom: 17, animate: false}); }
+    else { map.setView(l.getLatLng(), Math.max(map.getZoom(), 16), {animate: false}); }
     var spec = l.riskmapSpec;
     if (spec && !l.getPopup()) { this._bindPopup(spec, l); }
     if (l.openPopup) { l.openPopup(); }
@@ -1172,6 +1174,7 @@
   App.prototype._initShared = function () {
     var self = this, map = this.map, c = map.getContainer();
     this.clickMode = null;
+    this._initCanvasEvents();
     map.on('click', function (e) {
       var m = self.clickMode;
       if (m && m.onClick) { m.onClick(e); }
@@ -1189,6 +1192,60 @@
     };
     map.on('zoomend moveend', this._sharedRefresh);
     map.whenReady(function () { self._renderLabels(); self._updateClusters(); });  // once a view is set
+  };
+
+  // --- clicks and hovers through stacked canvases ---------------------------------------------
+  // Each pane (context, main, findings) draws on its own canvas and the topmost canvas takes
+  // every mouse event, so features on lower canvases (buildings, roads, HCAs) could never be
+  // clicked or hovered. A capturing listener hands the event to the highest canvas that has
+  // an interactive feature under the pointer.
+  App.prototype._initCanvasEvents = function () {
+    var self = this, map = this.map, c = map.getContainer(), lastMove = 0;
+    function stacked() {
+      var out = [];
+      Object.keys(self.renderers || {}).forEach(function (k) {
+        var r = self.renderers[k];
+        if (r._container && r._map) { out.push({r: r, z: PANES[k] || 400}); }
+      });
+      return out.sort(function (a, b) { return b.z - a.z; }).map(function (x) { return x.r; });
+    }
+    function hit(r, point) {
+      for (var o = r._drawFirst; o; o = o.next) {
+        var l = o.layer;
+        if (l.options.interactive && l._containsPoint && l._containsPoint(point)) { return true; }
+      }
+      return false;
+    }
+    function route(e) {
+      var rs = stacked(), owner = null;
+      for (var i = 0; i < rs.length; i++) { if (rs[i]._container === e.target) { owner = rs[i]; } }
+      if (!owner || rs.length < 2) { return; }
+      if (e.type === 'mousemove') {
+        var now = Date.now();
+        if (now - lastMove < 32) { return; }
+        lastMove = now;
+      }
+      var point = map.mouseEventToLayerPoint(e), target = null;
+      for (var j = 0; j < rs.length; j++) { if (hit(rs[j], point)) { target = rs[j]; break; } }
+      if (!target || target === owner) {
+        if (e.type === 'mousemove') {  // leave any hover on the other canvases
+          rs.forEach(function (r) { if (r !== owner && r._hoveredLayer) { r._handleMouseOut(e); } });
+        }
+        return;
+      }
+      e.stopPropagation();
+      if (e.type === 'mousemove') {
+        rs.forEach(function (r) { if (r !== target && r._hoveredLayer) { r._handleMouseOut(e); } });
+        target._mouseHoverThrottled = false;
+        target._onMouseMove(e);
+        L.DomUtil.addClass(owner._container, 'leaflet-interactive');  // the pointer cursor
+      } else {
+        target._onClick(e);
+      }
+    }
+    ['click', 'dblclick', 'mousedown', 'mouseup', 'contextmenu', 'mousemove'].forEach(function (t) {
+      c.addEventListener(t, route, true);
+    });
   };
 
   // --- map click mode: one owner of map clicks at a time --------------------------------------
@@ -1437,7 +1494,7 @@
               if (self.layerControl) { self.layerControl.render(); }
               if (self.legend) { self.legend.render(); }
             }
-            if (self._phone()) { L.DomUtil.addClass(ctl.div, 'collapsed'); }
+            if (self._phone()) { L.DomUtil.addClass(self.findingsControl.div, 'collapsed'); }
             self._show(r.layer);
           });
         });
@@ -1498,6 +1555,7 @@
       if (!e) { return 0; }
       var m = 0;
       Array.prototype.forEach.call(e.children, function (k) {
+        if (global.getComputedStyle(k).visibility === 'hidden') { return; }
         var b = k.getBoundingClientRect();
         if (b.height > 0 && b.width > 0) { m = Math.max(m, sel.indexOf('top') > 0 ? b.bottom - r.top : r.bottom - b.top); }
       });
