@@ -182,3 +182,34 @@ def test_cli_check_patrol_and_inspection(demo_store: tuple[GeoPackageStore, dict
     assert main(["check", "inspection", "--store", str(store.path), "--out",
                  str(tmp_path / "i.csv"), "--at", "07/12/2026"]) == 2
     assert "--at '07/12/2026': expected a date YYYY-MM-DD" in capsys.readouterr().err
+
+
+@pytest.mark.server
+def test_changes_on_postgis(small_store_path: Path) -> None:
+    """The same survey on a PostGIS store: snapshot schema, changes by id, findings gone/new."""
+    import psycopg
+
+    from api.runs.patrol import changes_since
+    from layers.snapshots import create_snapshot, list_snapshots
+    from layers.store import open_store
+    from tests.layers.postgis_support import postgis_url, scratch_schema
+
+    url = postgis_url()
+    with scratch_schema(url) as surl:
+        store = open_store(surl)
+        try:
+            src = GeoPackageStore(small_store_path)
+            store.write({i.name: src.read(i.name) for i in src.layers()})
+            create_snapshot(store, "s1", created="2026-11-07T12:00:00+08:00")
+            _survey(store)  # type: ignore[arg-type]
+            ch = changes_since(_svc(store), "s1",
+                               analyses=("pipeline_findings", "inspection_findings"))
+            assert ch.counts["layers"]["buildings"] == {"added": 1, "removed": 1, "changed": 2}
+            assert ch.counts["layers"]["pipelines"] == {"added": 0, "removed": 0, "changed": 1}
+            assert ch.counts["findings"]["inspection_findings"] == {"new": 0, "gone": 1}
+            new = ch.frame[(ch.frame["section"] == "finding") & (ch.frame["change"] == "new")]
+            assert set(new["feature_id"]) == {"B-NEW"}
+            assert [i.name for i in list_snapshots(store)] == ["s1"]
+        finally:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}__snap__s1" CASCADE')
