@@ -1,6 +1,9 @@
 """Browser sign-in: ``GET /signin`` (a form), ``POST /signin`` (an API key exchanged for a
 session cookie) and ``POST /signout``.
 
+After 5 failed sign-ins from one address within 5 minutes, further attempts from it are 429
+until the oldest failure is 5 minutes old (per process).
+
 The cookie (``riskmap_session``) is HttpOnly, SameSite=Lax, Secure on https, Path=/ (the app's
 root) and lasts ``session_hours``; it holds a signed fingerprint of the key, never the key (see
 :mod:`api.auth`). SameSite=Lax rather than Strict: a link to a map followed from another site
@@ -11,6 +14,8 @@ same-origin check instead. The pages are not part of the OpenAPI description.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import deque
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
@@ -36,6 +41,26 @@ log = logging.getLogger("riskmap.api")
 router = APIRouter(tags=["Session"], include_in_schema=False)
 
 _MAX_FIELDS = 8
+# Failed sign-ins: at most _MAX_FAILS per client address within _FAIL_WINDOW_S, then 429 until
+# the oldest falls out of the window (per process; a guard against guessing keys online).
+_MAX_FAILS = 5
+_FAIL_WINDOW_S = 300.0
+_FAILS_LOCK = threading.Lock()
+
+
+def _recent_fails(request: Request, client: str, now: float) -> deque[float]:
+    """The times of ``client``'s failed sign-ins within the window (the app's table)."""
+    with _FAILS_LOCK:
+        table: dict[str, deque[float]] | None = getattr(request.app.state, "signin_fails", None)
+        if table is None:
+            table = request.app.state.signin_fails = {}
+        fails = table.setdefault(client, deque(maxlen=_MAX_FAILS))
+        while fails and fails[0] <= now - _FAIL_WINDOW_S:
+            fails.popleft()
+        if len(table) > 10_000:  # bounded: forget the oldest addresses
+            for k in list(table)[:1000]:
+                table.pop(k, None)
+        return fails
 
 
 def _anonymous(request: Request) -> Principal:
@@ -112,13 +137,22 @@ async def signin(request: Request) -> Response:
     settings = request.app.state.settings
     root = root_path(request)
     nxt = local_next(form.get("next"), default=f"{root}/maps")
+    now = float(request.app.state.service.district.now().timestamp())
+    client = request.client.host if request.client else "?"
+    fails = _recent_fails(request, client, now)
+    if len(fails) >= _MAX_FAILS:
+        wait = max(1, int(fails[0] + _FAIL_WINDOW_S - now + 59) // 60)
+        log.warning("sign-in refused: %d failed attempts from %s", len(fails), client)
+        return signin_form(request, _viewer(request), next_path=nxt, status_code=429,
+                           error=f"登录失败次数过多，请 {wait} 分钟后再试。Too many failed "
+                           f"sign-ins from this address; try again in {wait} minute(s).")
     key = settings.lookup_key(form.get("key", "").strip())
     if key is None:
-        client = request.client.host if request.client else "?"
+        with _FAILS_LOCK:
+            fails.append(now)
         log.warning("sign-in refused: unknown API key (from %s)", client)
         return signin_form(request, _viewer(request), next_path=nxt, status_code=401,
                            error="密钥无效。The API key is not known to this service.")
-    now = float(request.app.state.service.district.now().timestamp())
     value, session = issue_session(settings, key, now=now)
     log.info("sign-in: %s (%s)", key.name, key.role)
     out = RedirectResponse(nxt, status_code=303)

@@ -326,3 +326,19 @@ def test_api_docs_are_vendored(c):
                  "swagger-ui/LICENSE", "redoc/redoc.standalone.js", "redoc/LICENSE"):
         assert c.get(f"/static/maps/apidocs/{path}").status_code == 200, path
     assert "cdn.redoc.ly" not in c.get("/static/maps/apidocs/redoc/redoc.standalone.js").text
+
+
+def test_failed_signins_are_throttled_per_address(c, clock):
+    for i in range(5):
+        r = c.post("/signin", data={"key": f"wrong-key-{i:06d}"}, follow_redirects=False)
+        assert r.status_code == 401
+    r = c.post("/signin", data={"key": KEYS["planner"]}, follow_redirects=False)
+    assert r.status_code == 429 and "set-cookie" not in r.headers
+    assert ("登录失败次数过多，请 5 分钟后再试。Too many failed sign-ins from this address; "
+            "try again in 5 minute(s).") in r.text
+    clock.now = T0 + timedelta(minutes=4, seconds=59)
+    assert c.post("/signin", data={"key": KEYS["planner"]},
+                  follow_redirects=False).status_code == 429
+    clock.now = T0 + timedelta(minutes=5)  # the first failure left the window
+    assert c.post("/signin", data={"key": KEYS["planner"]},
+                  follow_redirects=False).status_code == 303
