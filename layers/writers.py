@@ -33,7 +33,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from geo.crs import STORAGE_CRS, to_geojson
+from geo.crs import STORAGE_CRS, orient_rfc7946, to_geojson
 from layers.errors import InputFileError
 
 __all__ = ["FORMATS", "defuse_formulas", "write_findings"]
@@ -99,9 +99,11 @@ def write_findings(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *,
     p.parent.mkdir(parents=True, exist_ok=True)
     gdf = _finite(gdf)
     if ext in (".geojson", ".json"):
-        fc = to_geojson(gdf)
-        _atomic_text(p, json.dumps(fc, ensure_ascii=False, allow_nan=False,
-                                   default=_json_default), "utf-8")
+        text = _geojson_text(gdf)
+        if text is None:  # columns or geometries the column-wise writer does not take
+            text = json.dumps(to_geojson(gdf), ensure_ascii=False, allow_nan=False,
+                              default=_json_default)
+        _atomic_text(p, text, "utf-8")
     elif ext == ".gpkg":
         flat = _flat(gdf.to_crs(STORAGE_CRS))
         if not _write_gpkg(flat, p, layer):
@@ -120,6 +122,110 @@ def write_findings(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *,
         df["wkt"] = shapely.to_wkt(g, rounding_precision=7, trim=True) if len(g) else []
         _atomic_text(p, defuse_formulas(df).to_csv(index=False), "utf-8-sig")
     return p
+
+
+# --- GeoJSON, column-wise -------------------------------------------------------------------
+_GEOJSON_PRECISION = 7  # decimals of lon/lat, as geo.crs.to_geojson rounds them
+_JSON_TYPES = (str, list, dict, tuple)
+
+
+def _json_column(col: pd.Series) -> list[Any] | None:
+    """The column's values as the JSON values ``geo.crs.to_geojson`` gives them (missing →
+    None); None when a value is not one it would pass through unchanged."""
+    dt = col.dtype
+    if isinstance(dt, np.dtype) and dt.kind in "biuf":
+        values = col.to_numpy().astype(object)
+    elif isinstance(dt, pd.StringDtype) or dt == np.dtype(object):
+        values = np.array(col.to_numpy(dtype=object), dtype=object)  # a copy, writable
+    else:
+        return None
+    missing = pd.isna(col).to_numpy()
+    if missing.any():
+        values[missing] = None
+    if dt == np.dtype(object):
+        ok = pd.Series(values).map(lambda v: v is None or isinstance(v, _JSON_TYPES))
+        if not ok.all():
+            return None
+    return values.tolist()  # type: ignore[no-any-return]
+
+
+def _round_like_python(v: np.ndarray, digits: int) -> np.ndarray:
+    """``round(x, digits)`` of every value, vectorised: ``rint(x * 10**digits) / 10**digits``
+    is the double nearest to the same decimal as Python's correctly rounded ``round`` except
+    where ``x * 10**digits`` lies within float noise of a half; those few go through
+    ``round`` itself."""
+    scaled = v * 10.0**digits
+    out = np.rint(scaled) / 10.0**digits
+    frac = scaled - np.floor(scaled)
+    tie = np.abs(frac - 0.5) < 1e-3
+    if tie.any():
+        out[tie] = [round(x, digits) for x in v[tie].tolist()]
+    return out
+
+
+def _json_points(coords: np.ndarray) -> list[tuple[float, float]]:
+    flat = _round_like_python(coords.ravel(), _GEOJSON_PRECISION).tolist()
+    return list(zip(flat[0::2], flat[1::2], strict=True))
+
+
+def _split(items: list[Any], counts: np.ndarray) -> list[Any]:
+    """``items`` cut into consecutive lists of ``counts`` items."""
+    ends = np.cumsum(counts).tolist()
+    return [items[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def _json_geometries(geoms: np.ndarray) -> list[dict[str, Any] | None] | None:
+    """GeoJSON geometry objects (coordinates rounded as ``geo.crs.to_geojson`` rounds them;
+    missing and empty geometries → None), built per geometry family from the coordinate
+    arrays; None for Z, rings or collections."""
+    out: list[dict[str, Any] | None] = [None] * len(geoms)
+    null = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if shapely.has_z(geoms[~null]).any():
+        return None
+    tid = np.where(null, -1, shapely.get_type_id(geoms))
+    if np.isin(tid, (2, 7)).any():  # LinearRing, GeometryCollection
+        return None
+    for single, multi, name in ((0, 4, "Point"), (1, 5, "LineString"), (3, 6, "Polygon")):
+        sel = np.flatnonzero((tid == single) | (tid == multi))
+        if not len(sel):
+            continue
+        parts, owner = shapely.get_parts(geoms[sel], return_index=True)
+        if single == 0:
+            items: list[Any] = _json_points(shapely.get_coordinates(parts))
+        elif single == 1:
+            items = _split(_json_points(shapely.get_coordinates(parts)),
+                           shapely.get_num_coordinates(parts))
+        else:
+            rings, of_part = shapely.get_rings(parts, return_index=True)
+            items = _split(_split(_json_points(shapely.get_coordinates(rings)),
+                                  shapely.get_num_coordinates(rings)),
+                           np.bincount(of_part, minlength=len(parts)))
+        per_geom = _split(items, np.bincount(owner, minlength=len(sel)))
+        for i, t, its in zip(sel.tolist(), tid[sel].tolist(), per_geom, strict=True):
+            out[i] = ({"type": name, "coordinates": its[0]} if t == single else
+                      {"type": "Multi" + name, "coordinates": its})
+    return out
+
+
+def _geojson_text(gdf: gpd.GeoDataFrame) -> str | None:
+    """The text of ``json.dumps(geo.crs.to_geojson(gdf))`` as write_findings writes it, built
+    column-wise (properties from the column arrays, coordinates from the coordinate arrays)
+    and encoded by json's C encoder once; None when a column or geometry needs the general
+    path."""
+    out = gdf.to_crs(4326)
+    gname = out.geometry.name
+    names = [c for c in out.columns if c != gname]
+    columns = [_json_column(out[c]) for c in out.columns if c != gname]
+    if any(c is None for c in columns):
+        return None
+    geometry = _json_geometries(np.asarray(orient_rfc7946(out.geometry).values, dtype=object))
+    if geometry is None:
+        return None
+    rows = zip(*columns, strict=True) if columns else ((),) * len(out)
+    features = [{"type": "Feature", "properties": dict(zip(names, row, strict=True)),
+                 "geometry": g} for row, g in zip(rows, geometry, strict=True)]
+    return json.dumps({"type": "FeatureCollection", "features": features},
+                      ensure_ascii=False, allow_nan=False, default=_json_default)
 
 
 # --- GeoPackage with sqlite3 -------------------------------------------------------------------
@@ -226,7 +332,7 @@ def _sql_type(col: pd.Series) -> str | None:
 
 def _sql_values(col: pd.Series) -> list[Any]:
     """The column's values as Python objects for sqlite3, missing values as None."""
-    values = col.to_numpy(dtype=object)
+    values = np.array(col.to_numpy(dtype=object), dtype=object)  # a copy, writable
     missing = pd.isna(col).to_numpy()
     if missing.any():
         values[missing] = None
