@@ -146,8 +146,17 @@ def _to_4326(recs: Sequence[Mapping[str, Any]]) -> list[tuple[float | None, floa
             for a, b in zip(np.atleast_1d(x), np.atleast_1d(y), strict=True)]
 
 
-def _date(text: object) -> str | None:
-    return None if not text else str(text)[:10]
+def _date(text: object, tz: dt.tzinfo | None = None) -> str | None:
+    """The date of a registry time (ISO, UTC ``…Z``) in ``tz`` (the district's zone)."""
+    if not text:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return str(text)[:10]
+    if tz is not None and at.tzinfo is not None:
+        at = at.astimezone(tz)
+    return at.date().isoformat()
 
 
 def _num(v: object) -> float | None:
@@ -166,14 +175,15 @@ def write_workbook(out: str | os.PathLike[str] | IO[bytes], *,
                    stats: Mapping[str, Any],
                    monitoring: Mapping[str, Any] | None = None,
                    measurements: Mapping[str, Mapping[str, Any]] | None = None,
-                   exported_at: str = "", title: str = "riskmap") -> None:
+                   exported_at: str = "", title: str = "riskmap",
+                   tz: dt.tzinfo | None = None) -> None:
     """Write the two lists and the summary to ``out`` (a path or a binary stream).
 
     ``hazards`` / ``measures`` are registry records (already filtered to what the reader may
     see); ``stats`` is ``rectification_stats`` of the same registry, ``monitoring`` its HCA
     coverage; ``measurements`` maps hazard ids to their finding's ``distance_m``,
     ``required_m``, ``shortfall_m`` (blank where absent); ``exported_at`` is the district's
-    time of the export.
+    time of the export; ``tz`` the district's zone (销号日期 is the closing date there).
     """
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
@@ -227,7 +237,7 @@ def write_workbook(out: str | os.PathLike[str] | IO[bytes], *,
                    _num(m.get("shortfall_m")),
                    h.get("department"), h.get("responsible"), h.get("measures"),
                    h.get("deadline"), STATUS_LABELS.get(h["status"], h["status"]),
-                   _date(h.get("closed_at")),
+                   _date(h.get("closed_at"), tz),
                    "已消失" if h.get("detection") == "no_longer_detected" else "在册",
                    h.get("owner_role"), int(h.get("version") or 1)]
 

@@ -118,7 +118,8 @@ def registry_workbook(service: Any, reg: Any, *, roles: list[str] | None, out: A
              if measurements else {})
     write_workbook(out, hazards=rows, measures=reg.measures(roles=roles), stats=stats,
                    monitoring=monitoring_stats(service.store, now.date()),
-                   measurements=found, exported_at=now.isoformat(timespec="seconds"))
+                   measurements=found, exported_at=now.isoformat(timespec="seconds"),
+                   tz=now.tzinfo)
     return len(rows)
 
 
@@ -194,6 +195,7 @@ class HistoryEntry(BaseModel):
     who: str
     role: str
     action: str
+    at_district: str = Field(description="``at`` on the district's clock")
     changes: dict[str, list[Any]] = Field(
         description="field → [before, after] for each field the entry changed")
 
@@ -206,7 +208,7 @@ class History(BaseModel):
 _HIDDEN = {"updated_at", "version", "last_detected"}
 
 
-def _history(reg: Registry, hazard_id: str) -> list[HistoryEntry]:
+def _history(reg: Registry, hazard_id: str, tz: dt.tzinfo) -> list[HistoryEntry]:
     rows, _ = reg.audit(record_id=hazard_id, limit=10_000)
     out = []
     for r in rows:
@@ -215,8 +217,10 @@ def _history(reg: Registry, hazard_id: str) -> list[HistoryEntry]:
                    if k not in _HIDDEN and before.get(k) != after.get(k)}
         if not before:
             changes = {}
+        at = dt.datetime.fromisoformat(str(r["at"]).replace("Z", "+00:00"))
         out.append(HistoryEntry(seq=r["seq"], at=r["at"], who=r["who"], role=r["role"],
-                                action=r["action"], changes=changes))
+                                action=r["action"], changes=changes,
+                                at_district=at.astimezone(tz).isoformat(timespec="seconds")))
     return out
 
 
@@ -228,7 +232,8 @@ def hazard_history(request: Request, hazard_id: HazardId, reg: RegistryDep,
     check_params(request, ())
     _staff(principal)
     _visible_hazard(reg, principal, hazard_id)
-    return History(hazard_id=hazard_id, entries=_history(reg, hazard_id))
+    return History(hazard_id=hazard_id,
+                   entries=_history(reg, hazard_id, get_service(request).district.tz))
 
 
 # --- attachments ----------------------------------------------------------------------------
@@ -719,9 +724,9 @@ async function call(method,u,body,isForm){const h={'If-Match':'"'+rec.version+'"
   const o={method:method,headers:h};if(body!=null){if(isForm){o.body=body;}else{h['Content-Type']='application/json';
   o.body=JSON.stringify(body);}}const r=await riskmapFetch(u,o);let j=null;try{j=await r.json();}catch(e){}
   return [r.status,j];}
-async function stale(cur){let who='';try{const r=await riskmapFetch(url+'/history',{headers:{'Accept':'application/json'}});
-  const h=await r.json();const last=h.entries[h.entries.length-1];if(last)who=last.who+' ('+last.role+')';}catch(e){}
-  const p=say('有人已修改此隐患 someone changed this hazard at '+(cur?cur.updated_at:'?')+(who?' ('+who+')':'')
+async function stale(cur){let who='',at=cur?cur.updated_at:'?';try{const r=await riskmapFetch(url+'/history',{headers:{'Accept':'application/json'}});
+  const h=await r.json();const last=h.entries[h.entries.length-1];if(last){who=last.who+' ('+last.role+')';at=last.at_district;}}catch(e){}
+  const p=say('有人已修改此隐患 someone changed this hazard at '+at+(who?' ('+who+')':'')
     +'; 请重新载入 reload — 您输入的内容已保留 what you typed is kept. ','stale');p.id='stale';
   const b=el('button',{type:'button',id:'reload'},'重新载入 reload');b.onclick=reload;p.appendChild(b);}
 async function handle(st,j,okText){if(st>=200&&st<300){rec=j;render();history();say(okText);return true;}
@@ -748,7 +753,7 @@ async function transition(to){const req=D.required[to]||[];const miss=[];
 async function history(){const r=await riskmapFetch(url+'/history',{headers:{'Accept':'application/json'}});
   if(!r.ok)return;const h=await r.json();const t=$('history');t.textContent='';
   const hr=el('tr');for(const c of ['时间 at','人 who','操作 action','变更 changes'])hr.appendChild(el('th',{},c));t.appendChild(hr);
-  for(const e of h.entries.slice().reverse()){const tr=el('tr');tr.appendChild(el('td',{},e.at));
+  for(const e of h.entries.slice().reverse()){const tr=el('tr');tr.appendChild(el('td',{},e.at_district));
     tr.appendChild(el('td',{},e.who+' ('+e.role+')'));tr.appendChild(el('td',{},e.action));
     const fmt=v=>v==null?'':(typeof v==='object'?(Array.isArray(v)?'['+v.length+']':'{…}'):String(v));
     const ch=Object.entries(e.changes).map(([k,v])=>k+': '+fmt(v[0])+' → '+fmt(v[1])).join('; ');

@@ -261,3 +261,18 @@ def test_not_a_workbook_and_a_wrong_header_are_named(tmp_path: Path) -> None:
     assert [str(p) for p in read_workbook(tmp_path / "w.xlsx").problems] == [
         "sheet '隐患清单': the header row lacks column(s) 隐患编号, 版本 (found: 编号, 状态); "
         "keep the exported header"]
+
+
+def test_closing_date_is_the_districts(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    rec = {**_finding(9), "hazard_id": "occupancy:P9:B9", "status": "closed",
+           "detection": "detected", "owner_role": "planner", "version": 5,
+           "closed_at": "2026-12-07T20:00:00Z"}  # 04:00 next day in Shanghai
+    out = tmp_path / "c.xlsx"
+    write_workbook(out, hazards=[rec], measures=[], stats={}, tz=ZoneInfo("Asia/Shanghai"))
+    ws = load_workbook(out)[HAZARD_SHEET]
+    header = [c.value for c in ws[1]]
+    row = [c.value for c in ws[2]]
+    assert (row[header.index("销号日期")], row[header.index("整改状态")]) == (
+        "2026-12-08", "已销号")

@@ -229,7 +229,8 @@ def test_stale_page_is_told_and_keeps_what_was_typed(browser: Any, server: tuple
     page.click("#save")
     page.wait_for_selector("#stale")
     text = s.message()
-    assert re.match(r"有人已修改此隐患 someone changed this hazard at \d{4}-\d\d-\d\dT\S+ "
+    assert re.match(r"有人已修改此隐患 someone changed this hazard at "
+                    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00 "
                     r"\(admin-user \(admin\)\); 请重新载入 reload", text), text
     assert page.locator("#measures").input_value() == "迁改管道 120 m"  # nothing lost
     assert reg.hazard(PLANNER)["measures"] is None
