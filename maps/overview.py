@@ -108,21 +108,29 @@ def build_overview(
     if fnd is not None:
         group(app, "findings")
         f = fnd.copy()
+        labels = {v: text(zh, en) for v, _c, zh, en in REGISTRY_STATUSES}
+        status_field = Field("registry_status", "登记状态", "registry status", enum=labels)
+        status_classes = Categorical("registry_status", REGISTRY_STATUSES,
+                                     title=text("隐患清单状态", "registry status"))
+        link = (HAZARD_URL, text("隐患详情与整改记录", "hazard record"))
         if registry is not None and len(registry) and "finding_id" in registry.columns:
             st = registry.drop_duplicates("finding_id").set_index("finding_id")["status"]
             f["registry_status"] = f["finding_id"].map(st).fillna("unregistered")
             f["hazard_id"] = f["finding_id"].where(f["registry_status"] != "unregistered")
-            labels = {v: text(zh, en) for v, _c, zh, en in REGISTRY_STATUSES}
-            fs = findings_spec("findings", extra_fields=(
-                Field("registry_status", "登记状态", "registry status", enum=labels),))
+            fs = findings_spec("findings", extra_fields=(status_field,))
             from dataclasses import replace
-            fs = replace(fs, classify=Categorical("registry_status", REGISTRY_STATUSES,
-                                                  title=text("隐患清单状态", "registry status")),
-                         link=(HAZARD_URL, text("隐患详情与整改记录", "hazard record")))
+            fs = replace(fs, classify=status_classes, link=link)
             app.set_findings_list(status="registry_status", status_labels=labels)
         else:
             fs = findings_spec("findings")
         app.add_layer(fs, f)
+        if options.mode == "served":  # the browser reads the statuses afresh on every load
+            url = link[0]
+            app.config["registry"] = {
+                "url": f"{options.api_base}/registry/hazards", "layer": "findings",
+                "field": "registry_status", "limit": 500, "classify": status_classes.to_js(None),
+                "popupField": status_field.to_js(), "labels": labels,
+                "link": {"url": options.api_base + url, "label": link[1]}}
     rows = progress_rows(registry, coverage_overall)
     if rows:
         app.add_panel("progress", text("工作进度与规划目标", "Progress against plan targets"), rows,

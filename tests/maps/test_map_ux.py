@@ -400,3 +400,40 @@ def test_phone_controls_cover_at_most_a_third(ux_server: str, browser: Any, path
     assert all("collapsed" in (boxes.nth(i).get_attribute("class") or "")
                for i in range(boxes.count()))
     p.close()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_overview_reads_registry_statuses_afresh(ux_server: str, browser: Any) -> None:
+    """A served overview built (and cached) before a registry edit shows today's statuses:
+    the page reads GET /registry/hazards and recolours its findings."""
+    from maps.browser import wait_for_map
+
+    ctx = browser.new_context(viewport=DESKTOP)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    answer = {"hazards": [{"hazard_id": "setback:B-00001", "status": "closed"},
+                          {"hazard_id": "occupancy:B-00002", "status": "identified"}],
+              "numberMatched": 2, "numberReturned": 2}
+    asked: list[str] = []
+
+    def handle(route: Any) -> None:
+        asked.append(route.request.url)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
+
+    page.route(re.compile(re.escape(ux_server) + r"/registry/hazards\?.*"), handle)
+    page.goto(ux_server + "/maps/overview", wait_until="load")
+    wait_for_map(page)
+    page.wait_for_selector(".folium-map[data-registry='2']", timeout=10000)
+    assert asked == [ux_server + "/registry/hazards?limit=500&offset=0"]
+    legend = page.inner_text(".riskmap-legend-layer[data-layer=findings]")
+    assert "已销号 (1)" in legend and "待整改 (1)" in legend and "未登记 (2)" in legend
+    assert "整改中" not in legend  # the status the page was built with
+    options = page.locator(".riskmap-findings select[name=status] option").all_inner_texts()
+    assert options == ["全部状态", "已销号", "待整改", "未登记"]
+    page.click(".riskmap-findings-row[data-finding='setback:B-00001']")
+    page.wait_for_selector(".leaflet-popup-content .riskmap-popup-link a", timeout=5000)
+    assert "已销号" in page.inner_text(".leaflet-popup-content")
+    assert errors == []
+    ctx.close()

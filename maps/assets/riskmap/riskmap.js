@@ -1182,6 +1182,7 @@
     this._initLabels();
     this._initClusters();
     if (!this.cfg.publish && this.cfg.findingsList !== false) { this._addFindingsList(this.cfg.findingsList || {}); }
+    if (this.cfg.registry) { this._liveRegistry(this.cfg.registry); }
     this._initCollapsible();
     map.on('popupopen', function (e) { self._placePopup(e.popup); });
     map.on('popupclose', function () { L.DomUtil.removeClass(c, 'riskmap-popup-open'); });
@@ -1509,6 +1510,64 @@
     this.findingsControl = new Ctl();
     this.findingsControl.addTo(map);
     this.controls.push(this.findingsControl);
+  };
+
+  // --- registry statuses read afresh (overview) -------------------------------------------------
+  // cfg.registry = {url, layer, field, limit, classify, popupField, labels, link}: the hazards
+  // are read page by page (GET /registry/hazards) and the layer's findings recoloured by their
+  // current status ("unregistered" when absent), with the legend, clusters and list following,
+  // so a served page cached before a registry edit still shows today's statuses.
+  App.prototype._liveRegistry = function (rr) {
+    var self = this, map = this.map, e = this.layers[rr.layer];
+    if (!e || !global.fetch) { return; }
+    var st = Object.create(null), n = 0;
+    function step(offset) {
+      return global.fetch(rr.url + '?limit=' + rr.limit + '&offset=' + offset,
+        {credentials: 'same-origin', headers: {'Accept': 'application/json'}})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (j) {
+          if (!j || !j.hazards) { return n > 0; }
+          j.hazards.forEach(function (h) { st[String(h.hazard_id)] = h.status; n += 1; });
+          var next = offset + j.hazards.length;
+          if (j.hazards.length && next < j.numberMatched && next < 50000) { return step(next); }
+          return true;
+        });
+    }
+    step(0).then(function (ok) {
+      if (!ok || !n) { return; }
+      var spec = e.spec, counts = Object.create(null);
+      if (!spec.classify || spec.classify.field !== rr.field) { spec.classify = rr.classify; }
+      spec.popup = spec.popup || {fields: []};
+      if (!(spec.popup.fields || []).some(function (f) { return f.key === rr.field; })) { spec.popup.fields.push(rr.popupField); }
+      spec.popup.link = rr.link;
+      e.layer.eachLayer(function (l) {
+        var p = (l.feature && l.feature.properties) || {};
+        var s = own(st, String(p.finding_id));
+        p[rr.field] = s || 'unregistered';
+        p.hazard_id = s ? p.finding_id : null;
+        counts[p[rr.field]] = (counts[p[rr.field]] || 0) + 1;
+        if (l.setStyle) { l.setStyle(featureStyle(spec, p)); }
+      });
+      (spec.classify.classes || []).forEach(function (c) { c.count = counts[c.value] || 0; });
+      var c = self.clusters && self.clusters[spec.id];
+      if (c) {
+        if (map.hasLayer(c.group)) { map.removeLayer(c.group); }
+        delete self.clusters[spec.id];
+        self._makeCluster(e);
+        self._updateClusters();
+      }
+      if (self.findingsControl) {
+        self.findingsControl.remove();
+        self.controls = self.controls.filter(function (x) { return x !== self.findingsControl; });
+        var opt = L.extend({}, self.cfg.findingsList || {}, {status: rr.field, statusLabels: rr.labels});
+        self._addFindingsList(opt);
+        self.makeCollapsible(self.findingsControl.div);
+      }
+      if (self.legend) { self.legend.render(); }
+      map.getContainer().setAttribute('data-registry', String(n));
+    }).catch(function (err) {
+      if (global.console && global.console.warn) { global.console.warn('riskmap: registry: ' + err); }
+    });
   };
 
   // --- collapsible boxes, phone layout, popups clear of the controls -------------------------
