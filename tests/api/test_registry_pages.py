@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from layers.registry import Actor, Registry
@@ -191,3 +192,45 @@ def test_cli_export_and_import(store_copy: Any, tmp_path: Any, capsys: Any) -> N
                  "li"]) == 0
     assert reg.hazard("occupancy:P-01:B-00")["status"] == "rectifying"
     assert reg.audit()[0][-1]["who"] == "li"
+
+
+@pytest.mark.server
+def test_postgis_import_and_attachments(tmp_path: Any) -> None:
+    from api.app import create_app
+    from api.settings import Settings
+    from layers.postgis import PostGISStore
+    from layers.registry_pg import PgRegistry
+    from tests.api.conftest import API_KEYS
+    from tests.layers.postgis_support import postgis_url, scratch_schema
+
+    with scratch_schema(postgis_url()) as url:
+        store = PostGISStore(url)
+        store.init()
+        reg = PgRegistry(store)
+        for i in range(2):
+            reg.register(_finding(f"lane_too_narrow:FL-{i}", "lane_too_narrow", "fire_lanes"),
+                         analysis="fire_findings", owner_role="fire", actor=ADMIN)
+        with TestClient(create_app(Settings(store=url, api_keys=API_KEYS), store=store)) as c:
+            bad = _edited(c, "fire", {2: {"整改状态": "done"},
+                                      3: {"隐患编号": "lane_too_narrow:X"}})
+            before = (reg.hazards(limit=10)[0], reg.audit(limit=1)[1])
+            r = c.post("/registry/import.xlsx", headers=auth("fire"), content=bad)
+            assert r.status_code == 422
+            assert [(p["row"], p["column"], p["received"]) for p in r.json()["problems"]] == [
+                (2, "整改状态", "done"), (3, "隐患编号", "lane_too_narrow:X")]
+            assert (reg.hazards(limit=10)[0], reg.audit(limit=1)[1]) == before
+            png = b"\x89PNG\r\n\x1a\n" + bytes(40)
+            r = c.post("/registry/hazards/lane_too_narrow:FL-0/attachments",
+                       headers=auth("fire"), files={"file": ("a.png", png, "image/png")})
+            assert r.status_code == 400
+            assert r.json()["description"] == ("this store keeps no files; set "
+                                               "RISKMAP_ATTACHMENTS_DIR to a folder for hazard "
+                                               "attachments")
+        settings = Settings(store=url, api_keys=API_KEYS, attachments_dir=tmp_path / "att")
+        with TestClient(create_app(settings, store=store)) as c:
+            r = c.post("/registry/hazards/lane_too_narrow:FL-0/attachments",
+                       headers=auth("fire"), files={"file": ("a.png", png, "image/png")})
+            assert r.status_code == 201, r.text
+            (att,) = r.json()["attachments"]
+            assert (tmp_path / "att" / att["id"]).read_bytes() == png
+            assert c.get(att["href"], headers=auth("fire")).content == png
