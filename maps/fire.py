@@ -137,7 +137,8 @@ def build_fire(
     m.default_js = [*m.default_js, FIRE_JS]
     fnd = concat_findings(findings)
     flist = [fnd]
-    fire_cfg: dict[str, Any] = {"ranking": None, "compoundLayer": "compounds", "zoomPanes": {}}
+    fire_cfg: dict[str, Any] = {"ranking": None, "compoundLayer": "compounds", "zoomPanes": {},
+                                "zoomLayers": {}}
     app.config["fire"] = fire_cfg
 
     add(app, spec("roads"), get(layers, "roads"), flist)
@@ -362,7 +363,9 @@ def add_reach_layers(app: RiskMapElement, findings: gpd.GeoDataFrame | None, *,
     none.
     """
     o = app.options
-    panes: dict[str, dict[str, int]] = {}
+    fcfg: dict[str, Any] = app.config.setdefault("fire", {}) if district_view else {}
+    panes = fcfg.setdefault("zoomPanes", {})
+    zoomed = fcfg.setdefault("zoomLayers", {})
     for kind, zh, en, shown in REACH_KINDS:
         frame = select_kinds(findings, {kind})
         if frame is None:
@@ -379,7 +382,7 @@ def add_reach_layers(app: RiskMapElement, findings: gpd.GeoDataFrame | None, *,
         grid = reach_grid(frame)
         app.add_layer(LayerSpec(
             f"{kind}_grid", f"{zh}（分布）", f"{en} (distribution)", "findings", "polygon",
-            style={"stroke": False, "fillOpacity": 0.45},
+            style={"stroke": False, "fillOpacity": 0.45, "interactive": False},
             classify=Graduated("count", REACH_GRID_BREAKS,
                                ("#fcbba1", "#fc9272", "#fb6a4a", "#de2d26", "#a50f15"),
                                title=text(f"每 {REACH_CELL_M:g} m 网格建筑数",
@@ -389,7 +392,7 @@ def add_reach_layers(app: RiskMapElement, findings: gpd.GeoDataFrame | None, *,
             popup_title=None, search=(), visible=show,
             note=text(f"共 {n:,} 栋；放大至 {z} 级及以上显示建筑",
                       f"{n:,} buildings; zoom to {z}+ for the buildings")), grid)
-        app.config["layers"][-1]["pane"] = "reachgrid"
+        app.config["layers"][-1]["pane"] = "reachgrid"  # shading under everything
         panes["reachgrid"] = {"max": z}
         if o.mode == "standalone" and n > o.inline_max:
             # every building as its centre point, with the fields of its popup
@@ -419,9 +422,6 @@ def add_reach_layers(app: RiskMapElement, findings: gpd.GeoDataFrame | None, *,
                 app.add_layer(pspec, pts)
             finally:
                 app.options = o
-            app.config["layers"][-1]["pane"] = "reachpoints"
-            panes["reachpoints"] = {"min": z}
+            zoomed[kind] = {"min": z}
         else:
             app.add_layer(base, frame)
-    if panes and isinstance(app.config.get("fire"), dict):
-        app.config["fire"]["zoomPanes"].update(panes)

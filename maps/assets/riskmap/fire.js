@@ -131,9 +131,39 @@
     app.fireRanking = {control: c, show: function (id) { return showCompound(app, fc.compoundLayer || 'compounds', id); }};
   }
 
+  // Layers drawn only within a zoom range (`zoomLayers`: id -> {min, max}) but kept on the
+  // findings' canvas (clickable there): hidden by style, so the layer list still shows them on.
+  function zoomLayers(app, spec) {
+    var map = app.map, ids = Object.keys(spec || {});
+    if (!ids.length) { return; }
+    function update() {
+      var z = map.getZoom();
+      ids.forEach(function (id) {
+        var entry = app.layers[id], r = spec[id];
+        if (!entry) { return; }
+        var on = (r.max === undefined || z < r.max) && (r.min === undefined || z >= r.min);
+        if (entry.zoomOn === on) { return; }
+        entry.zoomOn = on;
+        entry.layer.eachLayer(function (l) {
+          if (on) { entry.layer.resetStyle(l); } else {
+            l.setStyle({opacity: 0, fillOpacity: 0});
+            l.options.interactive = false;
+          }
+        });
+        map.getContainer().setAttribute('data-zoom-' + id, on ? 'shown' : 'hidden');
+      });
+    }
+    map.on('zoomend', update);
+    update();
+  }
+
   function zoomPanes(app, panes) {
     var map = app.map, names = Object.keys(panes || {});
     if (!names.length) { return; }
+    names.forEach(function (n) {  // shading under every other layer, never in the way of a click
+      var p = map.getPane('riskmap-' + n);
+      if (p) { p.style.zIndex = 340; p.style.pointerEvents = 'none'; }
+    });
     function update() {
       var z = map.getZoom(), shown = [];
       names.forEach(function (n) {
@@ -177,6 +207,7 @@
       addStyle();
       if (cfg.fire.ranking) { addRanking(app, cfg.fire); }
       zoomPanes(app, cfg.fire.zoomPanes);
+      zoomLayers(app, cfg.fire.zoomLayers);
     }
     return app;
   };

@@ -120,11 +120,12 @@
   }
   // "forbidden zone Z-01 (岩马水库…) 00:00-24:00" → "禁行区 Z-01 岩马水库… 全天"
   var ZONE_WORDS = /^(forbidden|permit|avoid) zone (\S+)(?: \((.*)\))? (\S+?)( \(off at departure\))?$/;
+  function paren(s, lang) { return lang === 'en' ? ' (' + s + ')' : '（' + s + '）'; }
   function zoneWords(s, lang) {
     var m = ZONE_WORDS.exec(String(s).trim());
     if (!m) { return null; }
     return tr(RULES[m[1]], lang) + ' ' + m[2] + (m[3] ? ' ' + m[3] : '') + ' ' + hoursText(m[4], lang) +
-      (m[5] ? '（' + tr(UI.offAtDeparture, lang) + '）' : '');
+      (m[5] ? paren(tr(UI.offAtDeparture, lang), lang) : '');
   }
   function zoneList(s, lang) {
     var parts = String(s).split('; ');
@@ -265,12 +266,19 @@
       var m = words[i] ? ZONE_WORDS.exec(words[i]) : null;
       var rule = z.rule || (m ? m[1] : null);
       return (rule ? tr(RULES[rule], lang) + ' ' : '') + id + (z.name ? ' ' + z.name : '') +
-        (off ? '（' + tr(UI.offAtDeparture, lang) + '）' : '');
+        (off ? paren(tr(UI.offAtDeparture, lang), lang) : '');
     });
   }
 
   // ------------------------------------------------------------ the form
+  // A control re-rendered inside its own click handler would leave the clicked element
+  // detached, and Leaflet would then take the click for a click on the map (its "clicked a
+  // control" test walks up from the target): handlers that re-render run just after.
+  function later(fn) { global.setTimeout(fn, 0); }
   function install(app, pc) {
+    function narrow() {  // a phone: the shared layout's test when riskmap.js has one
+      return app._phone ? app._phone() : (global.innerWidth !== undefined && global.innerWidth < 640);
+    }
     var map = app.map, t = function (l) { return app.t(l); };
     var zones = Object.create(null);
     (pc.zones || []).forEach(function (z) { zones[String(z.id)] = z; });
@@ -279,6 +287,9 @@
       form: {depart: pc.departAt || '', permits: [], permitOther: '', weight: '', height: '',
         k: pc.alternatives || 3, objective: 'time', error: null}};
     app.routeState = st;
+    // Everything this form draws goes on the findings' canvas (riskmap.js routes events between
+    // its canvases; a canvas of our own on top would take every click away from them).
+    function topRenderer() { return app._renderer ? app._renderer({group: 'findings'}) : undefined; }
 
     var Ctl = L.Control.extend({
       options: {position: 'topleft'},
@@ -287,7 +298,7 @@
         L.DomEvent.disableClickPropagation(div);
         L.DomEvent.disableScrollPropagation(div);
         this.div = div;
-        this.collapsed = global.innerWidth !== undefined && global.innerWidth < 600;
+        this.collapsed = narrow();
         this.render();
         return div;
       },
@@ -302,9 +313,12 @@
         L.DomEvent.on(tog, 'click', function (ev) {
           L.DomEvent.preventDefault(ev);
           ctl.collapsed = !ctl.collapsed;
-          ctl.render();
+          later(function () { ctl.render(); });
         });
         L.DomUtil[ctl.collapsed ? 'addClass' : 'removeClass'](d, 'collapsed');
+        if (st.pick) {  // stays in view when the form is folded away for the pick
+          el('div', 'riskmap-route-hint', d).textContent = fill(t(UI.picking), {what: t(WHAT[st.pick])});
+        }
         var body = el('div', 'riskmap-route-body', d);
         ['origin', 'destination'].forEach(function (k) {
           var row = el('div', 'riskmap-route-row', body);
@@ -315,7 +329,7 @@
           var span = el('span', 'riskmap-route-' + k, row);
           span.textContent = ' ' + (st[k] ? st[k][0].toFixed(5) + ', ' + st[k][1].toFixed(5) :
             (st.pick === k ? fill(t(UI.picking), {what: t(WHAT[k])}) : t(UI.pick)));
-          L.DomEvent.on(b, 'click', function () { app.startPick(k); });
+          L.DomEvent.on(b, 'click', function () { later(function () { app.startPick(k); }); });
         });
         function input(label, name, type, value, attrs, onchange) {
           var row = el('div', 'riskmap-route-row', body);
@@ -367,24 +381,44 @@
         var go = el('button', 'riskmap-route-go', br);
         go.type = 'button';
         go.textContent = t(UI.route);
-        L.DomEvent.on(go, 'click', function () { app.requestRoute(); });
+        L.DomEvent.on(go, 'click', function () { later(function () { app.requestRoute(); }); });
         var clr = el('button', 'riskmap-route-clear', br);
         clr.type = 'button';
         clr.textContent = t(UI.clear);
-        L.DomEvent.on(clr, 'click', function () { app.clearRoute(); });
-        this.out = el('div', 'riskmap-route-out', body);
+        L.DomEvent.on(clr, 'click', function () { later(function () { app.clearRoute(); }); });
+        this.out = el('div', 'riskmap-route-out', d);  // answers stay visible when collapsed
         app._policeRenderResult();  // text only: layers are drawn once per answer
       }
     });
     var ctl = new Ctl();
     app.routeControl = ctl;
 
+    function endPick() {
+      st.pick = null;
+      map.getContainer().style.cursor = '';
+      L.DomUtil.removeClass(map.getContainer(), 'riskmap-picking');
+    }
     app.startPick = function (k) {
+      if (app.setClickMode) {  // one owner of map clicks: starting to pick ends measuring
+        app.setClickMode('route-' + k, function (e) { pickAt(k, e.latlng); },
+          function () { if (st.pick === k) { endPick(); ctl.render(); } });
+      }
       st.pick = k;
       map.getContainer().style.cursor = 'crosshair';
       L.DomUtil.addClass(map.getContainer(), 'riskmap-picking');
+      if (narrow() && !ctl.collapsed) { ctl.collapsed = true; st.reopen = true; }  // free the map
       ctl.render();
     };
+    function pickAt(k, latlng) {
+      var lon = latlng.lng, lat = latlng.lat;
+      if (app.gcj) { var w = RM.fromGcj(lon, lat); lon = w[0]; lat = w[1]; }
+      endPick();
+      if (app.clearClickMode) { app.clearClickMode('route-' + k); }
+      if (st.reopen) { ctl.collapsed = false; st.reopen = false; }
+      app.setRouteEnd(k, lon, lat, latlng);
+      map.closePopup();
+      ctl.render();
+    }
     app.setRouteEnd = function (k, lon, lat, latlng) {
       st[k] = [lon, lat];
       if (st.markers[k]) { map.removeLayer(st.markers[k]); }
@@ -392,7 +426,7 @@
       if (!latlng && app.gcj) { var g = RM.toGcj(lon, lat); ll = L.latLng(g[1], g[0]); }
       st.markers[k] = L.circleMarker(ll, {radius: 7, color: '#000', weight: 2, interactive: false,
         fillColor: k === 'origin' ? '#ffffff' : '#000000', fillOpacity: 1,
-        pane: 'markerPane'}).addTo(map);
+        renderer: topRenderer()}).addTo(map);
     };
     app.setRouteEnds = function (origin, destination) {  // for tests and deep links
       if (origin) { app.setRouteEnd('origin', origin[0], origin[1]); }
@@ -408,15 +442,7 @@
       if (map.dragging && map.dragging.moved()) { return; }  // the end of a pan, not a pick
       ev.stopPropagation();
       ev.preventDefault();
-      var latlng = map.mouseEventToLatLng(ev), lon = latlng.lng, lat = latlng.lat;
-      if (app.gcj) { var w = RM.fromGcj(lon, lat); lon = w[0]; lat = w[1]; }
-      var k = st.pick;
-      st.pick = null;
-      map.getContainer().style.cursor = '';
-      L.DomUtil.removeClass(map.getContainer(), 'riskmap-picking');
-      app.setRouteEnd(k, lon, lat, latlng);
-      map.closePopup();
-      ctl.render();
+      pickAt(st.pick, map.mouseEventToLatLng(ev));
     }
     map.getContainer().addEventListener('click', onPickClick, true);
 
@@ -504,7 +530,8 @@
           res.sent = body;
           st.result = res;
           app._policeDraw(res);
-          app._policeRenderResult();
+          if (res.ok && narrow()) { ctl.collapsed = true; }  // on a phone: show the routes
+          ctl.render();
           return res;
         });
     };
@@ -523,6 +550,7 @@
         if (!geom) { return null; }
         var fc = {type: 'FeatureCollection', features: [{type: 'Feature',
           geometry: JSON.parse(JSON.stringify(geom)), properties: {}}]};
+        style = L.extend({renderer: topRenderer()}, style);
         var ly = L.geoJSON(app.gcj ? shiftGeojson(fc) : fc, {style: style,
           pointToLayer: function (f, ll) { return L.circleMarker(ll, L.extend({radius: 5}, style)); }});
         if (tip) { ly.bindTooltip(function () { return esc(tip(app.lang)); }, {sticky: true}); }
@@ -682,6 +710,7 @@
       '.riskmap-route-permit { display: block; margin-left: 8px; }',
       '.riskmap-route-row input[type=number] { width: 56px; }',
       '.riskmap-route-note, .riskmap-route-applied { color: #666; font-size: 11px; }',
+      '.riskmap-route-hint { color: #7a4f00; background: #fff3c4; padding: 1px 3px; }',
       '.riskmap-picking .leaflet-interactive { cursor: crosshair !important; }',
       '.riskmap-zone-label { background: rgba(255,255,255,0.8); border: 0; box-shadow: none;',
       '  padding: 0 3px; font-size: 11px; line-height: 1.2; color: #67000d; text-align: center; }',
