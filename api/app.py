@@ -49,7 +49,6 @@ OPTIONAL_ROUTERS = ("protection", "maps", "notice", "changes")  # protection bef
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Public, versioned assets: cacheable whoever asks (no Vary / no-store).
 _ASSET_PREFIXES = ("/static/", "/ogc-assets/")
-_SWAGGER_CDN = "https://cdn.jsdelivr.net"  # FastAPI's stock docs page; ours is vendored
 _DOC_PAGES = ("/api.html", "/redoc.html")  # Swagger UI / ReDoc (vendored, served here)
 
 
@@ -78,13 +77,11 @@ def content_security_policy(img_sources: Sequence[str], *, docs: bool = False) -
     Folium maps and the OGC pages inline their data and set-up code), basemap tiles from
     ``img_sources``, no plugins, no framing, forms posting only here. ``docs`` (the API
     documentation pages ``/api.html``, ``/redoc.html``, whose scripts are vendored) lets
-    ReDoc start its search worker from a ``blob:`` URL and still names the CDN of FastAPI's
-    stock docs page (nothing loads from it)."""
-    cdn = f" {_SWAGGER_CDN}" if docs else ""
+    ReDoc start its search worker from a ``blob:`` URL; no other host is named."""
     worker = "worker-src 'self' blob:; " if docs else ""
     img = " ".join(("'self'", "data:", "blob:", *img_sources))
     return ("default-src 'self'; "
-            f"script-src 'self' 'unsafe-inline'{cdn}; style-src 'self' 'unsafe-inline'{cdn}; "
+            "script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
             f"img-src {img}; {worker}"
             "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
             "form-action 'self'; frame-ancestors 'none'")

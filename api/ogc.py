@@ -80,8 +80,10 @@ def esc(value: object) -> str:
 
 
 def html_page(title: str, body: str, *, head: str = "", links: list[Link] | None = None,
-              kind: Literal["page", "map"] = "page") -> HTMLResponse:
-    """A minimal, dependency-free HTML page (no CDN assets)."""
+              kind: Literal["page", "map"] = "page", request: Request | None = None
+              ) -> HTMLResponse:
+    """A minimal, dependency-free HTML page (no CDN assets); with ``request``, the role bar
+    (who is signed in, sign-in/out) of every riskmap page above it."""
     nav = ""
     if links:
         nav = "<nav>" + " · ".join(
@@ -91,8 +93,15 @@ def html_page(title: str, body: str, *, head: str = "", links: list[Link] | None
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;"
              "font-size:90%}#map{height:420px;margin:1em 0}")
     # no favicon request (a 404 in the browser console)
+    bar = ""
+    if request is not None:
+        from api.auth import get_principal
+        from api.pages import ROLEBAR_CSS, role_bar
+
+        bar = role_bar(get_principal(request), request=request)
+        style += ROLEBAR_CSS
     doc = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}'
            f'</title><link rel="icon" href="data:,"><style>{style}</style>{head}</head><body>'
-           f"{nav}<h1>{esc(title)}</h1>"
+           f"{bar}{nav}<h1>{esc(title)}</h1>"
            f"{body}</body></html>")
     return HTMLResponse(doc)

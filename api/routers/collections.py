@@ -379,7 +379,7 @@ def _map_html(geojson_text: str, *, crs84: bool) -> tuple[str, str]:
 
 
 def _items_html(d: CollectionDef, page: Page, body_bytes: bytes, links: list[dict[str, Any]],
-                crs: OgcCrs) -> Response:
+                crs: OgcCrs, *, request: Request) -> Response:
     head, mapdiv = _map_html(body_bytes.decode("utf-8"), crs84=crs.uri == CRS84)
     cols = page.columns
     from api.features import json_value
@@ -394,7 +394,7 @@ def _items_html(d: CollectionDef, page: Page, body_bytes: bytes, links: list[dic
     body = (f"<p>{len(page.ids)} feature(s){matched}. {nav}</p>{mapdiv}"
             "<table><tr><th>feature</th>" + "".join(f"<th>{esc(c)}</th>" for c in cols)
             + f"</tr>{rows}</table>")
-    return html_page(d.title, body, head=head)
+    return html_page(d.title, body, head=head, request=request)
 
 
 # --- routes ---------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def collections(request: Request, cat: CatalogDep, principal: PrincipalDep) -> A
     if wants_html(request):
         rows = "".join(f'<li><a href="{esc(href(request, "/collections/" + c.id, f="html"))}">'
                        f"{esc(c.title)}</a> ({esc(c.id)}, {esc(c.kind)})</li>" for c in docs)
-        return html_page("Collections", f"<ul>{rows}</ul>")
+        return html_page("Collections", f"<ul>{rows}</ul>", request=request)
     return Collections(links=links, collections=docs)
 
 
@@ -428,7 +428,7 @@ def collection(request: Request, collectionId: CollectionId, cat: CatalogDep,
         items_url = esc(href(request, f"/collections/{d.id}/items", f="html"))
         body = (f"<p>{esc(d.description)}</p><p><a href=\"{items_url}\">items</a></p>"
                 f"<h2>Queryables</h2><ul>{q}</ul>")
-        return html_page(d.title, body)
+        return html_page(d.title, body, request=request)
     return doc
 
 
@@ -483,7 +483,7 @@ def items(
     links = _page_links(request, d, q, page)
     body = feature_collection_bytes(page, out_crs, links=links)
     if as_html:
-        return _items_html(d, page, body, links, out_crs)
+        return _items_html(d, page, body, links, out_crs, request=request)
     return Response(body, media_type=GEOJSON, headers=_answer_headers(request, d, out_crs))
 
 
@@ -515,7 +515,7 @@ def item(
     body = feature_bytes(page, out_crs, links=links)
     if as_html:
         return _items_html(d, page, json.dumps({"type": "FeatureCollection", "features": [
-            json.loads(body)]}).encode(), [], out_crs)
+            json.loads(body)]}).encode(), [], out_crs, request=request)
     return Response(body, media_type=GEOJSON, headers=_answer_headers(request, d, out_crs))
 
 

@@ -38,5 +38,5 @@ def conformance(request: Request) -> Any:
     check_params(request, ())
     if wants_html(request):
         return html_page("Conformance", "<ul>" + "".join(
-            f"<li>{esc(c)}</li>" for c in CONFORMANCE) + "</ul>")
+            f"<li>{esc(c)}</li>" for c in CONFORMANCE) + "</ul>", request=request)
     return ConformanceDeclaration(conformsTo=list(CONFORMANCE))
