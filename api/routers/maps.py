@@ -240,7 +240,9 @@ def get_map(request: Request, name: str) -> Response:
     if publish:  # refused (409) like the printed notice while a route fails the route check
         from api.routers.notice import notice_links, publish_guard, publish_texts
 
-        publish_guard(request)
+        refused = publish_guard(request, principal)
+        if refused is not None:
+            return refused
     key = (name, publish, visible, repr(options), str(getattr(store, "url", id(store))),
            layers_version(store), service.rules_version, date)
 

@@ -17,10 +17,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.auth import get_principal, require_read
+from api.auth import Principal, get_principal, require_read
 from api.deps import get_service
 from api.errors import BadRequest
-from api.ogc import check_params
+from api.ogc import check_params, esc, wants_html
 from api.runs.notice import NoticeOptions, PublishRefused, render_notice_for, require_publishable
 
 __all__ = ["notice_links", "publish_guard", "publish_texts", "router"]
@@ -46,10 +46,37 @@ def publish_texts(request: Request) -> dict[str, Any]:
             "authority": getattr(s, "notice_authority", None)}
 
 
-def publish_guard(request: Request) -> None:
-    """Refuse the notice view like the sheet (PublishRefused, 409) while a published route
-    has a critical route-check finding."""
-    require_publishable(get_service(request), how="the sheet's override=REASON (role police)")
+def publish_guard(request: Request, principal: Principal | None = None) -> Response | None:
+    """Refuse the notice view like the sheet while a published route has a critical
+    route-check finding: a 409 HTML page for a browser (naming route, zone and finding in zh
+    and en), else PublishRefused (409 JSON). None when the notice may be published."""
+    try:
+        require_publishable(get_service(request), how="the sheet's override=REASON (role police)")
+    except PublishRefused as exc:
+        if not wants_html(request):
+            raise
+        return _refused_page(request, exc, principal or get_principal(request))
+    return None
+
+
+def _refused_page(request: Request, exc: PublishRefused, principal: Principal) -> Response:
+    from api.pages import page
+
+    root = request.scope.get("root_path", "").rstrip("/")
+    items = "".join(
+        f'<li class="riskmap-refused" data-route="{esc(b.route_id)}" data-other="'
+        f'{esc(b.other_id)}"><b>{esc(b.short_zh)}</b><br>{esc(b.short_en)} '
+        f"<small>[{esc(b.kind)}, {esc(b.finding_id)}]</small><br>{esc(b.message_zh)}<br>"
+        f"{esc(b.message_en)}</li>" for b in exc.blockers)
+    body = ("<p>以下已公布路线存在严重路线核查问题，公告暂不发布。The notice is not published: "
+            "these published routes have a critical route-check finding.</p>"
+            f"<ul>{items}</ul><p>请在数据中修正或撤回（status = draft）该路线。Fix the route in the "
+            "store or withdraw it (status = draft). 交警可说明理由后强制打印 The police may print "
+            f'the sheet anyway with a reason: <code>{esc(root)}/maps/police/notice.pdf?'
+            "override=理由</code> (role police).</p>"
+            f'<pre class="riskmap-refusal">{esc(exc.description)}</pre>')
+    return page("拒绝发布 · Publishing refused", body, principal, request=request,
+                status_code=409)
 
 
 def notice_links(html: str, root: str) -> str:

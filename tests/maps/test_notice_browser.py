@@ -115,10 +115,18 @@ def test_notice_refused_overridden_then_published(served: tuple[str, Path],
     # refused while HR-02 crosses Z-01: the view and both sheets
     page, errors, foreign = _page(browser, base, VIEWPORTS["desktop"])
     resp = page.goto(f"{base}/maps/police?publish=true", wait_until="load")
-    assert resp.status == 409
-    body = page.inner_text("body")
-    assert "publishing refused" in body and "HR-02" in body and "Z-01" in body
-    assert "拒绝发布" in body and "route_in_forbidden_zone" in body
+    assert resp.status == 409  # a page saying why, in both languages
+    assert page.title() == "拒绝发布 · Publishing refused — riskmap"
+    assert page.locator('.riskmap-refused[data-route="HR-02"][data-other="Z-01"]').count() == 1
+    item = page.inner_text(".riskmap-refused")
+    assert "通行路线 HR-02 穿越禁行区域 Z-01（岩马水库饮用水水源保护区）" in item
+    assert "route HR-02 crosses forbidden zone Z-01 (岩马水库饮用水水源保护区)" in item
+    assert "route_in_forbidden_zone" in item
+    assert "拒绝发布" in page.inner_text("pre.riskmap-refusal")
+    # Chromium logs the page's own status; nothing else fails
+    assert errors == ["Failed to load resource: the server responded with a status of 409 "
+                      "(Conflict)"], errors
+    errors.clear()
     status, _, raw = _fetch(page, "/maps/police/notice.pdf")
     assert status == 409 and b'"route_id":"HR-02"' in raw and b'"other_id":"Z-01"' in raw
     assert _fetch(page, "/maps/police/notice.png")[0] == 409
