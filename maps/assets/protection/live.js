@@ -37,15 +37,28 @@
 
   window.riskmapProtectionLive = function (opts) {
     var root = opts.root || "";
-    var map = L.map("map", {preferCanvas: true}).setView([34.8, 117.25], 13);
+    var map = L.map("map").setView([34.8, 117.25], 13);
     var bounds = L.latLngBounds([]);
-    loadLayer(map, root, "pipelines", function () { return {color: "#7b3294", weight: 3}; }, bounds);
-    loadLayer(map, root, "pipeline_facilities",
-              function () { return {color: "#7b3294", radius: 5, fillOpacity: 0.8}; }, bounds);
-    loadLayer(map, root, "construction_sites", function (f) {
-      var ok = f.properties && f.properties.permit_no;
-      return {color: ok ? "#1a9850" : "#999", weight: 1, radius: 6, fillOpacity: 0.25};
-    }, bounds);
+    var styles = {
+      pipelines: function () { return {color: "#7b3294", weight: 3}; },
+      pipeline_facilities: function () {
+        return {color: "#7b3294", radius: 5, fillOpacity: 0.8};
+      },
+      construction_sites: function (f) {
+        var ok = f.properties && f.properties.permit_no;
+        return {color: ok ? "#1a9850" : "#999", weight: 1, radius: 6, fillOpacity: 0.25};
+      }
+    };
+    // only the layers this store has and this role may read (no 403/404 noise)
+    fetch(root + "/collections", {headers: {Accept: "application/json"},
+                                  credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.json() : {collections: []}; })
+      .then(function (doc) {
+        (doc.collections || []).forEach(function (c) {
+          if (styles[c.id]) { loadLayer(map, root, c.id, styles[c.id], bounds); }
+        });
+      })
+      .catch(function () { /* the map still shows machines and alerts */ });
     var machines = {};
     var list = document.getElementById("alerts");
     var status = document.getElementById("status");
