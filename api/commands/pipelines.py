@@ -99,7 +99,14 @@ def _check_out(path: str | None, flag: str = "--out") -> None:
 
 
 def _cmd_pipelines(args: argparse.Namespace) -> int:
-    from api.runs.pipelines import Progress  # standard library only: the line comes first
+    from api.runs.pipelines import paused_gc  # standard library only: the line comes first
+
+    with paused_gc():  # the check and the writers allocate millions of short-lived objects
+        return _check_pipelines(args)
+
+
+def _check_pipelines(args: argparse.Namespace) -> int:
+    from api.runs.pipelines import Progress
 
     _check_out(args.out)
     stream = None if args.quiet else sys.stderr
