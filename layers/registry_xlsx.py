@@ -205,6 +205,9 @@ def write_workbook(out: str | os.PathLike[str] | IO[bytes], *,
         n = 0
         for n, r in enumerate(rows, start=1):  # noqa: B007
             ws.append(list(r))
+            for cell in ws[ws.max_row]:
+                if isinstance(cell.value, str) and cell.value.startswith("="):
+                    cell.data_type = "s"  # text, never a formula (user-entered values)
         ws.freeze_panes = "C2"
         ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(n + 1, 2)}"
         return n

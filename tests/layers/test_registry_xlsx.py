@@ -276,3 +276,19 @@ def test_closing_date_is_the_districts(tmp_path: Path) -> None:
     row = [c.value for c in ws[2]]
     assert (row[header.index("销号日期")], row[header.index("整改状态")]) == (
         "2026-12-08", "已销号")
+
+
+def test_text_that_looks_like_a_formula_stays_text(tmp_path: Path) -> None:
+    reg = _gpkg(tmp_path)
+    evil = '=HYPERLINK("http://example.invalid/x","点此")'
+    reg.register(_finding(1), analysis="pipeline_findings", owner_role="planner",
+                 actor=ADMIN, fields={"department": evil, "measures": "=1+1"})
+    data = _export(reg)
+    ws = load_workbook(io.BytesIO(data))[HAZARD_SHEET]
+    header = [c.value for c in ws[1]]
+    dep, mea = ws.cell(2, header.index("责任单位") + 1), ws.cell(2, header.index("整改措施") + 1)
+    assert (dep.value, dep.data_type, mea.value, mea.data_type) == (evil, "s", "=1+1", "s")
+    assert b"<f>" not in __import__("zipfile").ZipFile(io.BytesIO(data)).read(
+        "xl/worksheets/sheet1.xml")
+    report = apply_workbook(reg.batch, read_workbook(data), actor=ADMIN)  # reads back as is
+    assert report.unchanged == 1 and reg.hazard("occupancy:P1:B1")["department"] == evil
