@@ -257,7 +257,7 @@ def _layout(paper: str, orientation: str, n_override: int) -> _Layout:
     m = 10.0 * k
     warn = (6.0 * n_override + 3.0) * k if n_override else 0.0
     head_h = 27.0 * k + warn
-    foot_h = 7.0 * k
+    foot_h = 9.0 * k
     header = (m, h - m - head_h, w - 2 * m, head_h)
     footer = (m, m, w - 2 * m, foot_h)
     top = header[1] - 3.0 * k
@@ -719,7 +719,9 @@ def render_notice(
                 for label in (full, _str(z.id)):
                     t = ax.text(p.x, p.y, label, fontproperties=fp, fontsize=fs * 0.85,
                                 color=_ZONE_STYLE.get(rule, ("#333333", ""))[0], ha="center",
-                                va="center", zorder=7, clip_on=True, linespacing=1.1)
+                                va="center", zorder=7, clip_on=True, linespacing=1.1,
+                                bbox={"boxstyle": "square,pad=0.1", "fc": "white",
+                                      "ec": "none", "alpha": 0.6})
                     ext = t.get_window_extent(renderer)
                     if not any(ext.overlaps(b) for b in avoid):
                         avoid.append(ext)
@@ -755,7 +757,7 @@ def render_notice(
         y = _table(tab_ax, 1.0, "通行路线 Published routes", ("编号 ID", "名称 Name",
                    "通行时段 Hours"), route_rows, cols, fp, fs, line)
         zrows = _zone_rows(zones)
-        zcols = (0.0, 0.24, 0.54, 0.75) if wide else (0.0, 0.2, 0.45, 0.6)
+        zcols = (0.0, 0.2, 0.47, 0.63) if wide else (0.0, 0.2, 0.45, 0.6)
         y = _table(tab_ax, y, "限行区域 Restricted zones", ("编号 ID", "名称 Name",
                    "规定 Rule", "时段 Hours"), [(a, b, c.split(" ")[0], d) for a, b, c, d in
                                               zrows], zcols, fp, fs, line)
@@ -771,11 +773,11 @@ def render_notice(
         ft = _axes(fig, lay.page, lay.footer)
         _blank(ft)
         ft.axhline(1.0, color="black", lw=0.6 * k)
-        ft.text(0.0, 0.55, f"坐标系 CRS：{_crs_label(crs)}；单位 米 metres；上为坐标北 "
+        ft.text(0.0, 0.68, f"坐标系 CRS：{_crs_label(crs)}；单位 米 metres；上为坐标北 "
                            "grid north up", fontproperties=fp, fontsize=fs * 0.85, va="center")
         if info.check_zh or info.check_en:
-            ft.text(1.0, 0.55, " / ".join(x for x in (info.check_zh, info.check_en) if x),
-                    fontproperties=fp, fontsize=fs * 0.85, va="center", ha="right")
+            ft.text(0.0, 0.24, " / ".join(x for x in (info.check_zh, info.check_en) if x),
+                    fontproperties=fp, fontsize=fs * 0.85, va="center")
 
         buf = io.BytesIO()
         meta: dict[str, Any] = ({"Title": f"{info.title_zh} {info.title_en}",
