@@ -301,8 +301,8 @@ def _factor_text(key: str, r: Mapping[str, Any], lane_counts: Mapping[str, int])
                 continue
             k = lane_counts.get(kind, 0)
             zh.append(f"{wz}{f' {k} 处' if k else ''} {metres:.0f} m")
-            en.append(f"{we}{f' at {k}' if k else ''} {metres:.0f} m")
-        return text("消防车道" + "、".join(zh), "fire lanes " + ", ".join(en)) if zh else None
+            en.append(f"{we} {metres:.0f} m" + (f" ({k} lane{'s' if k != 1 else ''})" if k else ""))
+        return text("消防车道" + "、".join(zh), "fire lanes: " + ", ".join(en)) if zh else None
     if key == "station" and _num(r.get("deficit_station")) > 0:
         t = _num(r.get("nearest_station_s"))
         st = str(r.get("nearest_station") or "")
@@ -334,7 +334,7 @@ def rank_reasons(report: gpd.GeoDataFrame, findings: gpd.GeoDataFrame | None) ->
         reasons = [t for *_, key in parts if (t := _factor_text(key, rec, counts.get(cid, {})))]
         if _int(rec.get("faulty_hydrants")) > 0:
             n = _int(rec.get("faulty_hydrants"))
-            reasons.append(text(f"故障消火栓 {n} 个", f"{n} faulty hydrants"))
+            reasons.append(text(f"故障消火栓 {n} 个", f"{n} faulty hydrant{'s' if n != 1 else ''}"))
         if _num(rec.get("spacing_gap_m")) > 0:
             g = _num(rec.get("spacing_gap_m"))
             reasons.append(text(f"消火栓间距超限道路 {g:.0f} m", f"{g:.0f} m of street beyond hydrant spacing"))

@@ -20,6 +20,9 @@
     return label[lang] !== undefined ? label[lang] : (label.zh !== undefined ? label.zh : label.en);
   }
   function el(tag, cls, parent) { return L.DomUtil.create(tag, cls || '', parent); }
+  // re-rendering a control inside its own click handler detaches the clicked element, and
+  // Leaflet then takes the click for a click on the map: such handlers re-render just after
+  function later(fn) { global.setTimeout(fn, 0); }
 
   var UI = {
     rank: {zh: '排名', en: 'rank'},
@@ -62,7 +65,8 @@
 
   function addRanking(app, fc) {
     var rk = fc.ranking, map = app.map, t = function (l) { return app.t(l); };
-    var state = {all: false, collapsed: global.innerWidth !== undefined && global.innerWidth < 600};
+    var state = {all: false, collapsed: app._phone ? app._phone() :
+      (global.innerWidth !== undefined && global.innerWidth < 640)};
     var Ctl = L.Control.extend({
       options: {position: 'bottomleft'},
       onAdd: function () {
@@ -86,7 +90,7 @@
         L.DomEvent.on(tog, 'click', function (ev) {
           L.DomEvent.preventDefault(ev);
           state.collapsed = !state.collapsed;
-          ctl.render();
+          later(function () { ctl.render(); });
         });
         var body = el('div', 'riskmap-ranking-body', d);
         el('div', 'riskmap-legend-note', body).textContent = t(UI.hint);
@@ -120,7 +124,7 @@
           L.DomEvent.on(more, 'click', function (ev) {
             L.DomEvent.preventDefault(ev);
             state.all = !state.all;
-            ctl.render();
+            later(function () { ctl.render(); });
           });
         }
       }
