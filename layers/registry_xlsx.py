@@ -203,11 +203,13 @@ def write_workbook(out: str | os.PathLike[str] | IO[bytes], *,
             cell.font, cell.fill = head_font, head_fill
             cell.alignment = Alignment(wrap_text=True, vertical="center")
         n = 0
-        for n, r in enumerate(rows, start=1):  # noqa: B007
-            ws.append(list(r))
-            for cell in ws[ws.max_row]:
-                if isinstance(cell.value, str) and cell.value.startswith("="):
-                    cell.data_type = "s"  # text, never a formula (user-entered values)
+        for n, r in enumerate(rows, start=1):
+            values = list(r)
+            ws.append(values)
+            for j, v in enumerate(values, start=1):
+                if isinstance(v, str) and v.startswith("="):
+                    # text, never a formula (values typed by users)
+                    ws.cell(row=n + 1, column=j).data_type = "s"
         ws.freeze_panes = "C2"
         ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(n + 1, 2)}"
         return n
