@@ -212,3 +212,43 @@ def test_live_page(demo_client: TestClient) -> None:
                            follow_redirects=False)
     assert anon.status_code == 303
     assert anon.headers["location"] == "/signin?next=/maps/protection"
+
+
+def test_gcj02_and_default_crs(demo_client: TestClient) -> None:
+    from geo.crs import wgs84_to_gcj02
+
+    m01 = _batch()["positions"][0]
+    lon, lat = float(m01["lon"]), float(m01["lat"])
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    gcj = {"crs": "GCJ-02", "positions": [{**m01, "lon": float(glon), "lat": float(glat)}]}
+    r = demo_client.post("/protection/positions", json=gcj, headers=auth("police")).json()
+    assert r["crs"] == "GCJ-02" and len(r["alerts"]) == 1
+    a = r["alerts"][0]
+    assert a["distance_m"] == pytest.approx(3.0, abs=0.01)
+    assert (a["lon"], a["lat"]) == (pytest.approx(lon, abs=1e-7), pytest.approx(lat, abs=1e-7))
+    wgs = {"positions": [m01]}  # no crs: EPSG:4326, the same frame as EPSG:4490 here
+    r = demo_client.post("/protection/positions", json=wgs, headers=auth("police")).json()
+    assert r["crs"] == "EPSG:4326" and [x["distance_m"] for x in r["alerts"]] == [3.0]
+
+
+def test_cli_positions_from_geojson_with_offsets(demo_store: tuple[Any, dict[str, Any]],
+                                                 tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    store, _ = demo_store
+    m01 = _batch()["positions"][0]
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(m01["lon"]),
+                                                                          float(m01["lat"])]},
+         "properties": {"machine_id": "G-1", "kind": "开挖", "time": "2026-12-07T01:00:00Z"}},
+        {"type": "Feature", "geometry": None,
+         "properties": {"machine_id": "G-2", "kind": "开挖", "time": "2026-12-07T01:00:00Z"}}]}
+    src = tmp_path / "pos.geojson"
+    src.write_text(json.dumps(fc, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "alerts.geojson"
+    assert api.cli.main(["check", "positions", "--store", str(store.path), "--in", str(src),
+                         "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "row 2 (machine G-2): lat is missing" in err and "lon is missing" in err
+    feats = json.loads(out.read_text(encoding="utf-8"))["features"]
+    assert [(f["properties"]["machine_id"], f["properties"]["time"]) for f in feats] == [
+        ("G-1", "2026-12-07T09:00:00+08:00")]  # Z read and shown in district time
