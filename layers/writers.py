@@ -612,7 +612,10 @@ def defuse_formulas(df: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col]):
             continue
         values = out[col]
-        is_text = values.map(type).eq(str).to_numpy()
+        if isinstance(values.dtype, pd.StringDtype):  # every present value is text
+            is_text = values.notna().to_numpy()
+        else:
+            is_text = values.map(type).eq(str).to_numpy()
         if not is_text.any():
             continue
         text = values[is_text].astype(str)
