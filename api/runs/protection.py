@@ -262,42 +262,45 @@ def parse_positions(records: Sequence[Mapping[str, Any]], *, crs: object = None,
     rejected: list[dict[str, Any]] = []
     kind_expected = ("a work kind (" + ", ".join(CONSTRUCTION_WORKS) + ") or a machine name "
                      "(excavator, 挖掘机, drill_rig, pile_driver …)")
+    days: list[int] = []
     for i, r in enumerate(records):
-        raw_mid = r.get("machine_id")
+        get = r.get
+        raw_mid = get("machine_id")
         mid = None if raw_mid is None else str(raw_mid).strip()
-        kind = r.get("kind")
+        kind = get("kind")
         kind = kind.strip() if isinstance(kind, str) else None
         work = names.get(kind.lower()) if kind else None
-        lon = _degrees(r.get("lon"), 180.0)
-        lat = _degrees(r.get("lat"), 90.0)
-        when = _time(r.get("time"), tz)
-        bad = [(f, e) for f, ok, e in (
-            ("kind", work is not None, kind_expected),
-            ("lat", lat is not None, "a number of degrees in [-90, 90]"),
-            ("lon", lon is not None, "a number of degrees in [-180, 180]"),
-            ("machine_id", bool(mid), "a machine id"),
-            ("time", when is not None, _TIME_EXPECTED)) if not ok]
-        if bad:
-            for f, e in bad:
-                got = r.get(f)
-                if isinstance(got, float) and not math.isfinite(got):
-                    got = None if math.isnan(got) else str(got)  # JSON has no inf
-                rejected.append({"row": i, "machine_id": mid or None, "field": f,
-                                 "received": (got if got is None or isinstance(
-                                     got, (int, float, str)) else str(got)),
-                                 "expected": e})
+        lon = _degrees(get("lon"), 180.0)
+        lat = _degrees(get("lat"), 90.0)
+        when = _time(get("time"), tz)
+        if work is not None and lon is not None and lat is not None and mid and when:
+            rows.append(i)
+            mids.append(mid)
+            kinds.append(kind)  # type: ignore[arg-type]
+            works.append(work)
+            times.append(when)
+            days.append(when.toordinal())
+            lons.append(lon)
+            lats.append(lat)
             continue
-        rows.append(i)
-        mids.append(str(mid))
-        kinds.append(str(kind))
-        works.append(str(work))
-        times.append(when)  # type: ignore[arg-type]
-        lons.append(lon)  # type: ignore[arg-type]
-        lats.append(lat)  # type: ignore[arg-type]
+        for f, ok, e in (("kind", work is not None, kind_expected),
+                         ("lat", lat is not None, "a number of degrees in [-90, 90]"),
+                         ("lon", lon is not None, "a number of degrees in [-180, 180]"),
+                         ("machine_id", bool(mid), "a machine id"),
+                         ("time", when is not None, _TIME_EXPECTED)):
+            if ok:
+                continue
+            got = get(f)
+            if isinstance(got, float) and not math.isfinite(got):
+                got = None if math.isnan(got) else str(got)  # JSON has no inf
+            rejected.append({"row": i, "machine_id": mid or None, "field": f,
+                             "received": (got if got is None or isinstance(
+                                 got, (int, float, str)) else str(got)),
+                             "expected": e})
     return PositionBatch(
         row=np.array(rows, dtype=np.intp), machine_id=np.array(mids, dtype=object),
         kind=np.array(kinds, dtype=object), work=np.array(works, dtype=object), time=times,
-        day=np.array([t.date().toordinal() for t in times], dtype=np.int64),
+        day=np.array(days, dtype=np.int64),
         lon=np.array(lons, dtype=float), lat=np.array(lats, dtype=float), crs=crs_name,
         rejected=rejected)
 
