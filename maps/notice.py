@@ -447,7 +447,7 @@ def _scale_bar(ax: Axes, *, width_m: float, font: Any, fs: float) -> float:
 
 
 def _legend(ax: Axes, zones: gpd.GeoDataFrame, routes: gpd.GeoDataFrame, has_no_roads: bool,
-            font: Any, fs: float) -> None:
+            font: Any, fs: float, *, flagged: bool = False) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -462,6 +462,9 @@ def _legend(ax: Axes, zones: gpd.GeoDataFrame, routes: gpd.GeoDataFrame, has_no_
             zh, en = _RULE[rule]
             handles.append(Patch(fc=fill, ec=edge, lw=1.0, alpha=0.8,
                                  label=f"{zh}区域 {en} zone"))
+    if flagged:
+        handles.append(Line2D([], [], color="#d7191c", lw=2.2, ls=(0, (3, 2)),
+                              label="注意：经批准发布的违规路段 Stretch published by override"))
     handles.append(Line2D([], [], color="#9a9a9a", lw=1.4, label="道路 Road"))
     if has_no_roads:
         handles.append(Line2D([], [], color="#6a51a3", lw=1.6, ls=(0, (1, 2)),
@@ -534,6 +537,7 @@ def render_notice(
     dpi: int = 200,
     font: str | os.PathLike[str] | None = None,
     bbox: Sequence[float] | None = None,
+    flagged: gpd.GeoDataFrame | None = None,
 ) -> bytes:
     """The notice sheet as PDF or PNG bytes.
 
@@ -554,6 +558,9 @@ def render_notice(
     bbox
         Map extent (minx, miny, maxx, maxy) in the data's CRS; default: the routes and
         zones, padded. The frame is filled at the next round scale, so more may show.
+    flagged
+        Stretches published by override (the blocking findings' lines, same CRS), drawn in
+        red dashes and marked 注意 / override on the map and in the legend.
     """
     paper, orientation, fmt = paper.lower(), orientation.lower(), fmt.lower()
     if paper not in PAPERS:
@@ -564,10 +571,13 @@ def render_notice(
         raise ValueError(f"format {fmt!r}; expected pdf or png")
     if not 72 <= int(dpi) <= 600:
         raise ValueError(f"dpi {dpi}; expected 72 to 600")
-    for what, g in (("roads", roads), ("routes", routes), ("restricted_zones", zones)):
+    layers = [("roads", roads), ("routes", routes), ("restricted_zones", zones)]
+    if flagged is not None:
+        layers.append(("flagged", flagged))
+    for what, g in layers:
         require_projected(g, what)
     crs = roads.crs
-    for what, g in (("routes", routes), ("restricted_zones", zones)):
+    for what, g in layers[1:]:
         if not CRS.from_user_input(g.crs).equals(CRS.from_user_input(crs)):
             raise ValueError(f"{what} are in {g.crs.to_string()} but roads in "
                              f"{crs.to_string()}; project all to one CRS")
@@ -678,6 +688,10 @@ def render_notice(
                                              linewidths=5.6 * k, zorder=5, capstyle="round"))
             ax.add_collection(LineCollection(_segments(g), colors=colour,
                                              linewidths=3.4 * k, zorder=5, capstyle="round"))
+        if flagged is not None and len(flagged):
+            segs = _segments(flagged.geometry.values)
+            ax.add_collection(LineCollection(segs, colors="#d7191c", linewidths=2.6 * k,
+                                             linestyles=(0, (3, 2)), zorder=6.5))
         # furniture first, so road names keep clear of it
         renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
         north = _north_arrow(ax, fp, fs)
@@ -746,7 +760,8 @@ def render_notice(
             tab_ax = _axes(fig, lay.page, (px, py, pw, ph - lh))
         _blank(leg_ax)
         _blank(tab_ax)
-        _legend(leg_ax, zones, routes, has_no, fp, fs)
+        _legend(leg_ax, zones, routes, has_no, fp, fs,
+                flagged=flagged is not None and bool(len(flagged)))
         line = 3.6 * k / (tab_ax.bbox.height / fig.dpi / MM)  # 3.6 mm per row
         route_rows = [(_str(r.id), _str(getattr(r, "name", "")), _hours(getattr(r, "hours", "")))
                       for r in routes.itertuples(index=False)]

@@ -110,6 +110,7 @@ class PublishCheck:
 
     routes: gpd.GeoDataFrame
     blockers: tuple[Blocker, ...]
+    flagged: gpd.GeoDataFrame | None = None  # the blocking findings' stretches
 
     @property
     def route_ids(self) -> list[str]:
@@ -150,7 +151,7 @@ def publish_check(svc: AnalysisService) -> PublishCheck:
                 other_name=_s(r.get("zone_name")), station=_s(r.get("station")),
                 message_zh=_s(r.get("message_zh")), message_en=_s(r.get("message_en")))
         for _, r in crit.iterrows())  # a handful of rows: the critical findings only
-    return PublishCheck(routes=routes, blockers=blockers)
+    return PublishCheck(routes=routes, blockers=blockers, flagged=crit)
 
 
 def _reason(override: str | None) -> str | None:
@@ -274,7 +275,9 @@ def render_notice_for(svc: AnalysisService, opts: NoticeOptions, *,
     else:
         roads = store.read("roads")
     roads = to_analysis(roads, crs=crs)
+    flagged = (to_analysis(check.flagged, crs=crs)
+               if info.overrides and check.flagged is not None and len(check.flagged) else None)
     data = render_notice(roads=roads, routes=routes, zones=zones, info=info, paper=opts.paper,
                          orientation=opts.orientation, fmt=opts.fmt, dpi=opts.dpi,
-                         font=opts.font)
+                         font=opts.font, flagged=flagged)
     return data, check

@@ -130,7 +130,10 @@ def test_override_is_printed() -> None:
                   message_en="route HR-01 crosses forbidden zone Z-01 (水源保护区)",
                   reason="市局批准 临时保供")
     info = NoticeInfo(date="2026-12-07", overrides=(ov,))
-    _page, text = _pdf(info=info)
+    flagged = gpd.GeoDataFrame({"feature_id": ["HR-01"]}, geometry=[
+        LineString([(X0 + 2600, Y0 + 1000), (X0 + 3400, Y0 + 1000)])], crs=CRS)
+    _page, text = _pdf(info=info, flagged=flagged)
+    assert "注意：经批准发布的违规路段 Stretch published by override" in text
     assert "注意：通行路线 HR-01 穿越禁行区域 Z-01（水源保护区），经批准发布（理由：市局批准 临时保供）" \
         in text.replace("\n", "")
     assert "Warning: route HR-01 crosses forbidden zone Z-01" in text
@@ -161,5 +164,6 @@ def test_refuses_bad_input() -> None:
 def test_no_route_still_prints() -> None:
     empty = _routes().iloc[:0]
     _page, text = _pdf(routes=empty)
+    assert "Stretch published by override" not in text
     assert "无已公布路线 / no published route" in text
     assert "光明大道" in text
