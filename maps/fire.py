@@ -210,6 +210,9 @@ def build_fire(
                                         extra_fields=(Field("compound_id", "小区", "compound"),)),
                           frame)
     add_reach_layers(app, fnd, collection=findings_collection, district_view=True)
+    # the findings list: the findings themselves, not the cells of the district-view grid
+    app.set_findings_list(layers=[js["id"] for js in app.config["layers"]
+                                  if js["group"] == "findings" and js.get("pane") != "reachgrid"])
     return m
 
 

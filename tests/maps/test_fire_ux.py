@@ -186,6 +186,8 @@ def test_fire_config_standalone_and_served() -> None:
     rk = cfg["fire"]["ranking"]
     assert [r["id"] for r in rk["rows"]] == ["C-1", "C-2", "C-3"] and rk["shown"] == 10
     assert "panels" not in cfg or all(p["id"] != "ranking" for p in cfg["panels"])
+    # the findings list lists findings, not grid cells
+    assert cfg["findingsList"]["layers"] == ["lane_findings", "building_beyond_engine_reach"]
 
     served = _fire("served")
     poly = _layer(served, "building_beyond_engine_reach")
