@@ -66,8 +66,9 @@ def _cmd_changes(args: argparse.Namespace) -> int:
     print(f"changes since snapshot {ch.since['name']!r} (taken {ch.since['created']}):\n")
     print(_table(["layer", "added", "removed", "changed"], rows) if rows else "no feature changed")
     print()
-    frows = [[a, c["new"], c["gone"]] for a, c in ch.counts["findings"].items()]
-    print(_table(["analysis", "new", "gone"], frows) if frows else "no analysis compared")
+    frows = [[a, c["new"], c["gone"], c["changed"]] for a, c in ch.counts["findings"].items()]
+    print(_table(["analysis", "new", "gone", "changed"], frows) if frows
+          else "no analysis compared")
     for aid, why in ch.skipped.items():
         print(f"note: {aid} not compared: {why}")
     print(f"\nriskmap: {len(ch.frame)} change(s) → {args.out}")

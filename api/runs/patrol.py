@@ -307,7 +307,7 @@ def inspection_run(svc: AnalysisService) -> InspectionRun:
 CHANGE_ANALYSES = ("pipeline_findings", "hca_findings", "protection_findings",
                    "patrol_findings", "inspection_findings")
 CHANGE_COLUMNS = ("section", "change", "layer", "feature_id", "fields", "moved_m", "analysis",
-                  "finding_id", "kind", "severity", "message_zh", "message_en")
+                  "finding_id", "was_finding_id", "kind", "severity", "message_zh", "message_en")
 
 
 @dataclass
@@ -335,14 +335,32 @@ def _snapshot_service(svc: AnalysisService, snap: Store, created: str) -> Analys
     return AnalysisService(snap, d, cache=svc.cache)
 
 
+def _pair(new: gpd.GeoDataFrame, gone: gpd.GeoDataFrame
+          ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, dict[str, str]]:
+    """A finding whose id holds its extent (an HCA diff's chainage range) moves when the
+    extent does: one gone and one new finding of the same kind and feature are one *changed*
+    finding. Returns (new, gone without the paired ones, new id → old id)."""
+    if new.empty or gone.empty:
+        return new, gone, {}
+    key = ["kind", "feature_id"]
+    n = new.groupby(key, dropna=False)["finding_id"].agg(["count", "first"])
+    g = gone.groupby(key, dropna=False)["finding_id"].agg(["count", "first"])
+    both = n.add_suffix("_n").join(g.add_suffix("_g"), how="inner")
+    both = both[(both["count_n"] == 1) & (both["count_g"] == 1)]
+    was = dict(zip(both["first_n"], both["first_g"], strict=True))
+    return new, gone[~gone["finding_id"].isin(list(was.values()))], was
+
+
 def changes_since(svc: AnalysisService, name: str, *,
                   analyses: tuple[str, ...] | None = None,
                   tolerance_m: float = 0.01) -> Changes:
     """Features added / removed / changed per layer since snapshot ``name``, and findings new
     or gone: each analysis runs on the snapshot (judged on its date) and on the store now
     (judged today), both through the analysis service; findings are matched by
-    ``finding_id``. ``analyses`` defaults to :data:`CHANGE_ANALYSES` (those the store and
-    the snapshot can both run; the others are listed in ``skipped``)."""
+    ``finding_id``; one gone and one new finding of the same kind and feature (an extent that
+    moved) are one *changed* finding (``was_finding_id``). ``analyses`` defaults to
+    :data:`CHANGE_ANALYSES` (those the store and the snapshot can both run; the others are
+    listed in ``skipped``)."""
     import numpy as np
 
     from api import analysis as an
@@ -388,14 +406,19 @@ def changes_since(svc: AnalysisService, name: str, *,
         now_f, old_f = svc.result(aid), old_svc.result(aid)
         new = now_f[~now_f["finding_id"].isin(old_f["finding_id"])]
         gone = old_f[~old_f["finding_id"].isin(now_f["finding_id"])]
-        counts["findings"][aid] = {"new": len(new), "gone": len(gone)}
+        new, gone, was = _pair(new, gone)
+        counts["findings"][aid] = {"new": len(new) - len(was), "gone": len(gone),
+                                   "changed": len(was)}
         for change, f in (("new", new), ("gone", gone)):
             if len(f):
                 g = f.to_crs(4490) if f.crs is not None else f
+                fid = g["finding_id"].to_numpy()
                 frames.append(gpd.GeoDataFrame(pd.DataFrame({
-                    "section": "finding", "change": change, "layer": g["layer"].to_numpy(),
-                    "feature_id": g["feature_id"].to_numpy(), "analysis": aid,
-                    "finding_id": g["finding_id"].to_numpy(), "kind": g["kind"].to_numpy(),
+                    "section": "finding",
+                    "change": [("changed" if i in was else change) for i in fid],
+                    "layer": g["layer"].to_numpy(), "feature_id": g["feature_id"].to_numpy(),
+                    "analysis": aid, "finding_id": fid,
+                    "was_finding_id": [was.get(i) for i in fid], "kind": g["kind"].to_numpy(),
                     "severity": g["severity"].to_numpy(), "message_zh": g["message_zh"].to_numpy(),
                     "message_en": g["message_en"].to_numpy()}),
                     geometry=g.geometry.to_numpy(), crs=4490))

@@ -152,7 +152,8 @@ def test_api_changes(store_copy: GeoPackageStore) -> None:
         doc = r.json()
         assert doc["since"]["name"] == "s1"
         assert doc["counts"]["layers"]["buildings"] == {"added": 1, "removed": 1, "changed": 2}
-        assert doc["counts"]["findings"] == {"inspection_findings": {"new": 0, "gone": 1}}
+        assert doc["counts"]["findings"] == {"inspection_findings": {"new": 0, "gone": 1,
+                                                                      "changed": 0}}
         assert {f["properties"]["feature_id"] for f in doc["features"]
                 if f["properties"]["section"] == "finding"} == {"P-02"}
         assert c.get("/snapshots", headers=auth("admin")).json()["snapshots"][0]["name"] == "s1"
@@ -206,10 +207,28 @@ def test_changes_on_postgis(small_store_path: Path) -> None:
                                analyses=("pipeline_findings", "inspection_findings"))
             assert ch.counts["layers"]["buildings"] == {"added": 1, "removed": 1, "changed": 2}
             assert ch.counts["layers"]["pipelines"] == {"added": 0, "removed": 0, "changed": 1}
-            assert ch.counts["findings"]["inspection_findings"] == {"new": 0, "gone": 1}
+            assert ch.counts["findings"]["inspection_findings"] == {"new": 0, "gone": 1,
+                                                                   "changed": 0}
             new = ch.frame[(ch.frame["section"] == "finding") & (ch.frame["change"] == "new")]
             assert set(new["feature_id"]) == {"B-NEW"}
             assert [i.name for i in list_snapshots(store)] == ["s1"]
         finally:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}__snap__s1" CASCADE')
+
+
+def test_a_finding_whose_extent_moved_is_one_changed_finding() -> None:
+    from api.runs.patrol import _pair
+
+    def f(ids: list[str], kinds: list[str], feats: list[str]) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame({"finding_id": ids, "kind": kinds, "feature_id": feats},
+                                geometry=[shapely.Point(0, 0)] * len(ids), crs=4548)
+
+    new = f(["hca_unsupported:H-2:P:2550-2796", "occupancy:P:B-9", "x:A:1", "x:A:2"],
+            ["hca_unsupported", "occupancy", "x", "x"], ["H-2", "B-9", "A", "A"])
+    gone = f(["hca_unsupported:H-2:P:2550-2825", "occupancy:P:B-1", "x:A:0"],
+             ["hca_unsupported", "occupancy", "x"], ["H-2", "B-1", "A"])
+    n, g, was = _pair(new, gone)
+    assert was == {"hca_unsupported:H-2:P:2550-2796": "hca_unsupported:H-2:P:2550-2825"}
+    assert g["finding_id"].tolist() == ["occupancy:P:B-1", "x:A:0"]  # two new for A: no pair
+    assert len(n) == 4
