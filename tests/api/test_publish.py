@@ -210,3 +210,26 @@ def test_api_prints_after_fix_and_links_from_the_view(client: TestClient,
         assert r.status_code == 400 and msg in r.json()["description"], (q, r.text)
     r = client.get("/maps/police/notice.pdf", params={"dpi": "100"})
     assert r.status_code == 400 and "only offered for the PNG" in r.json()["description"]
+
+
+# --- PostGIS ---------------------------------------------------------------------------------
+@pytest.mark.server
+@pytest.mark.slow
+def test_cli_notice_on_postgis(demo_path: Path, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    from layers.store import open_store
+    from tests.layers.postgis_support import postgis_url, scratch_schema
+
+    url = postgis_url()
+    src = GeoPackageStore(demo_path)
+    with scratch_schema(url) as store_url:
+        open_store(store_url).write({name: src.read(name) for name in
+                                     ("roads", "restricted_zones", "hazmat_routes")})
+        out = tmp_path / "notice.pdf"
+        assert main(["publish", "notice", "--store", store_url, "--out", str(out)]) == 2
+        assert "publishing refused: 1 route(s) to publish (HR-02)" in capsys.readouterr().err
+        assert main(["publish", "notice", "--store", store_url, "--out", str(out),
+                     "--override", "市局批准 临时保供"]) == 0
+        text, (w, h) = _text(out.read_bytes())
+        assert abs(w - 595.28) <= 1 and abs(h - 841.89) <= 1
+        assert OVERRIDE_ZH in text.replace("\n", "") and "京台高速" in text
