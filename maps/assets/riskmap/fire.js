@@ -164,9 +164,9 @@
   function zoomPanes(app, panes) {
     var map = app.map, names = Object.keys(panes || {});
     if (!names.length) { return; }
-    names.forEach(function (n) {  // shading under every other layer, never in the way of a click
+    names.forEach(function (n) {  // shading over the base map, under the fire layers, never clicked
       var p = map.getPane('riskmap-' + n);
-      if (p) { p.style.zIndex = 340; p.style.pointerEvents = 'none'; }
+      if (p) { p.style.zIndex = 380; p.style.pointerEvents = 'none'; }
     });
     function update() {
       var z = map.getZoom(), shown = [];
