@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 
 from api.errors import Conflict
-from layers.errors import InputFileError, RiskmapError
+from layers.errors import InputFileError, MissingExtraError, RiskmapError
 
 if TYPE_CHECKING:
     from api.service import AnalysisService
@@ -247,14 +247,19 @@ def render_notice_for(svc: AnalysisService, opts: NoticeOptions, *,
     """Check, then draw the notice of ``svc``'s store; returns the file bytes and the check.
 
     Raises :class:`PublishRefused` (see :func:`require_publishable`), InputFileError for a
-    bad option (validity, reason), LayerNotFoundError when the store has no routes or roads.
+    bad option (validity, reason), LayerNotFoundError when the store has no routes or roads,
+    MissingExtraError (501) when no CJK font is found (naming the package and the setting).
     """
     from geo.crs import analysis_crs, to_analysis
     from layers.errors import missing_layer
-    from maps.notice import render_notice
+    from maps.notice import find_cjk_font, render_notice
 
     check = require_publishable(svc, override=opts.override, how=how)
     info = notice_info(svc, check, opts)
+    try:
+        font = str(find_cjk_font(opts.font))
+    except FileNotFoundError as exc:  # a missing package or a wrong setting: say which
+        raise MissingExtraError(str(exc)) from None
     store = svc.store
     if not store.has_layer("roads"):
         raise missing_layer(store.url, "roads", "the printed notice (its road network)")
@@ -279,5 +284,5 @@ def render_notice_for(svc: AnalysisService, opts: NoticeOptions, *,
                if info.overrides and check.flagged is not None and len(check.flagged) else None)
     data = render_notice(roads=roads, routes=routes, zones=zones, info=info, paper=opts.paper,
                          orientation=opts.orientation, fmt=opts.fmt, dpi=opts.dpi,
-                         font=opts.font, flagged=flagged)
+                         font=font, flagged=flagged)
     return data, check

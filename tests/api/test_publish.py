@@ -124,7 +124,8 @@ def test_cli_publishes_after_the_route_is_withdrawn(store_path: Path, tmp_path: 
 
 
 def test_cli_map_publish_refused_in_every_format(store_path: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("v.html", "v.png"):
         assert main(["map", "police", "--publish", "--store", str(store_path),
                      "--out", str(tmp_path / name)]) == 2
@@ -139,6 +140,11 @@ def test_cli_map_publish_refused_in_every_format(store_path: Path, tmp_path: Pat
     assert main(["publish", "notice", "--store", str(store_path), "--out",
                  str(tmp_path / "n.svg")]) == 2
     assert "expected a .pdf or .png file" in capsys.readouterr().err
+    monkeypatch.setenv("RISKMAP_NOTICE_FONT", str(tmp_path / "none.ttf"))
+    assert main(["publish", "notice", "--store", str(store_path), "--out",
+                 str(tmp_path / "n.pdf"), "--override", "x"]) == 2
+    assert f"riskmap: error: notice font '{tmp_path / 'none.ttf'}' does not exist; expected a " \
+        "TrueType/OpenType file" in capsys.readouterr().err
 
 
 # --- HTTP ------------------------------------------------------------------------------------
