@@ -317,15 +317,15 @@ def rank_reasons(report: gpd.GeoDataFrame, findings: gpd.GeoDataFrame | None) ->
     """Ranking rows of the compound report (rank order): id, rank, name, score, households
     and ``reasons`` = the factors that put the compound there, largest part of the score
     first, with their values (buildings beyond reach, unqualified lanes by defect with the
-    number of lane findings, first-engine time), then faulty hydrants and hydrant spacing
-    gaps; "no defect found" when the score is 0."""
+    number of lane findings, first-engine time), then unmarked lanes, faulty hydrants and
+    hydrant spacing gaps; "no defect found" when there is none of these."""
     c = report.copy()
     c["_rank"] = pd.to_numeric(c["rank"], errors="coerce")
     c = c.sort_values("_rank", kind="stable")
     ids = (c["compound_id"] if "compound_id" in c.columns else c["id"]).astype(str)
     counts: dict[str, dict[str, int]] = {}
     if findings is not None and "compound_id" in findings.columns and len(findings):
-        lf = findings[findings["kind"].isin([k for k, *_ in _LANE_WORDS])
+        lf = findings[findings["kind"].isin([*(k for k, *_ in _LANE_WORDS), "lane_unmarked"])
                       & findings["compound_id"].notna()]
         for (cid, kind), n in lf.groupby([lf["compound_id"].astype(str), "kind"]).size().items():
             counts.setdefault(str(cid), {})[str(kind)] = int(n)
@@ -335,6 +335,11 @@ def rank_reasons(report: gpd.GeoDataFrame, findings: gpd.GeoDataFrame | None) ->
         parts = sorted(((-_num(rec.get(sc)) if sc in rec else -_num(rec.get(dc)), i, key)
                         for i, (key, sc, dc) in enumerate(_FACTORS)))
         reasons = [t for *_, key in parts if (t := _factor_text(key, rec, counts.get(cid, {})))]
+        if _num(rec.get("unmarked_m")) > 0:  # not in the score, but a defect to fix
+            u, k = _num(rec.get("unmarked_m")), counts.get(cid, {}).get("lane_unmarked", 0)
+            reasons.append(text(f"消防车道未标识{f' {k} 处' if k else ''} {u:.0f} m",
+                                f"fire lanes not marked {u:.0f} m"
+                                + (f" ({k} lane{'s' if k != 1 else ''})" if k else "")))
         if _int(rec.get("faulty_hydrants")) > 0:
             n = _int(rec.get("faulty_hydrants"))
             reasons.append(text(f"故障消火栓 {n} 个", f"{n} faulty hydrant{'s' if n != 1 else ''}"))

@@ -51,7 +51,7 @@ def _report() -> gpd.GeoDataFrame:
              score_station=0.0, engine_not_covered=0, micro_not_covered=0, hydrant_not_covered=3,
              unqualified_lanes_m=0.0, narrow_m=0.0, low_m=0.0, obstructed_m=0.0, dead_end_m=0.0,
              deficit_station=0.0, nearest_station="FS-1", nearest_station_s=200.0,
-             faulty_hydrants=0, spacing_gap_m=0.0,
+             faulty_hydrants=0, spacing_gap_m=0.0, unmarked_m=40.0,
              geometry=box(LON0 + 0.003, LAT0 + 0.0022, LON0 + 0.004, LAT0 + 0.0032)),
         dict(compound_id="C-3", name="光明小区", rank=3, households=80, risk_score=0.0,
              score_engine=0.0, score_micro=0.0, score_hydrant=0.0, score_lanes=0.0,
@@ -116,7 +116,8 @@ def test_rank_reasons_say_why_each_compound_ranks_there() -> None:
         "en": "5 buildings beyond 5-min engine reach; fire lanes: too narrow 70 m (2 lanes), dead "
               "end without turnaround 20 m (1 lane); first engine after 412 s (FS-1); 1 faulty "
               "hydrant; 250 m of street beyond hydrant spacing"}
-    assert rows[1]["reasons"] == {"zh": "消火栓保护半径外 3 栋", "en": "3 buildings beyond hydrant radius"}
+    assert rows[1]["reasons"] == {"zh": "消火栓保护半径外 3 栋，消防车道未标识 40 m",
+                                  "en": "3 buildings beyond hydrant radius; fire lanes not marked 40 m"}
     assert rows[2]["reasons"] == {"zh": "未发现缺陷", "en": "no defect found"}
     assert rows[0]["name"] == "幸福小区" and rows[0]["households"] == 300
 
