@@ -139,7 +139,7 @@ def collection_defs(catalog: Catalog) -> list[CollectionDef]:
     for d in available():
         if not set(d.layers) <= have:
             continue
-        cached = svc.cache.peek((*versions, ("result", d.id)))
+        cached = svc.cache.peek((*versions, svc.result_key(d.id)))
         extent = None
         if cached is not None and len(cached):
             b = cached.to_crs(4490).total_bounds if cached.crs is not None else None

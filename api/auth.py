@@ -69,6 +69,12 @@ LAYER_ROLES: dict[str, frozenset[str]] = {
     "fire_stations": _ALL | {"fire", "police"},
     "hydrants": _ALL | {"fire"},
     "compounds": _ALL | {"fire"},
+    # issue 16: police watch construction machinery (the live early-warning page); facilities,
+    # signs and patrol paths are the pipeline operator's and the planners'
+    "construction_sites": _ALL | {"police"},
+    "pipeline_facilities": _ALL,
+    "warning_signs": _ALL,
+    "patrol_paths": _ALL,
 }
 
 # Registry: which role owns (may change) hazards found on each layer.
@@ -77,6 +83,8 @@ OWNER_ROLES: dict[str, str] = {
     "cameras": "planner",
     "roads": "police", "restricted_zones": "police", "hazmat_routes": "police",
     "fire_lanes": "fire", "fire_stations": "fire", "hydrants": "fire", "compounds": "fire",
+    "construction_sites": "planner", "pipeline_facilities": "planner",
+    "warning_signs": "planner", "patrol_paths": "planner",
 }
 
 

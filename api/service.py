@@ -311,8 +311,14 @@ class AnalysisService:
         missing = an.missing_layers(self.store, defn)
         if missing:
             raise an.missing_layers_error(defn, missing)
-        return self.cached(("result", defn.id),  # type: ignore[no-any-return]
+        return self.cached(self.result_key(defn.id),  # type: ignore[no-any-return]
                            lambda: defn.run(self))
+
+    def result_key(self, analysis_id: str) -> tuple[str, str, str]:
+        """What :meth:`result` caches ``analysis_id`` under: with the district's date, since
+        protection, patrol and inspection findings are judged on it (a served answer must not
+        keep yesterday's after midnight)."""
+        return ("result", analysis_id, self.district.now().date().isoformat())
 
     def findings(self, analysis_id: str) -> tuple[AnalysisDef, gpd.GeoDataFrame]:
         """The definition and current findings of a findings analysis — what registry sync

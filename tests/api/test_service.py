@@ -77,13 +77,37 @@ def test_results_are_computed_once_per_version(store_copy):
         a = svc.result("test_calls")
         assert svc.result("test_calls") is a and calls == [1]
         assert AnalysisService(GeoPackageStore(store_copy.path)).result("test_calls") is a
-        assert svc.peek(("result", "test_calls")) is a
+        assert svc.peek(svc.result_key("test_calls")) is a
         store_copy.write({"fire_stations": store_copy.read("fire_stations")})
-        assert svc.peek(("result", "test_calls")) is None
+        assert svc.peek(svc.result_key("test_calls")) is None
         svc.result("test_calls")
         assert calls == [1, 1]
     finally:
         an.ANALYSES[:] = [d for d in an.ANALYSES if d.id != "test_calls"]
+
+
+def test_results_are_recomputed_at_the_districts_midnight(store_copy):
+    """Findings judged on the district's date (permits, inspections) are not served from
+    yesterday's cache: the result key holds the date in the district's zone (UTC+8)."""
+    from datetime import UTC, datetime
+
+    calls: list[int] = []
+    an.register(an.AnalysisDef("test_day", "t", "t", (), frozenset({"admin"}),
+                               lambda svc: calls.append(1) or svc.store.read("fire_stations"),
+                               findings=False))
+    instant = [datetime(2026, 12, 7, 15, 59, 59, tzinfo=UTC)]  # 23:59:59 in Shanghai
+    try:
+        svc = AnalysisService(store_copy, District(clock=lambda: instant[0]))
+        assert svc.result_key("test_day") == ("result", "test_day", "2026-12-07")
+        svc.result("test_day")
+        svc.result("test_day")
+        assert calls == [1]
+        instant[0] = datetime(2026, 12, 7, 16, 0, 0, tzinfo=UTC)  # 00:00 on the 8th there
+        assert svc.result_key("test_day") == ("result", "test_day", "2026-12-08")
+        svc.result("test_day")
+        assert calls == [1, 1]
+    finally:
+        an.ANALYSES[:] = [d for d in an.ANALYSES if d.id != "test_day"]
 
 
 def test_result_cache_evicts_least_recently_used():
