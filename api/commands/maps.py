@@ -72,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
     if args.publish and suffix in (".pdf", ".png"):
         from api.commands.publish import write_notice
 
+        if args.date:
+            raise SystemExit("riskmap map: --date is not offered for the printed notice: it "
+                             "prints the district's today (set the zone with --tz)")
+
         return write_notice(args, out)  # the print layout, after the route check
     svc = service(args)  # a bad --rules / $RISKMAP_RULES is named before anything runs
     if args.publish:

@@ -140,6 +140,9 @@ def test_cli_map_publish_refused_in_every_format(store_path: Path, tmp_path: Pat
     assert main(["publish", "notice", "--store", str(store_path), "--out",
                  str(tmp_path / "n.svg")]) == 2
     assert "expected a .pdf or .png file" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--date is not offered for the printed notice"):
+        main(["map", "police", "--publish", "--store", str(store_path), "--out",
+              str(tmp_path / "n.pdf"), "--date", "2026-01-01"])
     monkeypatch.setenv("RISKMAP_NOTICE_FONT", str(tmp_path / "none.ttf"))
     assert main(["publish", "notice", "--store", str(store_path), "--out",
                  str(tmp_path / "n.pdf"), "--override", "x"]) == 2
