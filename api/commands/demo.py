@@ -9,7 +9,7 @@ __all__ = ["register", "run"]
 
 def register(sub: argparse._SubParsersAction, groups: dict) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
-        "demo", help="build the synthetic demo district (all 12 layers + manifest)",
+        "demo", help="build the synthetic demo district (every layer + manifest and positions file)",
         description="Build a deterministic synthetic Zaozhuang High-tech Zone with planted "
         "cases; writes the GeoPackage and OUT.manifest.json beside it.",
     )

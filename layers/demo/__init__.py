@@ -353,7 +353,7 @@ def build_demo(*, seed: int = 42, scale: float = 1.0) -> DemoDistrict:
 def write_demo(
     out: str | os.PathLike[str] = "data/demo.gpkg", *, seed: int = 42, scale: float = 1.0
 ) -> dict[str, Any]:
-    """Build the demo and write it: all 12 layers in one store write, then the manifest.
+    """Build the demo and write it: every layer in one store write, then the manifest.
 
     The GeoPackage is written to a fresh temporary file beside ``out`` and renamed over it,
     so an existing demo is replaced whole or not at all. Returns the manifest.

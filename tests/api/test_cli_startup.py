@@ -52,7 +52,8 @@ def test_the_parser_offers_every_command():
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(sub.choices) == {"import", "layers", "demo", "serve", "check", "coverage",
-                                "compounds", "db", "map", "route", "publish", "registry"}
+                                "compounds", "db", "map", "route", "publish", "registry",
+                                "snapshot", "changes"}
 
 
 def test_spelled_out_choices_match_their_modules():
