@@ -231,7 +231,9 @@
     this._initShared();
     if (cfg.bounds) {
       var b = cfg.bounds;  // [minx, miny, maxx, maxy] lon/lat, already shifted when gcj
-      map.fitBounds([[b[1], b[0]], [b[3], b[2]]], {padding: [10, 10]});
+      var lb = L.latLngBounds([[b[1], b[0]], [b[3], b[2]]]);
+      // a phone shows the middle of the district a zoom level closer (outliers cropped)
+      map.fitBounds(this._phone() ? lb.pad(-0.22) : lb, {padding: [10, 10]});
     }
     map.on('moveend', function () { self._refreshRemote(); });
     this._refreshRemote();
