@@ -45,6 +45,7 @@ def _rates(ax: Any, groups: Mapping[str, Mapping[str, Any]], title: str) -> None
         if target is not None:
             ax.plot([100 * target] * 2, [y - 0.4, y + 0.4], color=_TARGET, lw=2)
     ax.set_yticks(ys, [n[:18] for n in names])
+    ax.set_ylim(-0.6, max(len(names), 4) - 0.4)  # a few groups keep slim bars
     ax.set_xlim(0, 130)
     ax.set_xticks([0, 25, 50, 75, 100], ["0", "25", "50", "75", "100 %"])
     ax.set_title(title)

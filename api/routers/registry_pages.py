@@ -368,9 +368,10 @@ def dashboard_numbers(request: Request, reg: Registry, principal: Principal
                 "days_late": (today - dt.date.fromisoformat(str(r.deadline)[:10])).days}
                for r in late.itertuples()]
     rate = stats.get("rate")
+    mine = "" if _visible_roles(principal) is None else f" ({principal.role})"
     summary = (f"{today.isoformat()}: {stats['rectified']}/{stats['total']} 已整改 rectified"
                + (f" ({100 * rate:.1f} %)" if rate is not None else "")
-               + f"; 逾期 overdue {len(overdue)}; 未整改 open {len(open_)}")
+               + f"; 逾期 overdue{mine} {len(overdue)}; 未整改 open{mine} {len(open_)}")
     return {"today": today.isoformat(), "stats": stats, "open_by_age": ages,
             "overdue": overdue, "summary_text": summary}
 

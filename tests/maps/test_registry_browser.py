@@ -201,7 +201,9 @@ def test_fire_user_works_a_hazard_to_closure(browser: Any, server: tuple[str, An
     assert [a["name"] for a in h["attachments"]] == ["现场.png"]
     assert page.locator("#transitions button").count() == 0
     assert page.locator("#save").is_disabled()
-    page.wait_for_function("() => document.querySelectorAll('#history tr').length >= 7")
+    page.wait_for_function("() => { const c = document.querySelector("
+                           "'#history tr:nth-child(2) td:nth-child(3)');"
+                           " return c && c.textContent === 'status:verified->closed'; }")
     actions = page.locator("#history tr td:nth-child(3)").all_inner_texts()
     assert actions[:4] == ["status:verified->closed", "status:rectified->verified",
                            "status:rectifying->rectified", "status:identified->rectifying"]
