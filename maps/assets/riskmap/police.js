@@ -329,7 +329,7 @@
           var span = el('span', 'riskmap-route-' + k, row);
           span.textContent = ' ' + (st[k] ? st[k][0].toFixed(5) + ', ' + st[k][1].toFixed(5) :
             (st.pick === k ? fill(t(UI.picking), {what: t(WHAT[k])}) : t(UI.pick)));
-          L.DomEvent.on(b, 'click', function () { later(function () { app.startPick(k); }); });
+          L.DomEvent.on(b, 'click', function () { app.startPick(k); });
         });
         function input(label, name, type, value, attrs, onchange) {
           var row = el('div', 'riskmap-route-row', body);
@@ -381,7 +381,7 @@
         var go = el('button', 'riskmap-route-go', br);
         go.type = 'button';
         go.textContent = t(UI.route);
-        L.DomEvent.on(go, 'click', function () { later(function () { app.requestRoute(); }); });
+        L.DomEvent.on(go, 'click', function () { app.requestRoute(); });
         var clr = el('button', 'riskmap-route-clear', br);
         clr.type = 'button';
         clr.textContent = t(UI.clear);
@@ -406,8 +406,14 @@
       st.pick = k;
       map.getContainer().style.cursor = 'crosshair';
       L.DomUtil.addClass(map.getContainer(), 'riskmap-picking');
-      if (narrow() && !ctl.collapsed) { ctl.collapsed = true; st.reopen = true; }  // free the map
-      ctl.render();
+      if (narrow() && !ctl.collapsed) {  // free the map
+        ctl.collapsed = true;
+        st.reopen = true;
+        if (ctl.div) { L.DomUtil.addClass(ctl.div, 'collapsed'); }
+      }
+      // the state is set now (a click on the map right after is a pick); the form is rebuilt
+      // just after this click, so the pressed button stays in the page while it is handled
+      later(function () { ctl.render(); });
     };
     function pickAt(k, latlng) {
       var lon = latlng.lng, lat = latlng.lat;
@@ -474,8 +480,11 @@
         Array.prototype.forEach.call(boxes, function (b) { if (b.checked) { f.permits.push(b.value); } });
       }
     }
-    app.routeBody = function () {
+    app.routeBody = function () {  // the request the form would send now
       syncForm();
+      return buildBody();
+    };
+    function buildBody() {
       var f = st.form;
       var body = {origin: st.origin, destination: st.destination,
         alternatives: Math.round(+f.k || 3), objective: f.objective || 'time'};
@@ -490,7 +499,7 @@
       if (String(f.height).trim() !== '') { vehicle.height_m = +f.height; }
       if (Object.keys(vehicle).length) { body.vehicle = vehicle; }
       return body;
-    };
+    }
     function invalid(body) {
       if (!st.origin || !st.destination) { return UI.needEnds; }
       var v = body.vehicle || {};
@@ -506,8 +515,8 @@
       if (typeof departAt === 'string') { f.depart = departAt; }
       if (k) { f.k = k; }
       if (objective) { f.objective = objective; }
-      ctl.render();
-      var body = app.routeBody();
+      var body = buildBody();
+      later(function () { ctl.render(); });  // the form shows the values sent
       var bad = invalid(body);
       var seq = ++st.seq;
       if (bad) {
