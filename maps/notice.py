@@ -772,7 +772,7 @@ def render_notice(
         y = _table(tab_ax, 1.0, "通行路线 Published routes", ("编号 ID", "名称 Name",
                    "通行时段 Hours"), route_rows, cols, fp, fs, line)
         zrows = _zone_rows(zones)
-        zcols = (0.0, 0.2, 0.47, 0.63) if wide else (0.0, 0.2, 0.45, 0.6)
+        zcols = (0.0, 0.2, 0.47, 0.63) if wide else (0.0, 0.235, 0.46, 0.61)
         y = _table(tab_ax, y, "限行区域 Restricted zones", ("编号 ID", "名称 Name",
                    "规定 Rule", "时段 Hours"), [(a, b, c.split(" ")[0], d) for a, b, c, d in
                                               zrows], zcols, fp, fs, line)
