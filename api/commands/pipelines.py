@@ -65,28 +65,43 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 
 def summary_table(findings: pd.DataFrame, *, by: str = "other_id", by_label: str = "pipeline") -> str:
     """Counts by kind × severity and by ``by`` (the pipeline for the pipeline check)."""
-    import pandas as pd
-
     from geo.findings import SEVERITIES
 
     if findings.empty:
         return "no findings"
-    sev = [s for s in SEVERITIES if s in set(findings["severity"])]
-    ct = pd.crosstab(findings["kind"], findings["severity"]).reindex(columns=sev, fill_value=0)
-    rows = _rows(ct)
-    rows.append(["total", *ct.sum().tolist(), int(ct.values.sum())])
+    present = set(findings["severity"].dropna().unique().tolist())
+    sev = [s for s in SEVERITIES if s in present]
+    labels, counts = _crosstab(findings["kind"], findings["severity"], sev)
+    rows = _rows(labels, counts)
+    rows.append(["total", *counts.sum(axis=0).tolist(), int(counts.sum())])
     first = _table(["kind", *sev, "total"], rows)
-    kinds = sorted(set(findings["kind"]))
-    bt = pd.crosstab(findings[by].astype(str), findings["kind"]).reindex(columns=kinds, fill_value=0)
-    second = _table([by_label, *kinds, "total"], _rows(bt))
+    kinds = sorted(set(findings["kind"].unique().tolist()))
+    labels, counts = _crosstab(findings[by].astype(str), findings["kind"], kinds)
+    second = _table([by_label, *kinds, "total"], _rows(labels, counts))
     return first + "\n\n" + second
 
 
-def _rows(counts: pd.DataFrame) -> list[list[object]]:
-    """``[label, *counts, total]`` per row of a crosstab, column-wise (no per-row lookups)."""
-    values = counts.to_numpy()
-    return [[k, *v, t] for k, v, t in zip(counts.index.tolist(), values.tolist(),
-                                          values.sum(axis=1).tolist(), strict=True)]
+def _crosstab(index: pd.Series, columns: pd.Series, order: Sequence[object]
+              ) -> tuple[list[object], Any]:
+    """``pd.crosstab(index, columns).reindex(columns=order, fill_value=0)`` as (row labels,
+    count matrix), counted with numpy: rows where either value is missing are left out, row
+    labels sorted."""
+    import numpy as np
+    import pandas as pd
+
+    ok = (index.notna() & columns.notna()).to_numpy()
+    row, labels = pd.factorize(index[ok], sort=True)
+    col = pd.Index(list(order)).get_indexer(columns[ok])
+    keep = col >= 0
+    counts = np.bincount(row[keep] * len(order) + col[keep],
+                         minlength=len(labels) * len(order)).reshape(len(labels), len(order))
+    return list(labels), counts
+
+
+def _rows(labels: Sequence[object], counts: Any) -> list[list[object]]:
+    """``[label, *counts, total]`` per row of a count matrix, column-wise."""
+    return [[k, *v, t] for k, v, t in zip(labels, counts.tolist(),
+                                          counts.sum(axis=1).tolist(), strict=True)]
 
 
 # --- CLI -------------------------------------------------------------------------------------

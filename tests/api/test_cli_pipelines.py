@@ -209,3 +209,24 @@ def test_paused_gc_restores_the_collector() -> None:
         assert not gc.isenabled()  # was off before: stays off
     finally:
         gc.enable()
+
+
+def test_summary_table_counts_exactly() -> None:
+    import pandas as pd
+
+    from api.commands.pipelines import summary_table
+
+    f = pd.DataFrame({"kind": ["setback", "occupancy", "setback", "occupancy", "setback"],
+                      "severity": ["high", "critical", "high", "critical", "medium"],
+                      "other_id": ["P-2", "P-1", "P-1", None, "P-2"]}).astype("str")
+    assert summary_table(f) == (
+        "kind       critical  high  medium  total\n"
+        "---------  --------  ----  ------  -----\n"
+        "occupancy         2     0       0      2\n"
+        "setback           0     2       1      3\n"
+        "total             2     2       1      5\n\n"
+        "pipeline  occupancy  setback  total\n"
+        "--------  ---------  -------  -----\n"
+        "P-1               1        1      2\n"
+        "P-2               0        2      2")
+    assert summary_table(f.iloc[:0]) == "no findings"
