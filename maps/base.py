@@ -260,7 +260,7 @@ class LayerSpec:
     min_zoom: int | None = None
     note: Text | None = None
     radius_field: str | None = None  # points drawn as circles of this many metres
-    label: str | None = None  # property drawn as a label along lines (road names)
+    label: str | Text | None = None  # property (per language) drawn along lines (road names)
     label_min_zoom: int = 16  # labels from this zoom
     cluster: int | None = None  # up to this zoom, clustered markers shadow the features
     link: tuple[str, Text] | None = None  # popup link: (URL template with {field}, label)
@@ -278,8 +278,10 @@ class LayerSpec:
             cols.append(self.style_by[0])
         if self.radius_field and self.radius_field not in cols:
             cols.append(self.radius_field)
-        if self.label and self.label not in cols:
-            cols.append(self.label)
+        for lab in ([self.label] if isinstance(self.label, str) else
+                    list(self.label.values()) if self.label else []):
+            if lab not in cols:
+                cols.append(lab)
         if self.link is not None:
             cols += [k for k in _url_fields(self.link[0]) if k not in cols]
         if self.sentence:
@@ -502,7 +504,8 @@ class RiskMapElement(MacroElement):
             "note": spec.note, "radiusField": spec.radius_field,
         }
         if spec.label:
-            js["labelField"], js["labelMinZoom"] = spec.label, spec.label_min_zoom
+            js["labelField"] = spec.label if isinstance(spec.label, str) else dict(spec.label)
+            js["labelMinZoom"] = spec.label_min_zoom
         if spec.cluster is not None:
             js["cluster"] = {"maxZoom": spec.cluster}
         if spec.fields or spec.sentence:

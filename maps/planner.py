@@ -198,7 +198,8 @@ def build_planner(
                         Field("offset_m", "距中心线", "from the centre line", "m", 2),
                         Field("building_uses", "适用建筑", "applies to"),
                         Field("rule_source", "依据条款", "rule source")),
-                popup_title="label_zh", tooltip="label_zh", label="label_zh", label_min_zoom=16,
+                popup_title="label_zh", tooltip="label_zh",
+                label={"zh": "label_zh", "en": "label_en"}, label_min_zoom=16,
                 search=(),
                 note=text("按检查所用规则表（管道类别、压力级制、壁厚）的规定净距，自管壁起算",
                           "clear distances of the rule table the check uses (pipeline class, "

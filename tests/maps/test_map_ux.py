@@ -85,7 +85,8 @@ def test_planner_config_roads_setbacks_clusters_cameras_and_one_coverage_figure(
     assert roads["labelMinZoom"] == 15 and roads["tooltip"] == "name"
     assert sorted(f["properties"]["name"] for f in roads["data"]["features"]) == ["东环路", "南环路"]
     sb = _layer(cfg, "setback_lines")
-    assert sb["visible"] is True and sb["labelField"] == "label_zh"
+    assert sb["visible"] is True and sb["labelField"] == {"zh": "label_zh", "en": "label_en"}
+    assert {"label_zh", "label_en"} <= set(sb["data"]["features"][0]["properties"])
     assert len(sb["data"]["features"]) == 3
     assert _layer(cfg, "cameras")["visible"] is False
     assert _layer(cfg, "cameras")["style"]["fillOpacity"] <= 0.06
@@ -318,7 +319,10 @@ def test_roads_named_and_findings_clustered_at_the_district_view(
     p.page.wait_for_timeout(300)
     assert p.page.get_attribute(".folium-map", "data-clustered") == "0"
     labels = p.page.locator(".riskmap-label").all_inner_texts()
-    assert "南环路" in labels
+    assert "南环路" in labels and "间距 15m（GB 50253 §4.1.5）" in labels
+    p.page.click(".riskmap-lang a")  # the setback lines are labelled in the language shown
+    p.page.wait_for_timeout(200)
+    assert "setback 15 m (GB 50253 §4.1.5)" in p.page.locator(".riskmap-label").all_inner_texts()
     p.close()
 
 

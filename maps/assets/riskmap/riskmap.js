@@ -404,6 +404,7 @@
         }
         self._indexLayer(entry);
         entry.pending = false;
+        if (self._sharedRefresh) { self._sharedRefresh(); }  // labels of the loaded features
         self._setStatus(spec.id, nmatch > loaded ? UI.shown : null, {n: fmtNum(loaded, 0), m: fmtNum(nmatch, 0)});
         if (t0) { c.setAttribute('data-load-ms-' + spec.id, String(Math.round(global.performance.now() - t0))); }
       }).catch(fail);
@@ -1194,6 +1195,7 @@
       pending = global.setTimeout(function () { pending = null; self._renderLabels(); self._updateClusters(); }, 30);
     };
     map.on('zoomend moveend', this._sharedRefresh);
+    this.controls.push({render: this._sharedRefresh});  // labels follow the language
     map.whenReady(function () { self._renderLabels(); self._updateClusters(); });  // once a view is set
   };
 
@@ -1290,9 +1292,10 @@
     Object.keys(this.layers).forEach(function (id) {
       var e = self.layers[id], spec = e.spec;
       if (!spec.labelField || !map.hasLayer(e.layer) || z < (spec.labelMinZoom || 16)) { return; }
+      var field = typeof spec.labelField === 'string' ? spec.labelField : tr(spec.labelField, self.lang);
       var best = Object.create(null);
       e.layer.eachLayer(function (l) {
-        var p = (l.feature && l.feature.properties) || {}, name = p[spec.labelField];
+        var p = (l.feature && l.feature.properties) || {}, name = p[field];
         if (name === null || name === undefined || name === '' || !l.getLatLngs) { return; }
         if (!view.intersects(l.getBounds())) { return; }
         flatLatLngs(l.getLatLngs()).forEach(function (part) {
