@@ -464,7 +464,7 @@ def _legend(ax: Axes, zones: gpd.GeoDataFrame, routes: gpd.GeoDataFrame, has_no_
                                  label=f"{zh}区域 {en} zone"))
     if flagged:
         handles.append(Line2D([], [], color="#d7191c", lw=2.2, ls=(0, (3, 2)),
-                              label="注意：经批准发布的违规路段 Stretch published by override"))
+                              label="注意：经批准发布的违规路段\nStretch published by override"))
     handles.append(Line2D([], [], color="#9a9a9a", lw=1.4, label="道路 Road"))
     if has_no_roads:
         handles.append(Line2D([], [], color="#6a51a3", lw=1.6, ls=(0, (1, 2)),

@@ -81,7 +81,7 @@ def test_cli_refuses_hr02_then_override_prints_it(store_path: Path, tmp_path: Pa
     text, (w, h) = _text(out.read_bytes())
     assert abs(w - 595.28) <= 1 and abs(h - 841.89) <= 1  # A4 portrait
     assert OVERRIDE_ZH in text.replace("\n", "")
-    assert "注意：经批准发布的违规路段 Stretch published by override" in text  # in red on the map
+    assert "注意：经批准发布的违规路段\nStretch published by override" in text  # in red on the map
     assert TITLE in text and "\nN\n" in f"\n{text}\n" and "北" in text
     for road in ("京台高速", "光明大道", "衡山路"):  # road names from the roads layer
         assert road in text, road

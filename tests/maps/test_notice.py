@@ -133,7 +133,7 @@ def test_override_is_printed() -> None:
     flagged = gpd.GeoDataFrame({"feature_id": ["HR-01"]}, geometry=[
         LineString([(X0 + 2600, Y0 + 1000), (X0 + 3400, Y0 + 1000)])], crs=CRS)
     _page, text = _pdf(info=info, flagged=flagged)
-    assert "注意：经批准发布的违规路段 Stretch published by override" in text
+    assert "注意：经批准发布的违规路段\nStretch published by override" in text
     assert "注意：通行路线 HR-01 穿越禁行区域 Z-01（水源保护区），经批准发布（理由：市局批准 临时保供）" \
         in text.replace("\n", "")
     assert "Warning: route HR-01 crosses forbidden zone Z-01" in text
