@@ -188,7 +188,8 @@ def _signs(
     bad = sc[~sc["status"].isin(list(ok_status))]
     gp = gaps.reset_index(names="gap").merge(bad, on="pipeline_id")
     gp = gp[(gp["chainage_m"] >= gp["chainage_from_m"]) & (gp["chainage_m"] <= gp["chainage_to_m"])]
-    notes = (gp.sort_values("chainage_m").assign(txt=gp["sign_id"] + " (" + gp["status"] + ")")
+    notes = (gp.sort_values("chainage_m").assign(txt=gp["sign_id"].astype(str) + " ("
+                                                   + gp["status"].astype(str) + ")")
              .groupby("gap")["txt"].agg(", ".join))
     gaps["signs_not_ok"] = pd.Series(notes.reindex(np.arange(len(gaps))).to_numpy(),
                                      dtype=object).where(lambda s: s.notna(), "")
