@@ -381,3 +381,53 @@ def test_zone_hours_and_road_names_on_the_map(server: str, browser: Any, viewpor
     assert page.locator(".riskmap-zone-label").count() == 0
     assert p.errors == [] and p.foreign() == []
     p.close()
+
+
+@pytest.fixture(scope="module")
+def demo_server(demo_store: tuple[Any, dict[str, Any]]) -> Iterator[str]:
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    store, _manifest = demo_store
+    app = create_app(Settings(store=str(store.path), anonymous_role="admin"), store=store)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    deadline = time.time() + 20
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "server did not start"
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    th.join(timeout=10)
+
+
+@pytest.mark.slow
+def test_real_endpoint_takes_the_form_on_the_demo(
+        demo_server: str, browser: Any, demo_store: tuple[Any, dict[str, Any]]) -> None:
+    """The demo district's POST /routes: the form's permits and vehicle are accepted, the
+    routes come back in the form's colours, the refusals in Chinese."""
+    depots = [c["lonlat"] for c in demo_store[1]["cases"] if c["case"] == "depot"]
+    p = Page(browser, demo_server, "desktop")
+    page = p.page
+    page.evaluate("(d) => RiskMap.app.setRouteEnds(d[0], d[1])", depots)
+    page.check("input[name=permits][value=Z-02]")
+    page.fill("input[name=weight_t]", "49")
+    page.fill("input[name=height_m]", "4.5")
+    page.fill("input[name=depart_at]", "2024-05-01T08:30")
+    with page.expect_response(f"{demo_server}/routes") as resp:
+        page.click(".riskmap-route-go")
+    assert resp.value.status == 200
+    assert json.loads(resp.value.request.post_data or "{}")["vehicle"] == {"weight_t": 49, "height_m": 4.5}
+    page.wait_for_selector(".riskmap-route-alt", timeout=30000)
+    n = int(page.get_attribute(".folium-map", "data-routes") or 0)
+    assert n == page.locator(".riskmap-route-alt").count() >= 2
+    assert (page.get_attribute(".folium-map", "data-route-colors") or "").startswith("#0050c8,#c51b7d")
+    out = p.out()
+    assert "拒绝通行道路" in out and "禁行区 Z-01 岩马水库饮用水水源保护区" in out
+    assert "refused" not in out and "forbidden" not in out  # no English in the Chinese UI
+    assert p.errors == [] and p.foreign() == []
+    p.close()
