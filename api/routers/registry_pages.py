@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.auth import Principal, can_read, get_principal
+from api.auth import LAYER_ROLES, Principal, can_read, get_principal
 from api.deps import get_service
 from api.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from api.ogc import check_params, esc
@@ -373,7 +373,56 @@ def dashboard_numbers(request: Request, reg: Registry, principal: Principal
                + (f" ({100 * rate:.1f} %)" if rate is not None else "")
                + f"; 逾期 overdue{mine} {len(overdue)}; 未整改 open{mine} {len(open_)}")
     return {"today": today.isoformat(), "stats": stats, "open_by_age": ages,
-            "overdue": overdue, "summary_text": summary}
+            "overdue": overdue, "summary_text": summary,
+            # pipeline data: only for the roles that may read the pipelines layer
+            "protection": (_protection(request)
+                           if can_read(principal, LAYER_ROLES["pipelines"]) else None)}
+
+
+def _protection(request: Request) -> dict[str, Any] | None:
+    """HCA warning signs, patrol paths and statutory inspection against the plan's years
+    (:func:`api.runs.patrol.protection_stats`); None when the store has no pipelines."""
+    from api.runs.patrol import protection_stats
+    from layers.errors import LayerNotFoundError
+
+    try:
+        return protection_stats(get_service(request))
+    except LayerNotFoundError:
+        return None
+
+
+def _protection_html(p: dict[str, Any] | None) -> str:
+    """The dashboard's table of sign, patrol and inspection rates against their targets."""
+    if p is None:
+        return "<p>无管道图层 no pipelines layer</p>"
+
+    def row(what: str, year: int, rate: float | None, target: float | None, met: bool | None,
+            detail: str, rule: str) -> str:
+        verdict = ("–" if rate is None or met is None or target is None  # nothing to measure
+                   else "是 yes" if met else "否 no")
+        return (f"<tr data-rule='{esc(rule)}'><td>{what}</td><td>{year}</td>"
+                f"<td class='rate'>{_pct(rate)}</td><td>{_pct(target)}</td><td>{verdict}</td>"
+                f"<td>{esc(detail)}</td></tr>")
+
+    s, ins = p["signs"], p["inspection"]
+    rows = [row("高后果区警示标识 HCA warning signs", s["year"], s["rate"], s["target"], s["met"],
+                f"{s['signed_m'] / 1000:.2f} / {s['hca_m'] / 1000:.2f} km; 缺口 gaps {s['gaps']}",
+                s["rule_id"])]
+    rows += [row("巡护通道 patrol paths", t["year"], t["rate"], t["target"], t["met"],
+                 f"{t['served_m'] / 1000:.2f} / {t['length_m'] / 1000:.2f} km; "
+                 + (", ".join(t["pipelines"]) or "无此类管道 no such pipeline"), t["rule_id"])
+             for t in p["patrol"]]
+    target = ins.get("target")
+    rows.append(row("法定检验 statutory inspection", ins["year"], ins.get("rate_count"),
+                    None if target is None else float(target),
+                    None if target is None else ins.get("rate_count", 0) >= float(target),
+                    f"逾期 overdue {ins.get('overdue', 0)}; 无记录 no record "
+                    f"{ins.get('no_record', 0)}; 按长度 by length {_pct(ins.get('rate_length'))}",
+                    ins["rule_id"]))
+    head = ("<tr><th>项目 item</th><th>年度 year</th><th>完成率 rate</th><th>目标 target</th>"
+            "<th>达标 met</th><th>说明 detail</th></tr>")
+    return (f"<div class='scroll'><table id='protection'>{head}{''.join(rows)}</table></div>"
+            f"<p class='riskmap-note'>{esc(p['as_of'])} · {esc(p['rules'])}</p>")
 
 
 @router.get("/dashboard.png", operation_id="getRegistryDashboardPng",
@@ -461,6 +510,9 @@ def dashboard(request: Request, reg: RegistryDep, principal: PrincipalDep) -> Re
         + _rate_table(s["by_department"], "责任单位 department", "by-department")
         + "<h2>按年度 by year found</h2>" + _rate_table(s["by_year"], "年度 year", "by-year")
         + f"<h2>视频监控 HCA monitoring</h2>{mon_html}"
+        + ("" if not can_read(principal, LAYER_ROLES["pipelines"]) else
+           "<h2>管道外部保护 pipeline external protection</h2>"
+           + _protection_html(n["protection"]))
         + "<h2>未整改隐患 按时长 open hazards by age</h2><p id='ages'>"
         + " · ".join(f"{esc(a['label'])}: {a['count']}" for a in n["open_by_age"]) + "</p>"
         + f"<h2>逾期 overdue ({len(n['overdue'])})</h2><div class='scroll'>"

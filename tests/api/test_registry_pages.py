@@ -120,6 +120,21 @@ def test_dashboard_has_the_stats_numbers_and_a_png(pc: tuple[Any, Registry]) -> 
     # overdue: FL-1 (2025-06-30) is open; FL-0 (2024) is rectified, FL-2 due in 2099
     overdue = html.split("<table id='overdue'>")[1].split("</table>")[0]
     assert re.findall(r"<td><a href='[^']*'>([^<]*)</a>", overdue) == ["lane_too_narrow:FL-1"]
+    assert "<table id='protection'>" not in html  # pipeline data: not for the fire brigade
+    planner = c.get("/registry/dashboard", headers=auth("planner")).text
+    prot = planner.split("<table id='protection'>")[1].split("</table>")[0]
+    # the small store: an HCA on P-01 with no warning sign on record, no patrol path, no
+    # Lu-Ning line, no inspection dates on P-01/P-02
+    rows = re.findall(r"<tr data-rule='([^']*)'><td>[^<]*</td><td>(\d+)</td>"
+                      r"<td class='rate'>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>"
+                      r"<td>([^<]*)</td>", prot)
+    assert rows == [
+        ("hca_signs_2022", "2022", "0.0 %", "100.0 %", "否 no", "0.00 / 0.27 km; 缺口 gaps 1"),
+        ("patrol_luning_2020", "2020", "–", "100.0 %", "–",
+         "0.00 / 0.00 km; 无此类管道 no such pipeline"),
+        ("patrol_all_2022", "2022", "0.0 %", "100.0 %", "否 no", "0.00 / 0.27 km; P-01"),
+        ("inspection_rate_rising", "2022", "0.0 %", "–", "–",
+         "逾期 overdue 0; 无记录 no record 2; 按长度 by length 0.0 %")]
     png = c.get("/registry/dashboard.png", headers=auth("fire"))
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
