@@ -441,3 +441,23 @@ def test_overview_reads_registry_statuses_afresh(ux_server: str, browser: Any) -
     assert "已销号" in page.inner_text(".leaflet-popup-content")
     assert errors == []
     ctx.close()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.parametrize("path", MAPS)
+def test_desktop_corners_do_not_overlap(ux_server: str, browser: Any, path: str) -> None:
+    """At 1440x900 and 1366x768 the boxes of the upper corners end above those of the lower
+    corners (the legend never covers the layer list; the findings list never the tools)."""
+    for vp in (DESKTOP, {"width": 1366, "height": 768}):
+        p = _Page(browser, ux_server, path, vp)
+        gaps = p.js("""() => ['left', 'right'].map(side => {
+            const c = document.querySelector('.riskmap-box') ? document : null;
+            const edge = (sel, f) => Array.from(document.querySelectorAll(sel + ' > .leaflet-control'))
+              .map(e => e.getBoundingClientRect()).filter(r => r.height > 0).map(f);
+            const top = edge('.leaflet-top.leaflet-' + side, r => r.bottom);
+            const bottom = edge('.leaflet-bottom.leaflet-' + side, r => r.top);
+            return (bottom.length ? Math.min(...bottom) : 1e9) - (top.length ? Math.max(...top) : 0);
+        })""")
+        assert min(gaps) >= 0, (path, vp, gaps)
+        p.close()

@@ -1235,6 +1235,7 @@
       if (!target || target === owner) {
         if (e.type === 'mousemove') {  // leave any hover on the other canvases
           rs.forEach(function (r) { if (r !== owner && r._hoveredLayer) { r._handleMouseOut(e); } });
+          if (!target) { L.DomUtil.removeClass(owner._container, 'leaflet-interactive'); }
         }
         return;
       }
