@@ -264,6 +264,7 @@ class LayerSpec:
     label_min_zoom: int = 16  # labels from this zoom
     cluster: int | None = None  # up to this zoom, clustered markers shadow the features
     link: tuple[str, Text] | None = None  # popup link: (URL template with {field}, label)
+    inline_max: int | None = None  # served: loaded by bbox above this many (else the option's)
 
     def columns(self) -> list[str]:
         """Properties the browser needs (everything else is dropped before embedding)."""
@@ -520,7 +521,8 @@ class RiskMapElement(MacroElement):
         if spec.style_by is not None:
             js["styleBy"] = {"field": spec.style_by[0],
                              "values": {str(k): dict(v) for k, v in spec.style_by[1].items()}}
-        if (isinstance(data, gpd.GeoDataFrame) and len(data) > o.inline_max
+        limit = min(o.inline_max, spec.inline_max or o.inline_max)
+        if (isinstance(data, gpd.GeoDataFrame) and len(data) > limit
                 and o.mode == "served" and spec.collection):
             query = f"?{spec.remote_query}" if spec.remote_query else ""
             data = RemoteSource(f"{o.api_base}/collections/{spec.collection}/items{query}",

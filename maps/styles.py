@@ -124,8 +124,8 @@ SPECS: dict[str, LayerSpec] = {
                 _F("hazmat", "危化品通行", "hazmat"), _F("speed_kmh", "限速", "speed", "km/h", 0),
                 _F("width_m", "宽度", "width", "m", 1), _F("bridge", "桥梁", "bridge"),
                 _F("tunnel", "隧道", "tunnel")),
-        tooltip="name", label="name", label_min_zoom=15, collection="roads", min_zoom=13,
-        overview=True),
+        tooltip="name", label="name", label_min_zoom=15, collection="roads", min_zoom=12,
+        overview=True, inline_max=1000),
     "restricted_zones": LayerSpec(
         "restricted_zones", "限行禁行区域", "Restricted zones", "routes", "polygon",
         style={"weight": 2, "fillOpacity": 0.25},

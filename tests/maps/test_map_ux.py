@@ -461,3 +461,26 @@ def test_desktop_corners_do_not_overlap(ux_server: str, browser: Any, path: str)
         })""")
         assert min(gaps) >= 0, (path, vp, gaps)
         p.close()
+
+
+def test_served_maps_load_a_large_road_network_by_bbox() -> None:
+    """Over 1,000 roads the served map loads them by bbox from zoom 12 (density below);
+    1,000 are inlined; a standalone export inlines them up to the general limit."""
+    base = crafted_layers()["roads"].iloc[:1]
+
+    def roads(n: int) -> gpd.GeoDataFrame:
+        out = pd.concat([base] * n, ignore_index=True)
+        out["id"] = [f"R-{i}" for i in range(n)]
+        return gpd.GeoDataFrame(out, crs=4490)
+
+    served = MapOptions(mode="served", api_base="/api")
+    for n, remote in ((1000, False), (1001, True)):
+        cfg = _config(render_html(build_planner({"roads": roads(n)}, options=served),
+                                  mode="served"))
+        r = _layer(cfg, "roads")
+        assert ("remote" in r) is remote and ("data" in r) is not remote
+    assert r["remote"] == {"url": "/api/collections/roads/items", "minZoom": 12,
+                           "limit": 10000, "page": 2000, "first": 500,
+                           "overview": "/api/maps/density/roads"}
+    cfg = _config(render_html(build_planner({"roads": roads(1001)}), mode="inline"))
+    assert len(_layer(cfg, "roads")["data"]["features"]) == 1001
