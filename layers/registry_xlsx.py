@@ -204,7 +204,8 @@ def write_workbook(out: str | os.PathLike[str] | IO[bytes], *,
             cell.alignment = Alignment(wrap_text=True, vertical="center")
         n = 0
         for n, r in enumerate(rows, start=1):
-            values = list(r)
+            # control characters cannot be stored in a worksheet: shown as U+FFFD
+            values = [_printable(v) for v in r]
             ws.append(values)
             for j, v in enumerate(values, start=1):
                 if isinstance(v, str) and v.startswith("="):
@@ -270,6 +271,15 @@ def write_workbook(out: str | os.PathLike[str] | IO[bytes], *,
         wb.save(out)  # type: ignore[arg-type]
 
 
+def _printable(v: Any) -> Any:
+    """``v`` with the control characters a worksheet cannot hold shown as U+FFFD."""
+    if not isinstance(v, str):
+        return v
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", v)
+
+
 def _summary(ws: Any, stats: Mapping[str, Any], monitoring: Mapping[str, Any] | None, *,
              exported_at: str, title: str, n_hazards: int, n_measures: int) -> None:
     from openpyxl.styles import Font
@@ -290,7 +300,8 @@ def _summary(ws: Any, stats: Mapping[str, Any], monitoring: Mapping[str, Any] | 
         ws.cell(row=ws.max_row, column=1).font = bold
         ws.append(head)
         for k, d in (stats.get(key) or {}).items():
-            name = (f"{KIND_LABELS[k]} ({k})" if key == "by_kind" and k in KIND_LABELS else k)
+            name = (f"{KIND_LABELS[k]} ({k})" if key == "by_kind" and k in KIND_LABELS
+                    else _printable(k))
             target = d.get("target")
             if key == "by_kind" and target is None and k in RECTIFICATION_TARGETS:
                 target = RECTIFICATION_TARGETS[k][0]

@@ -292,3 +292,18 @@ def test_text_that_looks_like_a_formula_stays_text(tmp_path: Path) -> None:
         "xl/worksheets/sheet1.xml")
     report = apply_workbook(reg.batch, read_workbook(data), actor=ADMIN)  # reads back as is
     assert report.unchanged == 1 and reg.hazard("occupancy:P1:B1")["department"] == evil
+
+
+def test_control_characters_are_shown_not_fatal(tmp_path: Path) -> None:
+    """A worksheet cannot hold control characters: text typed with one (through the API) is
+    exported with U+FFFD in its place instead of failing the export (a 500 before)."""
+    reg = _gpkg(tmp_path)
+    reg.register(_finding(1), analysis="pipeline_findings", owner_role="planner",
+                 actor=ADMIN, fields={"department": "燃气\x00办", "measures": "清理\x1b占压"})
+    wb = load_workbook(io.BytesIO(_export(reg)))
+    ws = wb[HAZARD_SHEET]
+    header = [c.value for c in ws[1]]
+    assert (ws.cell(2, header.index("责任单位") + 1).value,
+            ws.cell(2, header.index("整改措施") + 1).value) == ("燃气\ufffd办", "清理\ufffd占压")
+    summary = [c for row in wb.worksheets[-1].iter_rows(values_only=True) for c in row if c]
+    assert "燃气\ufffd办" in summary

@@ -80,11 +80,11 @@ def _until(cond: Any, timeout: float = 15.0) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize(("role", "layers"), [("planner", 2), ("police", 0)])
+@pytest.mark.parametrize(("role", "layers"), [("planner", 2), ("police", 1)])
 def test_live_page_shows_a_posted_alert(server: str, browser: Any, role: str,
                                         layers: int) -> None:
     """The planner sees the pipeline and the site; the police (who may not read pipelines)
-    only machines and alerts — without a failed request on the console."""
+    the construction site, machines and alerts — without a failed request on the console."""
     key = KEYS[role]
     ctx = browser.new_context(viewport={"width": 1440, "height": 900},
                               extra_http_headers={"Authorization": f"Bearer {key}"})
