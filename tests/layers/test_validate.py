@@ -35,6 +35,11 @@ VALID: dict[str, tuple[dict[str, object], object]] = {
     "fire_stations": ({"id": "FS-1", "kind": "station"}, POINT),
     "hydrants": ({"id": "HY-1", "status": "ok"}, POINT),
     "compounds": ({"id": "CP-1", "built_year": 1995, "households": 300}, POLY),
+    "construction_sites": ({"id": "CS-1", "work": "excavation", "permit_no": "管许2026-01",
+                            "permit_from": "2026-01-01", "permit_to": "2026-12-31"}, POLY),
+    "pipeline_facilities": ({"id": "PF-1", "kind": "valve", "pipeline_id": "P-01"}, POINT),
+    "warning_signs": ({"id": "WS-1", "pipeline_id": "P-01", "status": "ok"}, POINT),
+    "patrol_paths": ({"id": "PP-1", "pipeline_id": "P-01", "passable": True}, LINE),
 }
 
 # A required field per layer (id where it is the only one).
@@ -53,6 +58,13 @@ REQUIRED = {
     "fire_stations": ("kind", "one of station, micro_station"),
     "hydrants": ("id", "a unique text id per feature"),
     "compounds": ("id", "a unique text id per feature"),
+    "construction_sites": ("work", "one of crossing, road, railway, canal, power_line, cable, "
+                           "grounding, building, piling, excavation, drilling, blasting, "
+                           "seismic, mining, anchoring, dredging, other"),
+    "pipeline_facilities": ("kind", "one of station, valve, vent, depot, storage, loading, "
+                            "river_crossing, tunnel, other"),
+    "warning_signs": ("pipeline_id", "a text"),
+    "patrol_paths": ("pipeline_id", "a text"),
 }
 
 # A value of the wrong enum (or, for layers without enums, of the wrong type).
@@ -72,6 +84,10 @@ WRONG = {
     "fire_stations": ("kind", "brigade", "one of station, micro_station"),
     "hydrants": ("status", "broken", "one of ok, faulty"),
     "compounds": ("property_management", "perhaps", "true or false (accepted: yes/no, true/false, 1/0, 是/否, 有/无)"),
+    "construction_sites": ("status", "halted", "one of planned, active, finished"),
+    "pipeline_facilities": ("kind", "bridge", REQUIRED["pipeline_facilities"][1]),
+    "warning_signs": ("status", "stolen", "one of ok, damaged, missing"),
+    "patrol_paths": ("passable", "sometimes", "true or false (accepted: yes/no, true/false, 1/0, 是/否, 有/无)"),
 }
 
 # A negative (out-of-bounds) number per layer that has a bounded numeric field.
@@ -95,6 +111,9 @@ GEOM_EXPECTED = {
     "roads": "LineString or MultiLineString", "restricted_zones": "Polygon or MultiPolygon",
     "hazmat_routes": "LineString or MultiLineString", "fire_lanes": "LineString or MultiLineString",
     "fire_stations": "Point", "hydrants": "Point", "compounds": "Polygon or MultiPolygon",
+    "construction_sites": "Point, Polygon or MultiPolygon",
+    "pipeline_facilities": "Point, Polygon, MultiPolygon, LineString or MultiLineString",
+    "warning_signs": "Point", "patrol_paths": "LineString or MultiLineString",
 }
 
 
