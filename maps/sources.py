@@ -81,15 +81,17 @@ def _secret(v: Any) -> str | None:
 
 def read_layers(store: Any, name: str, *, options: MapOptions,
                 findings: gpd.GeoDataFrame | None = None,
-                only: Collection[str] | None = None) -> dict[str, gpd.GeoDataFrame | RemoteSource]:
-    """The store layers of map ``name``: small ones read, large ones remote or reduced.
+                only: Collection[str] | None = None
+                ) -> dict[str, gpd.GeoDataFrame | RemoteSource | pd.DataFrame]:
+    """The store layers of map ``name``: small ones read, large ones remote or reduced (and,
+    for the overview, the hazard registry's statuses as ``registry``).
 
     ``only``: read just these of the map's layers (those the caller may see); None reads all.
     """
     if name not in MAP_LAYERS:
         raise ValueError(f"unknown map {name!r}; expected one of {', '.join(MAP_NAMES)}")
     counts = {li.name: li.count for li in store.layers()}
-    out: dict[str, gpd.GeoDataFrame | RemoteSource] = {}
+    out: dict[str, gpd.GeoDataFrame | RemoteSource | pd.DataFrame] = {}
     for layer in MAP_LAYERS[name]:
         if layer not in counts or (only is not None and layer not in only):
             continue
@@ -107,7 +109,7 @@ def read_layers(store: Any, name: str, *, options: MapOptions,
     if name == "overview":
         reg = read_registry(store)
         if reg is not None:
-            out["registry"] = reg  # type: ignore[assignment]
+            out["registry"] = reg  # statuses for the overview's colours and progress
     return out
 
 
@@ -118,7 +120,10 @@ def read_registry(store: Any) -> pd.DataFrame | None:
 
     try:
         recs, total = registry_for(store).hazards(limit=1_000_000)
-    except Exception:  # a store without registry tables: the overview shows "unregistered"
+    except Exception as exc:  # the overview then shows findings by severity, not status
+        import logging
+
+        logging.getLogger("riskmap.maps").warning("overview: hazard registry not read: %s", exc)
         return None
     if not total:
         return None
