@@ -484,3 +484,30 @@ def test_served_maps_load_a_large_road_network_by_bbox() -> None:
                            "overview": "/api/maps/density/roads"}
     cfg = _config(render_html(build_planner({"roads": roads(1001)}), mode="inline"))
     assert len(_layer(cfg, "roads")["data"]["features"]) == 1001
+
+
+def test_read_registry_gives_the_overview_its_statuses(tmp_path: Path) -> None:
+    from layers.registry import Actor, Registry
+    from layers.store import GeoPackageStore
+    from maps.sources import read_layers, read_registry
+
+    store = GeoPackageStore(tmp_path / "s.gpkg")
+    store.write({"roads": crafted_layers()["roads"]})
+    assert read_registry(store) is None  # no registry yet: findings by severity
+    fnd = crafted_findings()
+    reg = Registry(store.path)
+    actor = Actor(who="test", role="admin")
+    for rec in fnd.drop(columns="geometry").to_dict("records")[:2]:
+        reg.register({k: (None if pd.isna(v) else v) for k, v in rec.items()},
+                     analysis="pipeline_findings", owner_role="planner", actor=actor)
+    reg.transition(fnd["finding_id"].iloc[0], "rectifying", actor=actor)
+    got = read_registry(store)
+    assert got is not None
+    assert got[["finding_id", "status", "kind"]].to_dict("records") == [
+        {"finding_id": "occupancy:B-00002", "status": "identified", "kind": "occupancy"},
+        {"finding_id": "setback:B-00001", "status": "rectifying", "kind": "setback"}]
+    layers = read_layers(store, "overview", options=MapOptions())
+    assert list(layers["registry"]["finding_id"]) == list(got["finding_id"])
+    cfg = _config(render_html(build_overview(layers, fnd), mode="inline"))
+    counts = {c["value"]: c["count"] for c in _layer(cfg, "findings")["classify"]["classes"]}
+    assert (counts["rectifying"], counts["identified"], counts["unregistered"]) == (1, 1, 2)
