@@ -119,8 +119,16 @@ def test_fire_demo_lane_popup(demo_server: str, browser: Any,
     layers = set(page.evaluate("Object.keys(RiskMap.app.layers)"))
     assert {"service_areas", "compounds", "fire_lanes", "lane_findings", "hydrant_findings",
             "building_beyond_engine_reach"} <= layers
+    # service areas are off by default (issue 14: 36 of them hid the compounds); on, the
+    # legend lists the 3/5/8-minute bands
+    assert "3 分钟" not in page.inner_text(".riskmap-legend")
+    page.evaluate("() => { RiskMap.app.map.addLayer(RiskMap.app.layers.service_areas.layer);"
+                  " RiskMap.app.legend.render(); }")
+    page.wait_for_function("() => document.querySelector('.riskmap-legend').innerText"
+                           ".includes('3 分钟')", timeout=10000)
     legend = page.inner_text(".riskmap-legend")
     assert "3 分钟" in legend and "5 分钟" in legend and "8 分钟" in legend
+    page.evaluate("() => { RiskMap.app.map.removeLayer(RiskMap.app.layers.service_areas.layer); }")
     popup = _click_finding(page, "lane_findings", case["id"])
     assert "GB 50016-2014" in popup and "7.1.8" in popup
     assert f"{case['value']:g} m" in popup and "4 m" in popup and "0.8 m" in popup
