@@ -193,7 +193,9 @@ def ux_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                         "kind": ["setback"]})
     mp = pytest.MonkeyPatch()
     mp.setattr(maps_router, "analysis_inputs", lambda store, name: (crafted_findings(), {}))
-    mp.setattr(sources, "read_registry", lambda store: reg)
+    orig_registry = sources.read_registry  # this server's store only: other tests read theirs
+    mp.setattr(sources, "read_registry",
+               lambda s: reg if getattr(s, "path", None) == store.path else orig_registry(s))
     orig = maps_router.map_options
     mp.setattr(maps_router, "map_options", lambda *a, **k: replace(orig(*a, **k), inline_max=100))
     app = create_app(Settings(store=str(path), anonymous_role="admin"), store=store)
