@@ -87,6 +87,9 @@ def build_overview(
         pipes = with_pressure_class(pipes)
     add(app, spec("pipelines"), pipes, flist)
     add(app, spec("hca"), get(layers, "hca"), flist)
+    add(app, spec("construction_sites"), get(layers, "construction_sites"), flist)
+    for name in ("pipeline_facilities", "warning_signs", "patrol_paths"):
+        add(app, spec(name, visible=False), get(layers, name), flist)
     add(app, spec("restricted_zones"), get(layers, "restricted_zones"), flist)
     add(app, spec("hazmat_routes"), get(layers, "hazmat_routes"), flist)
     lanes = get(layers, "fire_lanes")

@@ -150,7 +150,9 @@ def build_planner(
 ) -> folium.Map:
     """The planner map.
 
-    ``layers``: store layers (``pipelines``, ``buildings``, ``sites``, ``hca``, ``cameras``)
+    ``layers``: store layers (``pipelines``, ``buildings``, ``sites``, ``hca``, ``cameras``,
+    ``roads``, ``construction_sites``, ``pipeline_facilities``, ``warning_signs``,
+    ``patrol_paths``)
     and, when computed, ``hca_computed`` (HCA segments with ``grade``), ``location_classes``
     (chainage ranges with ``location_class``), ``corridor`` (else drawn from pipelines),
     ``monitoring_coverage`` (per people-dense HCA ``coverage``; gives ``coverage_overall``
@@ -186,6 +188,10 @@ def build_planner(
                                                 "Protection Law Art. 30); OD/2 + zone for urban gas")),
             corridor, flist)
     add(app, spec("pipelines"), pipes, flist)
+    # external protection (issue 16): third-party works, facilities, signs, patrol paths
+    add(app, spec("construction_sites"), get(layers, "construction_sites"), flist)
+    for name in ("pipeline_facilities", "warning_signs", "patrol_paths"):
+        add(app, spec(name, visible=False), get(layers, name), flist)
     if isinstance(pipes, gpd.GeoDataFrame):
         rows = _default_setback_rules() if setback_rules is None else setback_rules
         lines = setback_lines(pipes, rows)

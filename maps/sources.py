@@ -26,11 +26,13 @@ __all__ = ["AROUND_FINDINGS_M", "BUILDERS", "MAP_LAYERS", "MAP_NAMES", "MIN_CELL
            "density_grid", "map_options", "read_findings", "read_layers", "read_registry"]
 
 MAP_LAYERS: dict[str, tuple[str, ...]] = {
-    "planner": ("pipelines", "buildings", "sites", "hca", "cameras", "roads"),
+    "planner": ("pipelines", "buildings", "sites", "hca", "cameras", "roads",
+                "construction_sites", "pipeline_facilities", "warning_signs", "patrol_paths"),
     "police": ("restricted_zones", "hazmat_routes", "roads", "sites"),
     "fire": ("fire_stations", "fire_lanes", "hydrants", "compounds", "buildings", "roads"),
     "overview": ("pipelines", "buildings", "sites", "hca", "cameras", "roads", "restricted_zones",
-                 "hazmat_routes", "fire_lanes", "fire_stations", "hydrants", "compounds"),
+                 "hazmat_routes", "fire_lanes", "fire_stations", "hydrants", "compounds",
+                 "construction_sites", "pipeline_facilities", "warning_signs", "patrol_paths"),
 }
 MAP_NAMES = tuple(MAP_LAYERS)
 # The police map's public notice view (publish=true) draws only these (published routes,

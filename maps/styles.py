@@ -188,6 +188,45 @@ SPECS: dict[str, LayerSpec] = {
                 _F("property_management", "物业管理", "property management"),
                 _F("plan", "一区一策", "plan")),
         tooltip="name", collection="compounds"),
+    # issue 16: pipeline external protection
+    "construction_sites": LayerSpec(
+        "construction_sites", "第三方施工", "Construction sites", "pipelines", "polygon",
+        style={"color": "#b35806", "weight": 1.5, "fillColor": "#fdb863", "fillOpacity": 0.4,
+               "radius": 6},
+        classify=Categorical("status", (("active", "#e66101", "施工中", "active"),
+                                        ("planned", "#fdb863", "计划", "planned"),
+                                        ("finished", "#bababa", "已完工", "finished")),
+                             title=text("状态", "status")),
+        fields=(_F("name", "名称", "name"), _F("work", "作业", "work"),
+                _F("permit_no", "许可证号", "permit"), _F("permit_from", "许可起", "permit from"),
+                _F("permit_to", "许可止", "permit to"), _F("contractor", "施工单位", "contractor"),
+                _F("status", "状态", "status")),
+        collection="construction_sites"),
+    "pipeline_facilities": LayerSpec(
+        "pipeline_facilities", "管道附属设施", "Pipeline facilities", "pipelines", "point",
+        style={"color": "#542788", "weight": 1, "fillColor": "#8073ac", "fillOpacity": 0.9,
+               "radius": 5},
+        fields=(_F("name", "名称", "name"), _F("kind", "类别", "kind"),
+                _F("pipeline_id", "管道", "pipeline")),
+        collection="pipeline_facilities"),
+    "warning_signs": LayerSpec(
+        "warning_signs", "警示标识", "Warning signs", "pipelines", "point",
+        style={"color": "#333333", "weight": 1, "fillOpacity": 1, "radius": 3},
+        classify=Categorical("status", (("ok", "#1a9850", "完好", "ok"),
+                                        ("damaged", "#fdae61", "损坏", "damaged"),
+                                        ("missing", "#d73027", "缺失", "missing")),
+                             title=text("状态", "status")),
+        fields=(_F("pipeline_id", "管道", "pipeline"), _F("kind", "类别", "kind"),
+                _F("status", "状态", "status")),
+        collection="warning_signs"),
+    "patrol_paths": LayerSpec(
+        "patrol_paths", "巡护通道", "Patrol paths", "pipelines", "line",
+        style={"color": "#35978f", "weight": 2, "dashArray": "2 4"},
+        classify=Categorical("passable", ((True, "#35978f", "可通行", "passable"),
+                                          (False, "#d73027", "不可通行", "impassable")),
+                             title=text("通行", "passable")),
+        fields=(_F("pipeline_id", "管道", "pipeline"), _F("passable", "可通行", "passable")),
+        collection="patrol_paths"),
 }
 
 

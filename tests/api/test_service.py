@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import Point
@@ -157,10 +156,13 @@ def test_map_inputs_feed_each_map_from_the_service(grid, store_copy):
     assert AnalysisService(store_copy).map_inputs("fire") == (None, {})
     found, extra = AnalysisService(store_copy).map_inputs("planner")
     assert set(extra) == {"hca_computed", "location_classes", "monitoring_coverage"}
-    assert np.all(found["finding_id"].isin(
-        AnalysisService(store_copy).result("pipeline_findings")["finding_id"])
-        | found["finding_id"].isin(AnalysisService(store_copy).result("hca_findings")[
-            "finding_id"]))
+    # the planner's findings analyses this store can run (no warning signs, no construction
+    # sites: their layers are absent): pipelines, HCAs and statutory inspection
+    svc2 = AnalysisService(store_copy)
+    expected = [fid for a in ("pipeline_findings", "hca_findings", "inspection_findings")
+                for fid in svc2.result(a)["finding_id"]]
+    assert sorted(found["finding_id"]) == sorted(expected)
+    assert {"inspection_missing:P-01", "inspection_missing:P-02"} <= set(found["finding_id"])
 
 
 def test_service_for_finds_the_apps_service(small_store_path: Path, tmp_path):

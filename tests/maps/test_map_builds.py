@@ -229,7 +229,7 @@ def test_publish_view_holds_only_its_public_layers(app_client: tuple[Any, Counte
     police = Principal(role="police", name="p", authenticated=True)
     assert visible_layers(police, "overview") == ("buildings", "sites", "cameras", "roads",
                                                   "restricted_zones", "hazmat_routes",
-                                                  "fire_stations")
+                                                  "fire_stations", "construction_sites")
 
 
 # --- density ---------------------------------------------------------------------------------
