@@ -68,9 +68,9 @@ def test_stored_zone_with_unreadable_hours_is_422_naming_it(store_copy):
     route check with 422 naming the layer, the feature and the field, not a 500."""
     import sqlite3
 
-    from tests.api.conftest import auth, make_client
-
     import shapely
+
+    from tests.api.conftest import auth, make_client
 
     def bounds(blob: bytes) -> tuple[float, ...]:
         flags = blob[3]
