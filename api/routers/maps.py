@@ -30,7 +30,7 @@ from api.auth import LAYER_ROLES, Principal, can_read, get_principal, require_re
 from api.deps import get_service
 from api.errors import BadRequest, Forbidden, NotFound, ServiceBusy, Unauthorized
 from api.ogc import check_params, esc, wants_html
-from api.pages import ROLE_LABELS, inject, page, root_path
+from api.pages import ROLE_LABELS, has_route, inject, page, root_path
 from maps.base import STATIC_PREFIX
 from maps.builds import BuildGate, BuildsBusy
 from maps.offline import asset_path, render_html
@@ -117,6 +117,16 @@ def _map_index(request: Request, principal: Principal) -> MapIndex:
         out.append(MapEntry(name=name, publish=publish, title=title, description=desc,
                             href=_map_href(root, name, publish), roles=roles,
                             allowed=publish or can_read(principal, MAP_ROLES[name])))
+    if has_route(request, "/maps/protection"):  # the live early-warning page (issue 16)
+        from api.routers.protection import ALERT_ROLES
+
+        out.append(MapEntry(
+            name="protection", publish=False,
+            title="第三方施工机械定位预警 · Machine early warning",
+            description="施工机械实时位置与管道保护区告警 · live machine positions and "
+                        "pipeline protection-zone alerts",
+            href=f"{root}/maps/protection", roles=sorted(ALERT_ROLES),
+            allowed=can_read(principal, ALERT_ROLES)))
     return MapIndex(role=principal.role, maps=out)
 
 

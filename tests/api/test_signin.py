@@ -263,21 +263,24 @@ def _index(client: TestClient, **kw: object) -> list[tuple[str, bool, bool]]:
 def test_maps_index_per_role(c, store):
     notice = ("police", True, True)
     assert _index(c) == [("planner", False, False), ("police", False, False),
-                         ("fire", False, False), ("overview", False, False), notice]
+                         ("fire", False, False), ("overview", False, False), notice,
+                         ("protection", False, False)]
     assert _index(c, headers=auth("fire")) == [
         ("planner", False, False), ("police", False, False), ("fire", False, True),
-        ("overview", False, False), notice]
-    assert [m[2] for m in _index(c, headers=auth("admin"))] == [True] * 5
+        ("overview", False, False), notice, ("protection", False, False)]
+    assert _index(c, headers=auth("police"))[-1] == ("protection", False, True)
+    assert [m[2] for m in _index(c, headers=auth("admin"))] == [True] * 6
     _signin(c, "planner")
     assert _index(c) == [("planner", False, True), ("police", False, False),
-                         ("fire", False, False), ("overview", False, True), notice]
+                         ("fire", False, False), ("overview", False, True), notice,
+                         ("protection", False, True)]
     html = c.get("/maps", headers={"Accept": "text/html"}).text
     assert '<a href="/maps/planner">规划管线安全图 · Planner pipeline map</a>' in html
     assert '<a href="/maps/police?publish=true">危化品车辆通行公告 · Public hazmat route notice' \
         in html
     assert '需要角色 needs role: 消防 fire · <a href="/signin?next=/maps/fire">' in html
     with _client(store, anonymous_role="planner") as anon:
-        assert [m[2] for m in _index(anon)] == [True, False, False, True, True]
+        assert [m[2] for m in _index(anon)] == [True, False, False, True, True, True]
 
 
 def test_map_redirects_browsers_and_keeps_json_errors(c):

@@ -166,7 +166,7 @@ def test_sign_in_roles_maps_and_sign_out(server: str, browser: Any, viewport: st
     assert "已登录 signed in as planner-user (规划 planner)" in bar["text"]
     assert s.maps() == [("riskmap-map", "planner"), ("riskmap-locked", "police"),
                         ("riskmap-locked", "fire"), ("riskmap-map", "overview"),
-                        ("riskmap-map", "police?publish")]
+                        ("riskmap-map", "police?publish"), ("riskmap-map", "protection")]
     page.screenshot(path=str(tmp_path / f"maps-{viewport}.png"))
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     cookie = next(c for c in s.ctx.cookies() if c["name"] == "riskmap_session")
