@@ -322,6 +322,21 @@ class AnalysisService:
         keep yesterday's after midnight)."""
         return ("result", analysis_id, self.district.now().date().isoformat())
 
+    def monitoring(self) -> dict[str, Any] | None:
+        """Video-monitoring coverage of people-dense HCAs against the plan's targets on the
+        district's date — the one figure of the maps, ``/registry/stats``, the dashboard, the
+        workbook and ``riskmap registry stats``: camera coverage of HCA length when the store
+        can be analysed for it, else the share of HCAs flagged ``video_monitored``."""
+        from api import analysis as an
+        from geo.hca import coverage_share
+        from layers.registry import monitoring_stats
+
+        coverage = None
+        defn = next((d for d in an.available() if d.id == "monitoring_coverage"), None)
+        if defn is not None and not an.missing_layers(self.store, defn):
+            coverage = coverage_share(self.result("monitoring_coverage"))
+        return monitoring_stats(self.store, self.district.now().date(), coverage=coverage)
+
     def findings(self, analysis_id: str) -> tuple[AnalysisDef, gpd.GeoDataFrame]:
         """The definition and current findings of a findings analysis — what registry sync
         (CLI and API) registers. Missing layers are named with this store's own import

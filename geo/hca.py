@@ -48,6 +48,7 @@ from geo.location_class import households as count_households
 
 __all__ = [
     "GRADES",
+    "coverage_share",
     "diff_hca",
     "hca_polygons",
     "identify_hca",
@@ -910,3 +911,13 @@ def monitoring_findings(coverage: gpd.GeoDataFrame, *, target_row: Rule) -> gpd.
     return make_findings(df.drop(columns=["geometry", "pipeline_id"]), kind="hca_monitoring",
                          geometry=gpd.GeoSeries(df["geometry"].tolist(), crs=crs), crs=crs,
                          id_columns=["feature_id", "other_id"])
+
+
+def coverage_share(monitoring: pd.DataFrame | None) -> float | None:
+    """The district's one video-coverage figure: covered length / length of the people-dense
+    HCAs (rows of :func:`monitoring_coverage`, as the ``hca_monitoring`` finding computes it);
+    None when there is nothing to measure."""
+    if monitoring is None or not {"covered_m", "length_m"} <= set(monitoring.columns):
+        return None
+    total = float(monitoring["length_m"].sum())
+    return float(monitoring["covered_m"].sum()) / total if total > 0 else None

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import sqlite3
 import time
@@ -81,9 +82,14 @@ RECTIFICATION_TARGETS: dict[str, tuple[float, str]] = {
 MONITORING_TARGETS: dict[int, float] = {2020: 0.30, 2021: 0.70, 2022: 1.00}
 
 
-def monitoring_stats(store: Any, today: dt.date) -> dict[str, Any] | None:
+def monitoring_stats(store: Any, today: dt.date, *, coverage: float | None = None
+                     ) -> dict[str, Any] | None:
     """Video-monitoring coverage of people-dense HCAs against the plan's 30/70/100 % targets
-    on ``today`` (the district's date); None when ``store`` has no ``hca`` layer."""
+    on ``today`` (the district's date); None when ``store`` has no ``hca`` layer.
+
+    ``coverage``: the computed share of people-dense HCA length under camera coverage (the
+    figure the maps and the ``hca_monitoring`` finding use); without it, the share of
+    people-dense HCAs flagged ``video_monitored``. ``basis`` says which."""
     if not store.has_layer("hca"):
         return None
     hca = store.read("hca")
@@ -94,12 +100,19 @@ def monitoring_stats(store: Any, today: dt.date) -> dict[str, Any] | None:
     monitored = (int(dense["video_monitored"].fillna(False).astype(bool).sum())
                  if "video_monitored" in dense.columns else 0)
     n = len(dense)
-    cov = round(monitored / n, 4) if n else None
+    if coverage is not None:
+        # floored, never rounded up to a target it misses (as the maps print it)
+        cov: float | None = math.floor(float(coverage) * 10_000 + 1e-9) / 10_000
+        basis = "camera coverage of people-dense HCA length"
+    else:
+        cov = round(monitored / n, 4) if n else None
+        basis = "people-dense HCAs flagged video_monitored"
     years = [{"year": y, "target": t, "met": None if cov is None else cov >= t}
              for y, t in sorted(MONITORING_TARGETS.items())]
     due = [t for y, t in MONITORING_TARGETS.items() if dt.date(y, 12, 31) <= today]
     current = max(due) if due else None
-    return {"people_dense_hca": n, "monitored": monitored, "coverage": cov, "targets": years,
+    return {"people_dense_hca": n, "monitored": monitored, "coverage": cov, "basis": basis,
+            "targets": years,
             "current_target": current,
             "met": None if cov is None or current is None else cov >= current}
 

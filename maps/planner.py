@@ -20,6 +20,7 @@ import pandas as pd
 import shapely
 
 from geo.crs import STORAGE_CRS, analysis_crs
+from geo.hca import coverage_share
 from maps.base import (
     Categorical,
     Field,
@@ -65,15 +66,6 @@ def corridor_polygons(pipelines: gpd.GeoDataFrame, *, half_width_m: float = 5.0,
     out = gpd.GeoDataFrame(out, geometry=proj.geometry.buffer(width, cap_style="flat"),
                            crs=proj.crs)
     return out.to_crs(STORAGE_CRS)
-
-
-def coverage_share(monitoring: gpd.GeoDataFrame | None) -> float | None:
-    """The district's one video-coverage figure: covered length / length of the people-dense
-    HCAs (``monitoring_coverage`` rows), as the ``hca_monitoring`` finding computes it."""
-    if monitoring is None or not {"covered_m", "length_m"} <= set(monitoring.columns):
-        return None
-    total = float(monitoring["length_m"].sum())
-    return float(monitoring["covered_m"].sum()) / total if total > 0 else None
 
 
 def fmt_share(share: float) -> str:

@@ -80,12 +80,10 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from layers.registry import monitoring_stats
-
-    store, reg = _registry(args.store)
-    today = service(args).district.now().date()
-    out = reg.rectification_stats(today=today)
-    out["monitoring"] = monitoring_stats(store, today)
+    _store, reg = _registry(args.store)
+    svc = service(args)
+    out = reg.rectification_stats(today=svc.district.now().date())
+    out["monitoring"] = svc.monitoring()
     print(json.dumps(out, ensure_ascii=False, indent=1))
     return 0
 

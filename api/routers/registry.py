@@ -32,7 +32,6 @@ from layers.registry import (
     EditConflict,
     RecordNotFound,
     Registry,
-    monitoring_stats,
 )
 from layers.store import Store
 
@@ -234,6 +233,9 @@ class Monitoring(BaseModel):
     people_dense_hca: int
     monitored: int
     coverage: float | None = None
+    basis: str | None = Field(None, description="what coverage measures: camera coverage of "
+                              "people-dense HCA length (computed, as on the maps) or HCAs "
+                              "flagged video_monitored (when cameras cannot be analysed)")
     targets: list[MonitoringYear]
     current_target: float | None = None
     met: bool | None = None
@@ -587,5 +589,5 @@ def registry_stats(request: Request, reg: Registry) -> dict[str, Any]:
     dashboard's, page and PNG."""
     today = get_service(request).district.now().date()
     s = reg.rectification_stats(today=today)
-    s["monitoring"] = monitoring_stats(request.app.state.store, today)
+    s["monitoring"] = get_service(request).monitoring()
     return s

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -106,7 +107,7 @@ def registry_workbook(service: Any, reg: Any, *, roles: list[str] | None, out: A
                       measurements: bool = True) -> int:
     """Write the workbook of what ``roles`` may see (None: everything) to ``out``; the
     summary sheet's rates are those of the same rows. Returns the number of hazards."""
-    from layers.registry import monitoring_stats, rectification_stats
+    from layers.registry import rectification_stats
     from layers.registry_xlsx import write_workbook
 
     now = service.district.now()
@@ -117,7 +118,7 @@ def registry_workbook(service: Any, reg: Any, *, roles: list[str] | None, out: A
     found = (finding_measurements(service, {r["analysis"] for r in rows})
              if measurements else {})
     write_workbook(out, hazards=rows, measures=reg.measures(roles=roles), stats=stats,
-                   monitoring=monitoring_stats(service.store, now.date()),
+                   monitoring=service.monitoring(),
                    measurements=found, exported_at=now.isoformat(timespec="seconds"),
                    tz=now.tzinfo)
     return len(rows)
@@ -457,6 +458,11 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f} %"
 
 
+def _floor_pct(v: float | None) -> str:
+    """A coverage share as the maps print it: never rounded up to a target it misses."""
+    return "–" if v is None else f"{math.floor(v * 1000 + 1e-9) / 10:.1f} %"
+
+
 def _rate_table(groups: dict[str, Any], label: str, cls: str) -> str:
     head = (f"<tr><th>{label}</th><th>总数 total</th><th>已整改 rectified</th>"
             "<th>已销号 closed</th><th>未整改 open</th><th>整改率 rate</th>"
@@ -487,8 +493,9 @@ def dashboard(request: Request, reg: RegistryDep, principal: PrincipalDep) -> Re
                      for name in ("by_kind", "by_department", "by_year", "monitoring", "ages"))
     mon_html = ("<p>无高后果区图层 no hca layer</p>" if not mon else
                 f"<p id='monitoring' data-coverage='{mon['coverage']}'>人员密集型高后果区 "
-                f"people-dense HCAs: {mon['people_dense_hca']}, 已视频监控 monitored "
-                f"{mon['monitored']} = <b>{_pct(mon['coverage'])}</b>; 目标 targets "
+                f"people-dense HCAs: {mon['people_dense_hca']} (登记已监控 flagged monitored "
+                f"{mon['monitored']}); 视频覆盖率 coverage <b>{_floor_pct(mon['coverage'])}</b> "
+                f"({esc(mon.get('basis') or '')}); 目标 targets "
                 + ", ".join(f"{t['year']}: {_pct(t['target'])}"
                             f"{'' if t['met'] is None else (' ✓' if t['met'] else ' ✗')}"
                             for t in mon["targets"]) + "</p>")

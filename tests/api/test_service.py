@@ -184,3 +184,19 @@ def test_served_analyses_say_their_rules(client):
     assert body["rules"] == District().rules_version and body["rules_file"] is None
     assert body["timezone"] == "Asia/Shanghai"
     assert "pipeline_findings" in {a["id"] for a in body["analyses"]}
+
+
+def test_one_video_coverage_figure_everywhere(demo_store):
+    """The registry stats, the dashboard, the workbook and the CLI use the maps' figure (camera
+    coverage of people-dense HCA length), floored: 99.7 % on the demo, not the 1.0 of the
+    HCAs flagged video_monitored (issue 14)."""
+    from geo.hca import coverage_share
+    from maps.planner import fmt_share
+
+    svc = AnalysisService(demo_store[0])
+    mon = svc.monitoring()
+    share = coverage_share(svc.result("monitoring_coverage"))
+    assert mon["basis"] == "camera coverage of people-dense HCA length"
+    assert mon["coverage"] == int(share * 10_000) / 10_000 < 1.0
+    assert fmt_share(mon["coverage"]) == fmt_share(share) == "99.7 %"
+    assert [t["met"] for t in mon["targets"]] == [True, True, False]
