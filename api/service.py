@@ -322,6 +322,14 @@ class AnalysisService:
         keep yesterday's after midnight)."""
         return ("result", analysis_id, self.district.now().date().isoformat())
 
+    def map_options(self, name: str) -> dict[str, Any]:
+        """Keyword arguments map ``name``'s builder takes from the district: the planner's
+        required setback lines are drawn from the setback rows the check applies (a district
+        override moves them too)."""
+        if name == "planner":
+            return {"setback_rules": self.pipeline_rules().rows("setback")}
+        return {}
+
     def monitoring(self) -> dict[str, Any] | None:
         """Video-monitoring coverage of people-dense HCAs against the plan's targets on the
         district's date — the one figure of the maps, ``/registry/stats``, the dashboard, the

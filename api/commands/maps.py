@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     findings = None if args.publish else concat_findings([f for f in frames if f is not None])
     layers = read_layers(store, args.name, options=options, findings=findings)
     layers.update(extra)
-    kwargs: dict = {}
+    kwargs: dict = svc.map_options(args.name)
     if args.name == "police":
         notice = (args.notice or settings.notice_no or "未编号 / no number") if args.publish \
             else args.notice  # never a zone's notice text

@@ -261,7 +261,7 @@ def get_map(request: Request, name: str) -> Response:
         layers: dict[str, Any] = read_layers(store, name, options=options, findings=findings,
                                              only=visible)
         layers.update(extra)
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = service.map_options(name)
         if name == "police":
             kwargs = {"publish": publish, "route_url": f"{root}/routes", "date": date,
                       **(publish_texts(request) if publish else {})}

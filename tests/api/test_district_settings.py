@@ -85,6 +85,28 @@ def test_one_district_file_overrides_every_domain(gas):
     assert shipped.hazmat_rules().routing.snap_max_m == 500.0
 
 
+def test_planner_setback_lines_follow_the_district_rules(gas, tmp_path):
+    """The served planner map and `riskmap map planner` draw the required setback line of the
+    district's row (20 m), not the shipped one (13.5 m) — the check and the map agree."""
+    store, rules = gas
+    shipped = make_district_client(store.path, None).get("/maps/planner",
+                                                         headers=auth("planner")).text
+    assert "间距 13.5m" in shipped and "间距 20m" not in shipped
+    served = make_district_client(store.path, rules).get("/maps/planner",
+                                                         headers=auth("planner")).text
+    assert "间距 20m" in served and "间距 13.5m" not in served
+    out = tmp_path / "planner.html"
+    assert main(["map", "planner", "--store", str(store.path), "--rules", str(rules),
+                 "--out", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "间距 20m" in html and "间距 13.5m" not in html
+
+
+def make_district_client(store_path: Path, rules: Path | None) -> TestClient:
+    return TestClient(create_app(Settings(store=str(store_path), api_keys=API_KEYS,
+                                          rules=rules)))
+
+
 def test_rules_version_is_a_hash_of_the_effective_files(tmp_path):
     f = tmp_path / "d.toml"
     f.write_text(DISTRICT_RULES, encoding="utf-8")
