@@ -46,6 +46,9 @@ _LANE_KINDS = (("lane_obstructed", "obstructed"), ("lane_narrow", "narrow"),
                ("lane_low", "low"), ("dead_end_no_turnaround", "dead_end"))
 
 # Buildings-beyond-reach finding kinds (geo.coverage): layer label, shown at start.
+# Finding kinds (prefixes) a hydrant is context for: fire lanes, hydrants, dead ends, compounds.
+FIRE_CONTEXT_KINDS = ("lane_", "hydrant_", "dead_end", "compound", "building_")
+
 REACH_KINDS = (
     ("building_unreachable", "消防车不可达建筑", "Buildings not reachable", True),
     ("building_beyond_engine_reach", "消防车5分钟不可达建筑", "Beyond 5-min engine reach", True),
@@ -225,8 +228,11 @@ def hydrants_near(hydrants: Any, findings: gpd.GeoDataFrame | None, *,
     if (not isinstance(hydrants, gpd.GeoDataFrame) or not hydrants.attrs.get("riskmap_around_m")
             or not len(hydrants)):
         return hydrants
+    # fire findings only (an overview's pipeline or route findings say nothing of hydrants)
+    fire = findings["kind"].astype(str).str.startswith(FIRE_CONTEXT_KINDS) if (
+        findings is not None) else None
     near = None if findings is None else findings[
-        ~findings["kind"].isin([k for k, *_ in REACH_KINDS])]
+        fire & ~findings["kind"].isin([k for k, *_ in REACH_KINDS])]
     total = int(hydrants.attrs.get("riskmap_total", len(hydrants)))
     if near is None or not len(near):
         out = hydrants.iloc[:0].copy()

@@ -12,7 +12,7 @@ import pandas as pd
 
 from maps.base import Categorical, Field, MapOptions, findings_spec, make_map, text
 from maps.compose import FindingsInput, LayerInput, add, concat_findings, get, group
-from maps.fire import REACH_KINDS, add_reach_layers, lane_qualification
+from maps.fire import REACH_KINDS, add_reach_layers, hydrants_near, lane_qualification
 from maps.planner import COVERAGE_TARGETS, coverage_share, fmt_share
 from maps.styles import spec, with_pressure_class
 
@@ -80,8 +80,10 @@ def build_overview(
     fnd = concat_findings(findings)
     flist = [fnd]
     add(app, spec("roads"), get(layers, "roads"), flist)  # the offline base, on
-    for name in ("buildings", "sites", "compounds", "cameras", "hydrants"):
+    for name in ("buildings", "sites", "compounds", "cameras"):
         add(app, spec(name, visible=False), get(layers, name), flist)
+    # an export keeps the hydrants near lane/hydrant findings, as the fire map's does
+    add(app, spec("hydrants", visible=False), hydrants_near(get(layers, "hydrants"), fnd), flist)
     pipes = get(layers, "pipelines")
     if isinstance(pipes, gpd.GeoDataFrame):
         pipes = with_pressure_class(pipes)

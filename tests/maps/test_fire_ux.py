@@ -306,3 +306,25 @@ def test_demo_ranking_and_export_keep_what_the_served_map_shows(
     total = len(store.read("hydrants"))
     assert 100 < len(hyd["data"]["features"]) < total // 10
     assert f"/ {total:,} 个要素" in hyd["note"]["zh"] and "150 m" in hyd["note"]["zh"]
+
+
+def test_demo_overview_export_keeps_the_same_hydrants_as_the_fire_export(
+        demo_store: tuple[Any, dict[str, Any]]) -> None:
+    """The overview export keeps the hydrants near lane/hydrant findings, as the fire export
+    does — not every hydrant within 150 m of any finding (9,102 of 10,943 before)."""
+    from api.service import AnalysisService
+    from maps.offline import render_html
+    from maps.sources import build, map_options, read_layers
+
+    store, _manifest = demo_store
+    svc = AnalysisService(store)
+    options = map_options(None, mode="standalone")
+    kept = {}
+    for name in ("fire", "overview"):
+        findings, extra = svc.map_inputs(name)
+        layers = read_layers(store, name, options=options, findings=findings)
+        layers.update(extra)
+        cfg = _config(render_html(build(name, layers, findings, options=options), mode="inline"))
+        kept[name] = sorted(f["properties"]["id"]
+                            for f in _layer(cfg, "hydrants")["data"]["features"])
+    assert kept["overview"] == kept["fire"] and 100 < len(kept["fire"]) < 1000
