@@ -44,6 +44,7 @@ __all__ = [
     "pipeline_distances",
     "pipeline_labels",
     "search_radius",
+    "setback_rows",
 ]
 
 Rule = Mapping[str, Any]
@@ -145,7 +146,7 @@ def _occupancy_threshold(rule: Rule | None, diameter_mm: float) -> float:
     return float(rule["half_width_m"]) + extra
 
 
-def _setback_rows(pipe: Mapping[str, Any], rules: Sequence[Rule]) -> list[Rule]:
+def setback_rows(pipe: Mapping[str, Any], rules: Sequence[Rule]) -> list[Rule]:
     """Setback rows applying to ``pipe``: per group, the wall-thickness alternative with the
     largest ``min_wall_mm`` not above the pipe's wall thickness."""
     wall = pipe.get("wall_mm")
@@ -191,7 +192,7 @@ def _applicable(
     diam = np.array([float(r["diameter_mm"]) for r in records])
     occ = [_occupancy_rule(p, occupancy_rules) for p in records]
     thr = np.array([_occupancy_threshold(r, d) for r, d in zip(occ, diam, strict=True)])
-    sb = [_setback_rows(p, setback_rules) for p in records]
+    sb = [setback_rows(p, setback_rules) for p in records]
     max_req = np.array([max((float(r["required_m"]) for r in rows), default=-np.inf)
                         for rows in sb])
     radius = np.maximum(thr, max_req + diam / 2000.0) if len(diam) else np.zeros(0)

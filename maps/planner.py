@@ -91,11 +91,11 @@ def setback_lines(pipelines: gpd.GeoDataFrame, rules: Sequence[Any]) -> gpd.GeoD
     """Display lines (lon/lat) at each pipeline's required setbacks, both sides.
 
     One pair of lines per pipeline and applicable setback row (the rows the check applies:
-    :func:`geo.pipelines._setback_rows`), at ``required_m`` + OD/2 from the centre line (the
+    :func:`geo.pipelines.setback_rows`), at ``required_m`` + OD/2 from the centre line (the
     rule's clear distance is from the pipe wall), labelled "间距 15m（GB 50253 §4.1.5）".
     For drawing only; the check measures exact distances.
     """
-    from geo.pipelines import _setback_rows
+    from geo.pipelines import setback_rows
 
     cols = ["id", "pipeline_id", "rule_id", "required_m", "offset_m", "label_zh", "label_en",
             "rule_source", "building_uses"]
@@ -109,7 +109,7 @@ def setback_lines(pipelines: gpd.GeoDataFrame, rules: Sequence[Any]) -> gpd.GeoD
         if geom is None or geom.is_empty or pd.isna(pipe.get("pressure_mpa")):
             continue
         od = float(pipe.get("diameter_mm") or 0.0) / 2000.0
-        for r in _setback_rows(pipe, rules):
+        for r in setback_rows(pipe, rules):
             req = float(r["required_m"])
             off = req + od
             sides = [shapely.offset_curve(geom, d, join_style="round") for d in (off, -off)]
