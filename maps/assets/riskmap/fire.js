@@ -14,12 +14,7 @@
   var L = global.L, RM = global.RiskMap;
   if (!L || !RM) { return; }
 
-  function tr(label, lang) {
-    if (label === null || label === undefined) { return ''; }
-    if (typeof label === 'string') { return label; }
-    return label[lang] !== undefined ? label[lang] : (label.zh !== undefined ? label.zh : label.en);
-  }
-  function el(tag, cls, parent) { return L.DomUtil.create(tag, cls || '', parent); }
+  var tr = RM.util.tr, el = RM.util.el;
   // re-rendering a control inside its own click handler detaches the clicked element, and
   // Leaflet then takes the click for a click on the map: such handlers re-render just after
   function later(fn) { global.setTimeout(fn, 0); }

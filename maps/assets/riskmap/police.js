@@ -21,40 +21,9 @@
   var L = global.L, RM = global.RiskMap;
   if (!L || !RM) { return; }
 
-  function esc(s) {
-    return String(s).replace(/[&<>"']/g, function (c) {
-      return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c];
-    });
-  }
-  function own(obj, key) {
-    return obj && Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
-  }
-  function tr(label, lang) {
-    if (label === null || label === undefined) { return ''; }
-    if (typeof label === 'string') { return label; }
-    return label[lang] !== undefined ? label[lang] : (label.zh !== undefined ? label.zh : label.en);
-  }
-  function fmtNum(v, digits) {
-    if (typeof v !== 'number' || !isFinite(v)) { return String(v); }
-    return v.toLocaleString('en-US', {maximumFractionDigits: digits === undefined ? 2 : digits,
-      minimumFractionDigits: 0});
-  }
-  function fmtLen(m) { return m >= 1000 ? fmtNum(m / 1000, 2) + ' km' : fmtNum(m, 0) + ' m'; }
-  function el(tag, cls, parent) { return L.DomUtil.create(tag, cls || '', parent); }
-  function shiftCoords(c) {
-    if (typeof c[0] === 'number') { return RM.toGcj(c[0], c[1]); }
-    return c.map(shiftCoords);
-  }
-  function shiftGeojson(fc) {  // display only, as riskmap.js does for its layers
-    (fc.features || []).forEach(function (f) {
-      if (f.geometry && f.geometry.coordinates) { f.geometry.coordinates = shiftCoords(f.geometry.coordinates); }
-    });
-    return fc;
-  }
-  function fill(s, vars) {
-    Object.keys(vars || {}).forEach(function (k) { s = s.split('{' + k + '}').join(vars[k]); });
-    return s;
-  }
+  var U = RM.util;
+  var esc = U.esc, own = U.own, tr = U.tr, fmtNum = U.fmtNum, fmtLen = U.fmtLen, el = U.el,
+      shiftGeojson = U.shiftGeojson, fill = U.fill;
 
   var UI = {
     routeTitle: {zh: '危化品车辆路线申请', en: 'Hazmat route request'},

@@ -1658,6 +1658,9 @@
     toGcj: toGcj,
     fromGcj: fromGcj,
     popupHtml: popupHtml,
-    classColor: classColor
+    classColor: classColor,
+    // the helpers the per-map scripts (police.js, fire.js) share with this one
+    util: {esc: esc, own: own, tr: tr, fmtNum: fmtNum, fmtLen: fmtLen, el: el,
+           shiftGeojson: shiftGeojson, fill: fill}
   };
 })(window);
