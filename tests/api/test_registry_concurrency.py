@@ -239,3 +239,75 @@ def test_two_editor_processes_same_version_one_wins(live: tuple[str, Path]) -> N
         audit = client.get(f"/registry/audit?record_id={hid}").json()["entries"]
         assert [e["action"] for e in audit].count("update") == 1
         assert audit[-1]["who"] == f"{winner}-user"
+
+
+# One importer process: wait for the common start time, POST its workbook, print the answer.
+_IMPORTER = """
+import json, sys, time, httpx
+url, path, key, start = sys.argv[1:5]
+data = open(path, "rb").read()
+with httpx.Client(base_url=url, timeout=120) as c:
+    c.get("/conformance")
+    time.sleep(max(0.0, float(start) - time.time()))
+    r = c.post("/registry/import.xlsx", content=data, headers={
+        "Authorization": f"Bearer {key}",
+        "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"})
+print(json.dumps([r.status_code, r.text[:500]]))
+"""
+
+
+@pytest.mark.slow
+def test_workbook_importers_racing_lose_nothing(live: tuple[str, Path], tmp_path: Path) -> None:
+    """Three processes importing edited workbooks through the API and one `riskmap registry
+    import` writing the store directly, at once, each on its own ten hazards, while readers page
+    the registry and the buildings: every import lands, no reader fails (issue 15)."""
+    import io
+
+    import httpx
+    from openpyxl import load_workbook
+
+    from layers.registry_xlsx import HAZARD_SHEET, MEASURE_SHEET
+
+    url, log_path = live
+    admin = httpx.Client(base_url=url, headers=ADMIN, timeout=120)
+    if admin.get("/registry/hazards?limit=1").json()["numberMatched"] == 0:
+        assert admin.post("/registry/sync/fire_findings").status_code == 200
+    exported = admin.get("/registry/export.xlsx").content
+    books: list[tuple[Path, list[str]]] = []
+    for g in range(4):
+        wb = load_workbook(io.BytesIO(exported))
+        ws, ms = wb[HAZARD_SHEET], wb[MEASURE_SHEET]
+        head = [c.value for c in ws[1]]
+        ids_col, dep_col = head.index("隐患编号") + 1, head.index("责任单位") + 1
+        keep = range(2 + 10 * g, 12 + 10 * g)
+        ids = [str(ws.cell(r, ids_col).value) for r in keep]
+        for r in keep:
+            ws.cell(r, dep_col).value = f"race-dept-{g}"
+        ws.delete_rows(12 + 10 * g, ws.max_row)  # only this importer's rows stay
+        if g:
+            ws.delete_rows(2, 10 * g)
+        ms.delete_rows(2, ms.max_row)
+        path = tmp_path / f"book-{g}.xlsx"
+        wb.save(path)
+        books.append((path, ids))
+    start = time.time() + 3.0
+    with _Readers(url) as readers:
+        procs = [subprocess.Popen([sys.executable, "-c", _IMPORTER, url, str(path),
+                                   KEYS["admin"], str(start)],
+                                  stdout=subprocess.PIPE, text=True) for path, _ in books[:3]]
+        time.sleep(max(0.0, start - time.time()))
+        cli = subprocess.run([sys.executable, "-m", "api.cli", "registry", "import", "--store",
+                              str(log_path.with_suffix(".gpkg")), str(books[3][0]),
+                              "--who", "cli-importer"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[2], timeout=300)
+        answers = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    assert [a[0] for a in answers] == [200, 200, 200], answers
+    assert [json.loads(a[1])["hazards_updated"] for a in answers] == [10, 10, 10], answers
+    assert "10 hazard(s) updated" in cli.stdout, cli.stdout
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert readers.errors == [] and readers.dropped == [], (
+        readers.errors[:5], readers.dropped[:5], log_path.read_text(errors="replace")[-2000:])
+    for g, (_path, ids) in enumerate(books):
+        for hid in ids:
+            rec = admin.get(f"/registry/hazards/{hid}").json()
+            assert rec["department"] == f"race-dept-{g}", (g, hid, rec["department"])
