@@ -166,3 +166,42 @@ def test_postgis_snapshot_changes_delete() -> None:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}__snap__survey-2026-11" '
                              "CASCADE")
 
+
+
+@pytest.mark.slow
+def test_snapshots_taken_while_importers_append_are_whole(tmp_path: Path) -> None:
+    """Three `riskmap import` processes append 200 buildings each while another process takes
+    snapshots: every append lands, and each snapshot holds a whole state (the base plus a whole
+    number of appends), never half an import."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    store = GeoPackageStore(tmp_path / "race.gpkg")
+    store.write({"buildings": _buildings()})
+    files = []
+    for k in range(3):
+        geoms = [shapely.box(X0 + i * 30, Y0 + 1000 * (k + 1), X0 + i * 30 + 20,
+                             Y0 + 1000 * (k + 1) + 20) for i in range(200)]
+        path = tmp_path / f"add-{k}.geojson"
+        gpd.GeoDataFrame({"id": [f"A{k}-{i}" for i in range(200)], "use": "residential",
+                          "floors": 2}, geometry=geoms, crs=CRS).to_file(path)
+        files.append(path)
+    cli = [sys.executable, "-m", "api.cli"]
+    snapper = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys\n"
+         "for i in range(6):\n"
+         "    subprocess.run([sys.executable, '-m', 'api.cli', 'snapshot', '--store', sys.argv[1],"
+         " f's{i}'], check=True, capture_output=True)", str(store.path)], cwd=root)
+    importers = [subprocess.Popen([*cli, "import", "--store", str(store.path), "buildings",
+                                   str(p)], cwd=root, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for p in files]
+    outs = [p.communicate(timeout=300)[0] for p in importers]
+    assert [p.returncode for p in importers] == [0, 0, 0], outs
+    assert snapper.wait(timeout=300) == 0
+    assert len(store.read("buildings")) == 5 + 600
+    names = [s.name for s in list_snapshots(store)]
+    assert names == [f"s{i}" for i in range(6)]
+    counts = [len(snapshot_store(store, n).read("buildings")) for n in names]
+    assert set(counts) <= {5, 205, 405, 605}, counts
+    assert counts == sorted(counts)  # taken one after another: never an older state
