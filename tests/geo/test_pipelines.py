@@ -438,3 +438,26 @@ def test_overlap_areas_clipped_in_numpy_equal_geos() -> None:
     want = shapely.area(shapely.intersection(feet, corr))
     assert (want > 0).sum() > 300
     np.testing.assert_allclose(_area_inside(feet, corr), want, atol=1e-7, rtol=0)
+
+
+def test_chunks_checked_in_threads_give_the_same_findings(demo_store, monkeypatch) -> None:
+    """Buildings are checked in chunks, one thread each: the findings (order, every column,
+    geometries) do not depend on how many threads or where the chunks are cut."""
+    from geo import pipelines
+    from geo.crs import analysis_crs
+
+    store, _manifest = demo_store
+    p = store.read("pipelines")
+    crs = analysis_crs(p)
+    p = p.to_crs(crs)
+    b = store.read("buildings").to_crs(crs)
+    one = check_pipelines(p, b, occupancy_rules=OCC, setback_rules=SB, workers=1)
+    assert pipelines._chunks(15_000, 4) == [0, 15_000]  # chunks of >= 10,000 buildings
+    assert pipelines._chunks(45_000, 8) == [0, 15_000, 30_000, 45_000]
+    monkeypatch.setattr(pipelines, "_CHUNK_MIN", 1)  # cut even the demo into chunks
+    assert pipelines._chunks(10, 3) == [0, 3, 6, 10]
+    for workers in (2, 3, 7):
+        many = check_pipelines(p, b, occupancy_rules=OCC, setback_rules=SB, workers=workers)
+        assert len(one) > 10
+        assert many.drop(columns="geometry").equals(one.drop(columns="geometry"))
+        assert shapely.equals_exact(many.geometry.values, one.geometry.values, 0).all()
