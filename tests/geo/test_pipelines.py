@@ -453,7 +453,7 @@ def test_chunks_checked_in_threads_give_the_same_findings(demo_store, monkeypatc
     b = store.read("buildings").to_crs(crs)
     one = check_pipelines(p, b, occupancy_rules=OCC, setback_rules=SB, workers=1)
     assert pipelines._chunks(15_000, 4) == [0, 15_000]  # chunks of >= 10,000 buildings
-    assert pipelines._chunks(45_000, 8) == [0, 15_000, 30_000, 45_000]
+    assert pipelines._chunks(45_000, 8) == [0, 11_250, 22_500, 33_750, 45_000]
     monkeypatch.setattr(pipelines, "_CHUNK_MIN", 1)  # cut even the demo into chunks
     assert pipelines._chunks(10, 3) == [0, 3, 6, 10]
     for workers in (2, 3, 7):
