@@ -86,6 +86,17 @@ def finding_ids(kind: str, *id_columns: Sequence[object]) -> list[str]:
     return list(out)
 
 
+def _texts(values: list[str]) -> object:
+    """``values`` (all str) as the column pandas would make of them, handed over as Arrow
+    strings: pandas' own inference checks every value in Python."""
+    import pyarrow as pa
+
+    dtype = pd.Series(["x"]).dtype
+    if not values or dtype == np.dtype(object):
+        return values
+    return pd.array(pa.array(values, type=pa.large_string()), dtype=dtype)
+
+
 def empty_findings(crs: object) -> gpd.GeoDataFrame:
     """An empty findings frame with the common columns."""
     return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in FINDING_COLUMNS},
@@ -109,13 +120,13 @@ def make_findings(
     """
     df = pd.DataFrame(frame).copy()
     df["kind"] = kind
-    df["finding_id"] = finding_ids(kind, *(df[c].to_numpy() for c in id_columns))
+    df["finding_id"] = _texts(finding_ids(kind, *(df[c].to_numpy() for c in id_columns)))
     for c in FINDING_COLUMNS:
         if c not in df.columns:
             df[c] = None
     if "station" in df.columns and df["station"].isna().all() and df["chainage_from_m"].notna().any():
         df["station"] = format_stations(df["chainage_from_m"].to_numpy(dtype=float))
-    bad = set(df["severity"].dropna()) - set(SEVERITIES)
+    bad = set(df["severity"].dropna().unique()) - set(SEVERITIES)
     if bad:
         raise ValueError(f"unknown severity {sorted(bad)}; expected one of {SEVERITIES}")
     extra = [c for c in df.columns if c not in FINDING_COLUMNS]

@@ -27,7 +27,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from geo.crs import STORAGE_CRS, require_projected
+from geo.crs import STORAGE_CRS, reproject, require_projected
 from layers.store import GeoPackageStore, Store
 
 __all__ = ["boxes_near", "read_near"]
@@ -159,7 +159,7 @@ def read_near(
         # process's WAL locks (see layers/gpkg_read.py)
         found = _gpkg_near(store, layer, boxes, cols)
         if found is not None:
-            return found.to_crs(crs)
+            return reproject(found, crs)
     if not len(boxes):
         return store.read(layer, crs=crs, columns=cols).iloc[:0]
     read_boxes = getattr(store, "read_boxes", None)

@@ -23,7 +23,7 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from geo.crs import STORAGE_CRS, orient_rfc7946, to_geojson
+from geo.crs import STORAGE_CRS, orient_rfc7946, reproject, to_geojson
 from layers.errors import InputFileError
 
 __all__ = ["FORMATS", "defuse_formulas", "write_findings"]
@@ -105,7 +105,7 @@ def write_findings(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *,
                               default=_json_default)
         _atomic_text(p, text, "utf-8")
     elif ext == ".gpkg":
-        flat = _flat(gdf.to_crs(STORAGE_CRS))
+        flat = _flat(reproject(gdf, STORAGE_CRS))
         if not _write_gpkg(flat, p, layer):
             pyogrio.write_dataframe(flat, p, layer=layer, driver="GPKG",
                                     layer_options={"OVERWRITE": "YES", "SPATIAL_INDEX": "YES"},
@@ -408,17 +408,30 @@ def _write_gpkg(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> bool:
             if not _is_geopackage(con):
                 raise InputFileError(f"cannot write {path}: the file exists and is not a "
                                      "GeoPackage; remove it or choose another name")
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                con.execute(_GPKG_TABLES[-1])  # gpkg_extensions, if the file has none
-                con.execute("INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES "
-                            "(?, ?, ?, ?, ?, ?)", _SRS_ROWS[-1])
-                _drop_layer(con, layer)
-                _fill_layer(con, gdf, geoms, gtype, layer, cols, types)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            blobs, bounds, indexed = _gpkg_blobs(geoms)
+            with _staged_rows(path.parent, gdf, blobs, layer, gtype, cols, types) as staged:
+                if staged is not None:  # ATTACH cannot run inside a transaction
+                    con.execute("ATTACH DATABASE ? AS riskmap_rows", (str(staged),))
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    con.execute(_GPKG_TABLES[-1])  # gpkg_extensions, if the file has none
+                    con.execute("INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES "
+                                "(?, ?, ?, ?, ?, ?)", _SRS_ROWS[-1])
+                    _drop_layer(con, layer)
+                    _create_layer(con, layer, gtype, cols, types)
+                    if staged is not None:
+                        con.execute(f"INSERT INTO main.{_qi(layer)} SELECT * FROM "
+                                    f"riskmap_rows.{_qi(layer)}")
+                    else:
+                        _insert_rows(con, gdf, blobs, layer, cols)
+                    _finish_layer(con, layer, gtype, bounds, indexed, len(gdf))
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                finally:
+                    if staged is not None:
+                        con.execute("DETACH DATABASE riskmap_rows")
         return True
     fd, tmp = tempfile.mkstemp(prefix=".riskmap-", suffix=".gpkg", dir=path.parent)
     os.close(fd)
@@ -454,6 +467,28 @@ def _write_gpkg(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> bool:
         Path(tmp).unlink(missing_ok=True)
         raise
     return True
+
+
+@contextlib.contextmanager
+def _staged_rows(folder: Path, gdf: gpd.GeoDataFrame, blobs: list[bytes | None], layer: str,
+                 gtype: str, cols: Sequence[str],
+                 types: Sequence[str | None]) -> Iterator[Path | None]:
+    """A temporary SQLite file beside the target holding the table ``layer`` filled through
+    ADBC (None: no rows, or no ADBC), for an existing GeoPackage to copy in with one
+    ``INSERT … SELECT`` inside its own transaction; removed afterwards."""
+    if _ingest_arrow is None or not len(gdf):
+        yield None
+        return
+    fd, tmp = tempfile.mkstemp(prefix=".riskmap-rows-", suffix=".sqlite", dir=folder)
+    os.close(fd)
+    try:
+        with contextlib.closing(sqlite3.connect(tmp, isolation_level=None)) as con:
+            con.execute("PRAGMA page_size = 65536")
+            _create_layer(con, layer, gtype, cols, types)
+        _ingest_rows(Path(tmp), gdf, blobs, layer, cols)
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _load_adbc() -> Any:

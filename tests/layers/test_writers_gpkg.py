@@ -110,7 +110,16 @@ def test_demo_findings_read_back_as_pyogrio_writes(demo_store: Any, tmp_path: Pa
     assert ids[0] == ids[1] and ids[0]
 
 
-def test_layers_kept_and_replaced(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows", ["adbc", "sqlite3"])
+def test_layers_kept_and_replaced(rows: str, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """An existing GeoPackage gets the layer in one transaction (its rows staged through ADBC
+    in a temporary file and copied in with INSERT … SELECT, else inserted by sqlite3); the
+    other layers stay, no temporary file is left."""
+    from layers import writers
+
+    if rows == "sqlite3":
+        monkeypatch.setattr(writers, "_ingest_arrow", None)
     ours, theirs = tmp_path / "ours.gpkg", tmp_path / "theirs.gpkg"
     for write, path in ((write_findings, ours), (_by_pyogrio, theirs)):
         write(FRAMES["mixed"], path)
@@ -124,6 +133,7 @@ def test_layers_kept_and_replaced(tmp_path: Path) -> None:
     write_findings(FRAMES["points"], theirs, layer="pts")
     _by_pyogrio(FRAMES["points"], ours, layer="pts")
     _assert_same(ours, theirs, layer="pts")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours.gpkg", "theirs.gpkg"]
 
 
 def test_rtree_bulk_load_equals_sqlite_inserts() -> None:
