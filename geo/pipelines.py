@@ -634,7 +634,8 @@ def _frame(cols: Columns) -> pd.DataFrame:
     str_dtype = pd.Series(["x"]).dtype
     out: dict[str, Any] = {}
     for name, v in cols.items():
-        if (isinstance(v, list) or isinstance(v, np.ndarray) and v.dtype == object) and len(v):
+        text_like = isinstance(v, list) or (isinstance(v, np.ndarray) and v.dtype == object)
+        if text_like and len(v):
             try:
                 arr = pa.array(v, type=pa.large_string(), from_pandas=True)
             except (pa.ArrowTypeError, pa.ArrowInvalid):
