@@ -461,3 +461,21 @@ def test_chunks_checked_in_threads_give_the_same_findings(demo_store, monkeypatc
         assert len(one) > 10
         assert many.drop(columns="geometry").equals(one.drop(columns="geometry"))
         assert shapely.equals_exact(many.geometry.values, one.geometry.values, 0).all()
+
+
+def test_message_numbers_and_texts_are_what_f_strings_print() -> None:
+    """Messages are joined column-wise in Arrow: every number reads as ``f"{x:.2f}"`` /
+    ``f"{x:.1f}"`` prints it (halves, float noise around them, -0.0, tiny negatives, huge,
+    nan, inf), every text as ``f"{v}"`` (None, NaN, numbers)."""
+    from geo.pipelines import _fixed, _text
+
+    rng = np.random.default_rng(7)
+    x = np.r_[rng.uniform(-50, 500, 20_000), np.round(rng.uniform(0, 100, 5_000), 3),
+              np.arange(0, 20, 0.005), np.arange(0, 20, 0.05) + 1e-12,
+              [0.0, -0.0, -0.001, -0.004, 0.005, 0.015, 0.025, 0.125, 2.675, 1.005, 0.285,
+               1e15, 4.5e15, 1e300, -1e300, np.nan, np.inf, -np.inf, 5e-324]]
+    for digits in (1, 2):
+        got = _fixed(x, digits).to_pylist()
+        assert got == [format(v, f".{digits}f") for v in x.tolist()]
+    vals = np.array(["B1", None, np.nan, 3, "占压", 2.5], dtype=object)
+    assert _text(vals).to_pylist() == ["B1", "None", "nan", "3", "占压", "2.5"]
