@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
+from typing import NoReturn
 
 from layers.errors import STORE_BUSY_EXIT, RiskmapError, StoreBusy
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "finish", "main", "run"]
 
 # Command modules, each with ``register(subparsers)``; add yours here.
 COMMAND_MODULES = (
@@ -53,5 +55,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def finish(rc: int) -> NoReturn:
+    """Leave the process with ``rc`` as the ``riskmap`` command does: every object left is
+    frozen first, so the interpreter's last garbage collection at exit does not walk them
+    all (0.3 s after a pipeline check of a dense district, for nothing: the process ends).
+    Files and connections are closed by the commands themselves (context managers)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.freeze()
+    sys.exit(rc)
+
+
+def run() -> NoReturn:
+    """The ``riskmap`` console script: :func:`main`, then :func:`finish`."""
+    finish(main())
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -89,9 +89,9 @@ def demo_store(n: int) -> Path:
 
 # --- riskmap: the CLI process ----------------------------------------------------------------
 # the console script's body (api.cli.main) plus a report of this process's peak RSS on exit
-_CLI = ("import sys; from api.cli import main; rc = main(sys.argv[1:]); "
+_CLI = ("import sys; from api.cli import finish, main; rc = main(sys.argv[1:]); "
         "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM:')]; "
-        "open(sys.argv[-1] + '.rss', 'w').write(hwm[0].split()[1]); sys.exit(rc)")
+        "open(sys.argv[-1] + '.rss', 'w').write(hwm[0].split()[1]); finish(rc)")
 
 
 def run_cli(store: Path) -> dict[str, Any]:

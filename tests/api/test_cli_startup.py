@@ -115,3 +115,26 @@ def test_listing_a_store_imports_nothing_heavy(tmp_path):
         {"id": ["S-1"]}, geometry=[Point(117.2, 34.8)], crs=4490)})
     got = _probe("layers", "--store", str(path))
     assert got == {"code": None, "heavy": []}
+
+
+def test_the_console_script_writes_everything_then_exits_with_the_commands_code(
+        demo_store, tmp_path):
+    """``riskmap`` (api.cli:run) freezes the objects left before the interpreter exits (no
+    last collection over them): the output is complete, the findings file whole, and the
+    exit code the command's own — 0, or 2 for a refused input."""
+    store, _manifest = demo_store
+    out = tmp_path / "f.gpkg"
+    script = "from api.cli import run; run()"
+    ok = subprocess.run([sys.executable, "-c", script, "check", "pipelines", "--quiet",
+                         "--store", str(store.path), "--out", str(out)], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    import pyogrio
+
+    n = pyogrio.read_info(out)["features"]
+    assert n > 0 and f"riskmap: {n} finding(s) for " in ok.stdout
+    assert ok.stdout.rstrip().splitlines()[-1].startswith("riskmap: rules ")
+    bad = subprocess.run([sys.executable, "-c", script, "check", "pipelines", "--store",
+                          str(store.path), "--out", str(tmp_path / "f.txt")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "expected a file ending in" in bad.stderr
