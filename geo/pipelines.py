@@ -90,14 +90,9 @@ def pipeline_labels(pipe: Mapping[str, Any]) -> tuple[str, str]:
 
 
 # --- inputs ---------------------------------------------------------------------------------
-def _prepare(
-    pipelines: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, skip_status: Sequence[str]
-) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+def _prepare_pipelines(pipelines: gpd.GeoDataFrame,
+                       skip_status: Sequence[str]) -> gpd.GeoDataFrame:
     require_projected(pipelines, "pipelines")
-    require_projected(buildings, "buildings")
-    if pipelines.crs != buildings.crs:
-        raise ValueError(f"pipelines ({pipelines.crs}) and buildings ({buildings.crs}) are in "
-                         "different CRSs; project both with geo.crs.to_analysis")
     pipes = pipelines
     if "status" in pipes.columns:
         pipes = pipes[~pipes["status"].isin(list(skip_status))]
@@ -110,9 +105,17 @@ def _prepare(
     if bad.any():
         raise ValueError("pipelines " + ", ".join(map(str, pipes.loc[bad, "id"]))
                          + ": diameter_mm / pressure_mpa missing; expected numbers > 0")
+    return pipes.reset_index(drop=True)
+
+
+def _prepare_buildings(buildings: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
+    require_projected(buildings, "buildings")
+    if crs != buildings.crs:
+        raise ValueError(f"pipelines ({crs}) and buildings ({buildings.crs}) are in "
+                         "different CRSs; project both with geo.crs.to_analysis")
     if "id" not in buildings.columns:
         raise ValueError("buildings lack the 'id' column")
-    return pipes.reset_index(drop=True), buildings.reset_index(drop=True)
+    return buildings.reset_index(drop=True)
 
 
 def _uses(buildings: gpd.GeoDataFrame, rows: np.ndarray) -> np.ndarray:
@@ -242,17 +245,19 @@ def pipeline_distances(
 
 
 def _candidates(
-    pcs: Pieces, geoms: np.ndarray, radius_m: np.ndarray
+    pcs: Pieces, geoms: np.ndarray, radius_m: np.ndarray, *,
+    grown: shapely.STRtree | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(piece, building, distance) of every pair at most ``radius_m[line]`` apart, sorted by
-    line, building, distance (see :func:`pipeline_distances`)."""
+    line, building, distance (see :func:`pipeline_distances`); ``grown``: the tree of
+    :func:`_grown_tree` for this ``radius_m``, when already built."""
     empty = np.empty(0, np.intp)
     if len(pcs.geoms) == 0 or len(geoms) == 0:
         return empty, empty, np.empty(0)
     r = np.asarray(radius_m, dtype=float)[pcs.line]
-    env = shapely.bounds(pcs.geoms)
-    grown = shapely.box(env[:, 0] - r, env[:, 1] - r, env[:, 2] + r, env[:, 3] + r)
-    bj, pi = shapely.STRtree(grown).query(geoms)
+    if grown is None:
+        grown = _grown_tree(pcs, radius_m)
+    bj, pi = grown.query(geoms)
     if len(pi) == 0:
         return empty, empty, np.empty(0)
     d = shapely.distance(pcs.geoms[pi], geoms[bj])
@@ -544,29 +549,56 @@ def check_pipelines(
         ``required_m``, ``shortfall_m``, ``overlap_m2``, ``chainage_m`` … A building that
         occupies a pipeline's corridor is reported as occupancy only.
     """
-    pipes, blds = _prepare(pipelines, buildings, skip_status)
     crs = pipelines.crs
+    pipes = _prepare_pipelines(pipelines, skip_status)
+    blds = _prepare_buildings(buildings, crs)
     if pipes.empty or blds.empty:
         return empty_findings(crs)
     app = _applicable(pipes, occupancy_rules, setback_rules)
     pcs = pieces(line_references(pipes.geometry.values), max_length_m=piece_length_m)
-    labels = _labels(pipes, app.code)
+    shared = _Shared(pipes, app, pcs, _labels(pipes, app.code), _trees(pcs, app.radius + _TOL_M),
+                     crs)
     # every finding is one (pipeline, building) pair: chunks of buildings are checked
-    # independently, in threads (GEOS and numpy release the GIL)
+    # independently, in threads (GEOS, numpy and Arrow release the GIL)
     cuts = _chunks(len(blds), workers)
     if len(cuts) == 2:
-        parts = _check_chunk(pipes, blds, app, pcs, labels, crs)
+        found = _check_chunk(blds, shared)
     else:
         with ThreadPoolExecutor(len(cuts) - 1, thread_name_prefix="riskmap-check") as ex:
-            done = ex.map(lambda ab: _check_chunk(pipes, blds.iloc[ab[0]:ab[1]], app, pcs,
-                                                  labels, crs), itertools.pairwise(cuts))
-            parts = [f for chunk in done for f in chunk]
-    if not parts:
+            jobs = [ex.submit(_check_chunk, blds.iloc[a:b], shared)
+                    for a, b in itertools.pairwise(cuts)]
+            found = [f for job in jobs for f in job.result()]
+    if not found:
         return empty_findings(crs)
-    out = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=crs)
+    out = gpd.GeoDataFrame(pd.concat(found, ignore_index=True), geometry="geometry", crs=crs)
     if out["finding_id"].is_monotonic_increasing:  # each part is sorted; "occupancy:" first
         return out
     return out.sort_values("finding_id", kind="stable").reset_index(drop=True)
+
+
+class _Shared(NamedTuple):
+    """What every chunk of one check reads (never writes): pipelines, rules, pieces, trees."""
+
+    pipes: gpd.GeoDataFrame
+    app: _Applicable
+    pcs: Pieces
+    labels: tuple[np.ndarray, np.ndarray]
+    trees: tuple[shapely.STRtree, shapely.STRtree]
+    crs: Any
+
+
+def _trees(pcs: Pieces, within_m: np.ndarray) -> tuple[shapely.STRtree, shapely.STRtree]:
+    """(:func:`_grown_tree`, the tree of the pieces themselves): built once and shared by the
+    threads; shapely builds a tree when it is made, so concurrent queries only read it."""
+    return _grown_tree(pcs, within_m), shapely.STRtree(pcs.geoms)
+
+
+def _grown_tree(pcs: Pieces, within_m: np.ndarray) -> shapely.STRtree:
+    """The tree of the pieces' envelopes grown by their line's ``within_m``."""
+    r = np.asarray(within_m, dtype=float)[pcs.line]
+    env = shapely.bounds(pcs.geoms) if len(pcs.geoms) else np.empty((0, 4))
+    return shapely.STRtree(shapely.box(env[:, 0] - r, env[:, 1] - r, env[:, 2] + r,
+                                       env[:, 3] + r))
 
 
 # Buildings per thread below which one thread checks them all (threads cost ~1 ms each; a
@@ -574,29 +606,33 @@ def check_pipelines(
 _CHUNK_MIN = 10_000
 
 
-def _chunks(n: int, workers: int | None) -> list[int]:
-    """Cut points of ``n`` buildings into one chunk per worker (``workers``: None → the
-    usable CPUs, at most 8), each at least :data:`_CHUNK_MIN` buildings."""
+def _workers(workers: int | None) -> int:
+    """``workers``, or None → the usable CPUs, at most 8."""
     if workers is None:
-        workers = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else (os.cpu_count() or 1))
-    k = max(1, min(int(workers), n // _CHUNK_MIN))
+        return min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else (os.cpu_count() or 1))
+    return max(1, int(workers))
+
+
+def _chunks(n: int, workers: int | None) -> list[int]:
+    """Cut points of ``n`` buildings into one chunk per worker (see :func:`_workers`), each
+    at least :data:`_CHUNK_MIN` buildings."""
+    k = max(1, min(_workers(workers), n // _CHUNK_MIN))
     return np.linspace(0, n, k + 1).astype(int).tolist()
 
 
-def _check_chunk(
-    pipes: gpd.GeoDataFrame, blds: gpd.GeoDataFrame, app: _Applicable, pcs: Pieces,
-    labels: tuple[np.ndarray, np.ndarray], crs: Any,
-) -> list[gpd.GeoDataFrame]:
+def _check_chunk(blds: gpd.GeoDataFrame, shared: _Shared) -> list[gpd.GeoDataFrame]:
     """The findings frames (occupancy, setback; empty ones left out) of ``blds``."""
+    pipes, app, pcs, labels, (grown, tree), crs = shared
     blds = blds.reset_index(drop=True)
+    if blds.empty:
+        return []
     thr_occ, radius = app.thr, app.radius
     geoms = np.asarray(blds.geometry.values, dtype=object)
-    cand = _candidates(pcs, geoms, radius + _TOL_M)
+    cand = _candidates(pcs, geoms, radius + _TOL_M, grown=grown)
     pairs = _nearest(pcs, *cand)
     if pairs.empty:
         return []
-    tree = shapely.STRtree(pcs.geoms)  # the pieces themselves: chainage and overlap lookups
     nb = np.int64(len(geoms))
     ckey = pcs.line[cand[0]].astype(np.int64) * nb + cand[1]  # sorted: line, building
     ctx = _Context(pipes, blds, pcs, tree, *labels, cand, ckey, nb, radius + _TOL_M)
