@@ -3,6 +3,7 @@ file, a valid R-tree, other layers kept, pyogrio for what it does not map."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import subprocess
@@ -88,6 +89,11 @@ def test_reads_back_as_pyogrio_writes(name: str, rows: str, tmp_path: Path,
     write_findings(gdf, tmp_path / "ours.gpkg")
     _by_pyogrio(gdf, tmp_path / "theirs.gpkg")
     _assert_same(tmp_path / "ours.gpkg", tmp_path / "theirs.gpkg")
+    with contextlib.closing(sqlite3.connect(tmp_path / "ours.gpkg")) as con:
+        assert con.execute("SELECT rtreecheck('rtree_findings_geom')").fetchone() == ("ok",)
+        boxed = con.execute("SELECT count(*) FROM rtree_findings_geom").fetchone()[0]
+    g = np.asarray(gdf.geometry.values, dtype=object)
+    assert boxed == int((~(shapely.is_missing(g) | shapely.is_empty(g))).sum())
 
 
 def test_demo_findings_read_back_as_pyogrio_writes(demo_store: Any, tmp_path: Path) -> None:
