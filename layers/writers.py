@@ -4,11 +4,13 @@
   ``crs`` member) via :func:`geo.crs.to_geojson`, UTF-8 without escaping Chinese text;
 - ``.gpkg``: a GeoPackage layer (default ``findings``) in the storage CRS EPSG:4490, replacing a
   layer of that name and keeping the file's other layers. Written with sqlite3 (GeoPackage
-  binary header + ISO WKB from shapely, the ``gpkg_*`` rows and an R-tree index, the tables
-  and triggers GDAL writes): pyogrio / ``ogrinfo`` read it back as they read their own. A new
-  file is built beside the target and renamed over it; an existing GeoPackage is changed in
-  one transaction. Frames with columns or geometries this writer does not map exactly the
-  way GDAL does (dates, nullable integers, mixed objects, Z) are written by pyogrio;
+  binary header + ISO WKB from shapely, the ``gpkg_*`` rows and a packed R-tree index, the
+  tables and triggers GDAL writes): pyogrio / ``ogrinfo`` read it back as they read their
+  own. A new file is built beside the target and renamed over it, its feature and R-tree
+  rows bound from Arrow buffers by ADBC's SQLite driver; an existing GeoPackage is changed in
+  one transaction (the rows staged the same way in a temporary file and copied in). Frames
+  with columns or geometries this writer does not map exactly the way GDAL does (dates,
+  nullable integers, mixed objects, Z) are written by pyogrio;
 - ``.csv``: the attributes plus ``lon``/``lat`` of a point on the geometry and ``wkt``, both in
   EPSG:4490, UTF-8 with BOM so spreadsheet programs show Chinese correctly; a text cell
   starting with ``=``, ``+``, ``-``, ``@``, tab or CR gets a leading ``'`` (no formula runs).
