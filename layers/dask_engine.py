@@ -200,8 +200,10 @@ def _check_partition(
     near = pipes.iloc[pipes.sindex.query(window)].sort_index()
     if near.empty:
         return index, n, 0
+    # one thread per partition: dask runs the partitions in parallel already
     found = check_pipelines(near, blds.reset_index(drop=True), occupancy_rules=occupancy_rules,
-                            setback_rules=setback_rules, piece_length_m=piece_length_m)
+                            setback_rules=setback_rules, piece_length_m=piece_length_m,
+                            workers=1)
     if len(found):
         tmp = Path(parts_dir) / f".part.{index:05d}.parquet.tmp"
         found.to_parquet(tmp, index=False)
