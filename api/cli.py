@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import os
 import sys
 from typing import NoReturn
 
@@ -60,8 +61,13 @@ def finish(rc: int) -> NoReturn:
     frozen first, so the interpreter's last garbage collection at exit does not walk them
     all (0.3 s after a pipeline check of a dense district, for nothing: the process ends).
     Files and connections are closed by the commands themselves (context managers)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader went away (riskmap … | head): nothing more to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, sys.stderr.fileno())
     gc.freeze()
     sys.exit(rc)
 

@@ -434,9 +434,12 @@ def _text(values: Any) -> pa.Array:
         return values
     v = np.asarray(values, dtype=object)
     try:
-        return pa.array(v, type=pa.string())
-    except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str: None, NaN, numbers
-        return pa.array([f"{x}" for x in v.tolist()], type=pa.string())
+        out = pa.array(v, type=pa.string(), from_pandas=False)
+        if out.null_count == 0:
+            return out
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str: NaN, numbers
+        pass
+    return pa.array([f"{x}" for x in v.tolist()], type=pa.string())  # None → "None"
 
 
 def _fixed(values: Any, digits: int) -> pa.Array:
@@ -445,7 +448,8 @@ def _fixed(values: Any, digits: int) -> pa.Array:
     half (where the product's rounding could differ from the exact decimal's), huge or not
     finite ones go through Python's format itself."""
     x = np.asarray(values, dtype=float)
-    q = np.abs(x) * 10.0**digits
+    with np.errstate(over="ignore", invalid="ignore"):  # those go through format below
+        q = np.abs(x) * 10.0**digits
     slow = ~np.isfinite(q) | (q >= 2.0**52)
     q = np.where(slow, 0.0, q)
     slow |= np.abs(q - np.floor(q) - 0.5) < 1e-6
@@ -562,18 +566,21 @@ def check_pipelines(
     # independently, in threads (GEOS, numpy and Arrow release the GIL)
     cuts = _chunks(len(blds), workers)
     if len(cuts) == 2:
-        found = _check_chunk(blds, shared)
+        parts = [_check_chunk(blds, shared, 0)]
     else:
         with ThreadPoolExecutor(len(cuts) - 1, thread_name_prefix="riskmap-check") as ex:
-            jobs = [ex.submit(_check_chunk, blds.iloc[a:b], shared)
+            jobs = [ex.submit(_check_chunk, blds.iloc[a:b], shared, a)
                     for a, b in itertools.pairwise(cuts)]
-            found = [f for job in jobs for f in job.result()]
+            parts = [job.result() for job in jobs]
+    # occupancy frames first (their columns set the order), then setbacks, as one thread
+    # makes them
+    found = [f for occ, _sb in parts for f in occ] + [f for _occ, sb in parts for f in sb]
     if not found:
         return empty_findings(crs)
     out = gpd.GeoDataFrame(pd.concat(found, ignore_index=True), geometry="geometry", crs=crs)
-    if out["finding_id"].is_monotonic_increasing:  # each part is sorted; "occupancy:" first
-        return out
-    return out.sort_values("finding_id", kind="stable").reset_index(drop=True)
+    if len(parts) > 1:  # chunks interleave: finding id, ties as in one pass (line, building)
+        out = out.sort_values(["finding_id", "_line", "_bpos"], kind="stable")
+    return out.drop(columns=["_line", "_bpos"]).reset_index(drop=True)
 
 
 class _Shared(NamedTuple):
@@ -621,18 +628,21 @@ def _chunks(n: int, workers: int | None) -> list[int]:
     return np.linspace(0, n, k + 1).astype(int).tolist()
 
 
-def _check_chunk(blds: gpd.GeoDataFrame, shared: _Shared) -> list[gpd.GeoDataFrame]:
-    """The findings frames (occupancy, setback; empty ones left out) of ``blds``."""
+def _check_chunk(blds: gpd.GeoDataFrame, shared: _Shared, offset: int
+                 ) -> tuple[list[gpd.GeoDataFrame], list[gpd.GeoDataFrame]]:
+    """(occupancy, setback) findings frames of ``blds`` (empty ones left out), the buildings
+    at ``offset`` of the whole frame; hidden columns ``_line`` and ``_bpos`` (the building's
+    position in the whole frame) order ties across chunks."""
     pipes, app, pcs, labels, (grown, tree), crs = shared
     blds = blds.reset_index(drop=True)
     if blds.empty:
-        return []
+        return [], []
     thr_occ, radius = app.thr, app.radius
     geoms = np.asarray(blds.geometry.values, dtype=object)
     cand = _candidates(pcs, geoms, radius + _TOL_M, grown=grown)
     pairs = _nearest(pcs, *cand)
     if pairs.empty:
-        return []
+        return [], []
     nb = np.int64(len(geoms))
     ckey = pcs.line[cand[0]].astype(np.int64) * nb + cand[1]  # sorted: line, building
     ctx = _Context(pipes, blds, pcs, tree, *labels, cand, ckey, nb, radius + _TOL_M)
@@ -643,16 +653,17 @@ def _check_chunk(blds: gpd.GeoDataFrame, shared: _Shared) -> list[gpd.GeoDataFra
 
     has_occ = np.array([r is not None for r in app.occ], dtype=bool)[app.code]
     occ = (dist <= thr_occ[line] + _TOL_M) & has_occ[line]
-    frames = []
-    if occ.any():
-        frames.append(_occupancy_findings(pairs[occ], ctx, app, uses[occ]))
+    occupancy = [_occupancy_findings(pairs[occ], ctx, app, uses[occ])] if occ.any() else []
     sb = _setback_findings(pairs[~occ], ctx, app, uses[~occ])
-    if sb is not None:
-        frames.append(sb)
-    return [make_findings(_frame({c: v for c, v in f.items() if c not in ("geometry", "kind")}),
-                          kind=f["kind"], geometry=f["geometry"], crs=crs,
-                          id_columns=["other_id", "feature_id"])
-            for f in frames]
+    setback = [sb] if sb is not None else []
+
+    def frame(f: Columns) -> gpd.GeoDataFrame:
+        f["_bpos"] = f["_bpos"] + offset
+        return make_findings(_frame({c: v for c, v in f.items() if c not in ("geometry", "kind")}),
+                             kind=f["kind"], geometry=f["geometry"], crs=crs,
+                             id_columns=["other_id", "feature_id"])
+
+    return [frame(f) for f in occupancy], [frame(f) for f in setback]
 
 
 @dataclass(frozen=True)
@@ -726,6 +737,8 @@ def _base_frame(pairs: pd.DataFrame, ctx: _Context, uses: np.ndarray) -> Columns
     ch, lo, hi = chainage_near(ctx.pcs, geoms, line, pairs["piece"].to_numpy(), tree=ctx.tree,
                                near=(row, ctx.cand[0][ci], ctx.within_m[line]))
     return {
+        "_line": line,  # hidden: ties of equal finding ids keep one pass's order
+        "_bpos": bidx,
         "layer": "buildings",
         "feature_id": ctx.blds["id"].to_numpy(dtype=object)[bidx],
         "other_layer": "pipelines",

@@ -456,7 +456,8 @@ def _write_gpkg(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> bool:
             rtree = _rtree_tables(np.flatnonzero(indexed) + 1, bounds[indexed])
             ingested = _ingest_arrow is not None and len(gdf) > 0
             if ingested:  # ADBC fills the R-tree's shadow tables: drop the empty root
-                con.execute(f"DELETE FROM {_qi(_rtree_name(layer) + '_node')}")
+                if rtree:  # (none to fill: the empty root stays)
+                    con.execute(f"DELETE FROM {_qi(_rtree_name(layer) + '_node')}")
             else:
                 _insert_rows(con, gdf, blobs, layer, cols)
                 _fill_rtree(con, _rtree_name(layer), np.flatnonzero(indexed) + 1,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,18 @@ def test_the_console_script_writes_everything_then_exits_with_the_commands_code(
                           str(store.path), "--out", str(tmp_path / "f.txt")], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "expected a file ending in" in bad.stderr
+
+
+def test_finish_is_quiet_when_the_reader_has_gone():
+    """``riskmap … | head``: the reader closes the pipe before the output is flushed; the
+    command ends with its own exit code and no traceback."""
+    script = ("import sys, time\nfrom api.cli import finish\nprint('x' * 100)\n"
+              "time.sleep(0.5)\nfinish(0)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away at once
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in err and "BrokenPipeError" not in err

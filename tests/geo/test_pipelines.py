@@ -479,3 +479,39 @@ def test_message_numbers_and_texts_are_what_f_strings_print() -> None:
         assert got == [format(v, f".{digits}f") for v in x.tolist()]
     vals = np.array(["B1", None, np.nan, 3, "占压", 2.5], dtype=object)
     assert _text(vals).to_pylist() == ["B1", "None", "nan", "3", "占压", "2.5"]
+    assert _text(np.array(["B1", None], dtype=object)).to_pylist() == ["B1", "None"]
+    assert _text(np.array(["B1", np.nan], dtype=object)).to_pylist() == ["B1", "nan"]
+
+
+def test_threads_keep_one_pass_order_and_columns(monkeypatch) -> None:
+    """Chunks cut by thread give what one pass gives: equal finding ids (a pipeline recorded
+    as two sections of one id, a building id used twice) in one pass's order, and the
+    occupancy columns first even when the first chunk has only setbacks."""
+    from geo import pipelines
+
+    monkeypatch.setattr(pipelines, "_CHUNK_MIN", 2)
+    p = pipes({"id": "P1", "medium": "crude_oil", "geometry": east(length=1000.0)},
+              {"id": "P1", "medium": "crude_oil",
+               "geometry": LineString([(X0 + 1000, Y0), (X0 + 2000, Y0)])})
+    b = blds(("B0", above(X0 + 1500, 2.0, w=10, h=10), "residential"),  # by section 2
+             ("S", above(X0 + 1700, 12.0, w=10, h=10), "residential"),   # setback only
+             ("X", above(X0 + 1800, 400.0), "residential"),
+             ("Y", above(X0 + 1900, 400.0), "residential"),
+             ("B0", above(X0 + 500, 2.0, w=10, h=10), "residential"))   # by section 1
+    one = check_pipelines(p, b, occupancy_rules=OCC, setback_rules=SB, workers=1)
+    assert one["finding_id"].tolist() == ["occupancy:P1:B0", "occupancy:P1:B0", "setback:P1:S"]
+    assert one.geometry.bounds["minx"].tolist() == [X0 + 500, X0 + 1500, X0 + 1700]
+    # the first chunk holds only the setback building
+    many = check_pipelines(p, b.iloc[[1, 2, 0, 3, 4]], occupancy_rules=OCC, setback_rules=SB,
+                           workers=2)
+    single = check_pipelines(p, b.iloc[[1, 2, 0, 3, 4]], occupancy_rules=OCC,
+                             setback_rules=SB, workers=1)
+    assert list(many.columns) == list(single.columns) == list(one.columns)
+    assert many.drop(columns="geometry").equals(single.drop(columns="geometry"))
+    assert shapely.equals_exact(many.geometry.values, single.geometry.values, 0).all()
+    # equal ids in different chunks: one pass orders them by section, then building
+    order = [0, 1, 2, 4, 3]  # B0 by section 2 in the first chunk, B0 by section 1 in the second
+    many = check_pipelines(p, b.iloc[order], occupancy_rules=OCC, setback_rules=SB, workers=2)
+    single = check_pipelines(p, b.iloc[order], occupancy_rules=OCC, setback_rules=SB, workers=1)
+    assert single.geometry.bounds["minx"].tolist() == [X0 + 500, X0 + 1500, X0 + 1700]
+    assert many.geometry.bounds["minx"].tolist() == [X0 + 500, X0 + 1500, X0 + 1700]

@@ -70,6 +70,10 @@ FRAMES = {
         {"s": ["a", "b"]}, geometry=[MultiLineString([[(X0, Y0), (X0 + 1, Y0 + 1)]]),
                                      LineString([(X0, Y0), (X0 + 5, Y0)])], crs="EPSG:4548"),
     "empty": empty_findings("EPSG:4548"),
+    # rows but nothing for the R-tree: it keeps its empty root
+    "no_geometry": gpd.GeoDataFrame({"n": [1, 2]}, geometry=[None, None], crs="EPSG:4548"),
+    "only_empty": gpd.GeoDataFrame({"n": [1, 2]}, geometry=[Polygon(), Polygon()],
+                                   crs="EPSG:4548"),
 }
 
 
