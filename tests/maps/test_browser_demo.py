@@ -5,53 +5,27 @@ draws routes between the two hazmat depots through ``POST /routes``."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from live_server import live_server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 playwright = pytest.importorskip("playwright.sync_api")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def demo_server(demo_store: tuple[Any, dict[str, Any]]) -> Iterator[str]:
-    import uvicorn
 
     from api.app import create_app
     from api.settings import Settings
 
     store, _manifest = demo_store
     app = create_app(Settings(store=str(store.path), anonymous_role="admin"), store=store)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from maps.browser import launch
-
-    with launch() as b:
-        yield b
+    with live_server(app) as url:
+        yield url
 
 
 def _case(manifest: dict[str, Any], case: str, **match: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ and zoom to it (Chromium at 1440x900 and 390x844, a standalone page: no server).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,15 +199,6 @@ def test_fire_config_standalone_and_served() -> None:
     small = _fire("standalone", n_reach=3)
     assert _layer(small, "building_beyond_engine_reach")["kind"] == "polygon"
     assert len(_layer(small, "building_beyond_engine_reach")["data"]["features"]) == 3
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    pytest.importorskip("playwright.sync_api")
-    from maps.browser import launch
-
-    with launch() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

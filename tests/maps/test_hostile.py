@@ -14,9 +14,6 @@ error.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -24,6 +21,7 @@ from urllib.parse import quote
 
 import geopandas as gpd
 import pytest
+from live_server import live_server
 
 pytestmark = pytest.mark.server
 
@@ -100,7 +98,6 @@ def hostile() -> dict[str, gpd.GeoDataFrame]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory,
            hostile: dict[str, gpd.GeoDataFrame]) -> Iterator[str]:
-    import uvicorn
 
     import api.routers.maps as maps_router
     from api.app import create_app
@@ -123,28 +120,9 @@ def server(tmp_path_factory: pytest.TempPathFactory,
     orig = maps_router.map_options  # buildings (12) loaded by bbox, as a large layer
     mp.setattr(maps_router, "map_options", lambda *a, **k: replace(orig(*a, **k), inline_max=8))
     app = create_app(Settings(store=str(path), anonymous_role="admin"), store=store)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(timeout=10)
+    with live_server(app) as url:
+        yield url
     mp.undo()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from maps.browser import launch
-
-    with launch() as b:
-        yield b
 
 
 class Page:

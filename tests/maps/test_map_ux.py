@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +20,7 @@ import pandas as pd
 import pytest
 import shapely
 from crafted_maps import LAT0, LON0, crafted_findings, crafted_layers
+from live_server import live_server
 from shapely.geometry import LineString
 
 from geo.crs import analysis_crs
@@ -168,16 +166,9 @@ def test_pages_carry_the_vendored_markercluster_and_no_foreign_url() -> None:
 
 
 # --- Chromium --------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ux_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("playwright.sync_api")
-    import uvicorn
 
     import api.routers.maps as maps_router
     import maps.sources as sources
@@ -199,26 +190,9 @@ def ux_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     orig = maps_router.map_options
     mp.setattr(maps_router, "map_options", lambda *a, **k: replace(orig(*a, **k), inline_max=100))
     app = create_app(Settings(store=str(path), anonymous_role="admin"), store=store)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(timeout=10)
+    with live_server(app) as url:
+        yield url
     mp.undo()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from maps.browser import launch
-
-    with launch() as b:
-        yield b
 
 
 class _Page:

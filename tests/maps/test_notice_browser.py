@@ -12,14 +12,12 @@ from __future__ import annotations
 import base64
 import io
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from live_server import live_server
 
 pytestmark = pytest.mark.server
 
@@ -31,16 +29,9 @@ TITLE = "危险化学品运输车辆通行路线及限行区域公告"
 VIEWPORTS = {"desktop": (1440, 900), "phone": (390, 844)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(demo_path: Path, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[tuple[str, Path]]:
-    import uvicorn
 
     from api.app import create_app
     from api.settings import Settings
@@ -50,25 +41,8 @@ def served(demo_path: Path, tmp_path_factory: pytest.TempPathFactory
     settings = Settings(store=str(path),
                         api_keys=f"police:police-user:{POLICE_KEY}")  # type: ignore[arg-type]
     app = create_app(settings)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "server did not start"
-    yield f"http://127.0.0.1:{port}", path
-    srv.should_exit = True
-    th.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from maps.browser import launch
-
-    with launch() as b:
-        yield b
+    with live_server(app) as url:
+        yield url, path
 
 
 def _page(browser: Any, base: str, viewport: tuple[int, int]) -> tuple[Any, list[str],

@@ -13,14 +13,13 @@ own colours; refusals are in the UI language; zones show their hours.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from live_server import live_server
 
 pytestmark = pytest.mark.server
 
@@ -30,15 +29,8 @@ VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, 
 PUBLISHED_GREEN = "#1a9641"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
     from crafted_maps import crafted_findings, crafted_layers
 
     import api.routers.maps as maps_router
@@ -54,26 +46,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     orig = maps_router.map_options
     mp.setattr(maps_router, "map_options", lambda *a, **k: replace(orig(*a, **k)))
     app = create_app(Settings(store=str(path), anonymous_role="admin"), store=store)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(timeout=10)
+    with live_server(app) as url:
+        yield url
     mp.undo()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from maps.browser import launch
-
-    with launch() as b:
-        yield b
 
 
 class Page:
@@ -385,24 +360,14 @@ def test_zone_hours_and_road_names_on_the_map(server: str, browser: Any, viewpor
 
 @pytest.fixture(scope="module")
 def demo_server(demo_store: tuple[Any, dict[str, Any]]) -> Iterator[str]:
-    import uvicorn
 
     from api.app import create_app
     from api.settings import Settings
 
     store, _manifest = demo_store
     app = create_app(Settings(store=str(store.path), anonymous_role="admin"), store=store)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(timeout=10)
+    with live_server(app) as url:
+        yield url
 
 
 @pytest.mark.slow

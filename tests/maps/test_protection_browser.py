@@ -5,8 +5,6 @@ no request to another host (issue 16)."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import geopandas as gpd
 import httpx
 import pytest
+from live_server import live_server
 from shapely.geometry import LineString, box
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -24,15 +23,8 @@ KEYS = {"planner": "planner-key-0001", "police": "police-key-0001"}
 LON0, LAT0 = 117.25, 34.80
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
 
     from api.app import create_app
     from api.settings import Settings
@@ -52,25 +44,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     })
     app = create_app(Settings(store=str(path), api_keys=",".join(f"{r}:{r}-user:{k}" for r, k in KEYS.items())),
                      store=store)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from maps.browser import launch
-
-    with launch() as b:
-        yield b
+    with live_server(app) as url:
+        yield url
 
 
 def _until(cond: Any, timeout: float = 15.0) -> None:

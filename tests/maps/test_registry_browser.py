@@ -6,13 +6,11 @@ told who changed the hazard and keeps what was typed. The list page at 1440×900
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from live_server import live_server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -26,12 +24,6 @@ PLANNER = "occupancy:P-01:B-00"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(300)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _finding(fid: str, kind: str, feature: str) -> dict[str, Any]:
     return {"finding_id": fid, "kind": kind, "severity": "high", "layer": "buildings",
             "feature_id": feature, "other_layer": "compounds", "other_id": "C-1",
@@ -42,7 +34,6 @@ def _finding(fid: str, kind: str, feature: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
-    import uvicorn
 
     from api.app import create_app
     from api.settings import Settings
@@ -65,25 +56,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]
     keys = ",".join(f"{role}:{role}-user:{key}" for role, key in KEYS.items())
     app = create_app(Settings(store=str(path), api_keys=keys, session_secret="y" * 40),
                      store=store)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "server did not start"
-    yield f"http://127.0.0.1:{port}", reg
-    srv.should_exit = True
-    th.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from maps.browser import launch
-
-    with launch() as b:
-        yield b
+    with live_server(app) as url:
+        yield url, reg
 
 
 class Session:

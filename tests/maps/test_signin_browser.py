@@ -7,14 +7,12 @@ render offline, sign out; no console error, no foreign request."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from live_server import live_server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -29,15 +27,8 @@ TITLES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
     from crafted_maps import crafted_findings, crafted_layers
 
     import api.routers.maps as maps_router
@@ -53,26 +44,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     keys = ",".join(f"{role}:{role}-user:{key}" for role, key in KEYS.items())
     app = create_app(Settings(store=str(path), api_keys=keys, session_secret="x" * 40),
                      store=store)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(timeout=10)
+    with live_server(app) as url:
+        yield url
     mp.undo()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from maps.browser import launch
-
-    with launch() as b:
-        yield b
 
 
 class Session:
